@@ -1,0 +1,24 @@
+// Command containerise sets up and runs a least-privilege path from a CI job
+// to Amazon ECR: setup (admin, once), push (CI), teardown (clean-up).
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/containerise/containerise/internal/commands"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	// Ctrl-C or a CI cancel stops in-flight API calls and Docker streams
+	// through the context instead of killing the process mid-write.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := commands.Execute(ctx, version, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,167 @@
+// Package awscfg loads the AWS configuration the way users expect from the
+// AWS CLI: the SDK's default chain (environment, shared config and SSO
+// profiles, IMDS), AWS_ENDPOINT_URL, and a region falling back to the seed's.
+package awscfg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// DefaultRegion is the blog's region, used when neither the flag nor the SDK
+// chain names one.
+const DefaultRegion = "us-east-1"
+
+// Options select the profile and region and where to log calls.
+type Options struct {
+	Region  string // --region; empty means the SDK chain, then DefaultRegion
+	Profile string // --profile; empty means AWS_PROFILE or the default profile
+	// Log receives one line per API call (service, operation, time, outcome)
+	// when non-nil. Request and response bodies are never logged, so no
+	// secret reaches it.
+	Log io.Writer
+}
+
+// Load returns an aws.Config with retries suited to unattended CI runs:
+// throttling, 5xx and connection errors back off and retry.
+func Load(ctx context.Context, opts Options, counter *CallCounter) (aws.Config, error) {
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 8
+				o.MaxBackoff = 10 * time.Second
+			})
+		}),
+	}
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
+	if opts.Profile != "" {
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(opts.Profile))
+	}
+	if opts.Log != nil {
+		loadOpts = append(loadOpts,
+			config.WithLogger(logging.LoggerFunc(func(_ logging.Classification, format string, v ...any) {
+				fmt.Fprintf(opts.Log, "aws: "+format+"\n", v...)
+			})),
+			config.WithClientLogMode(aws.LogRetries),
+		)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w (check AWS_PROFILE, --profile and ~/.aws/config)", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	if counter != nil || opts.Log != nil {
+		cfg.APIOptions = append(cfg.APIOptions, callLogger(opts.Log, counter))
+	}
+	return cfg, nil
+}
+
+// CallCounter counts API operations (not retry attempts) so that commands can
+// report how many calls, and how many mutating ones, they made.
+type CallCounter struct {
+	total, mutating atomic.Int64
+	mu              sync.Mutex
+	ops             []string
+}
+
+// Total is the number of operations called.
+func (c *CallCounter) Total() int64 { return c.total.Load() }
+
+// Mutating is the number of operations that change state.
+func (c *CallCounter) Mutating() int64 { return c.mutating.Load() }
+
+// Operations lists "service.Operation" in call order.
+func (c *CallCounter) Operations() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.ops...)
+}
+
+func (c *CallCounter) add(op string) {
+	c.total.Add(1)
+	if IsMutating(op) {
+		c.mutating.Add(1)
+	}
+	c.mu.Lock()
+	c.ops = append(c.ops, op)
+	c.mu.Unlock()
+}
+
+// IsMutating reports whether an operation name changes state in AWS.
+func IsMutating(operation string) bool {
+	if i := strings.LastIndexByte(operation, '.'); i >= 0 {
+		operation = operation[i+1:]
+	}
+	for _, read := range []string{"Get", "List", "Describe", "BatchGet", "BatchCheck", "AssumeRole"} {
+		if strings.HasPrefix(operation, read) {
+			return false
+		}
+	}
+	return true
+}
+
+func callLogger(log io.Writer, counter *CallCounter) func(*middleware.Stack) error {
+	return func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("containerise/calllog",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				op := strings.ToLower(awsmiddleware.GetServiceID(ctx)) + "." + awsmiddleware.GetOperationName(ctx)
+				if counter != nil {
+					counter.add(op)
+				}
+				start := time.Now()
+				out, md, err := next.HandleInitialize(ctx, in)
+				if log != nil {
+					outcome := "ok"
+					if err != nil {
+						outcome = ErrorCode(err)
+					}
+					fmt.Fprintf(log, "aws: %s %s %s\n", op, time.Since(start).Round(time.Millisecond), outcome)
+				}
+				return out, md, err
+			}), middleware.After)
+	}
+}
+
+// ErrorCode returns the AWS error code of err ("NoSuchEntity", "Throttling"),
+// or "error" when err carries none.
+func ErrorCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	if errors.Is(err, context.Canceled) {
+		return "cancelled"
+	}
+	return "error"
+}
+
+// Describe turns an SDK error into "Code: message" without the request ID
+// noise, for error messages shown to users.
+func Describe(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		if msg := apiErr.ErrorMessage(); msg != "" {
+			return apiErr.ErrorCode() + ": " + msg
+		}
+		return apiErr.ErrorCode()
+	}
+	return err.Error()
+}

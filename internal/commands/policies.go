@@ -1,0 +1,73 @@
+package commands
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/validate"
+	"github.com/containerise/containerise/policies"
+)
+
+type policiesOptions struct {
+	account, repository, user, role, policy, document string
+	allowSkipExisting                                 bool
+}
+
+func newPoliciesCmd(g *Globals) *cobra.Command {
+	o := policiesOptions{}
+	cmd := &cobra.Command{
+		Use:   "policies",
+		Short: "Print the permissions and trust policy documents setup manages",
+		Long: `Print the IAM documents setup would create, without calling AWS: the
+permissions policy attached to the role (push to one repository) and the
+role's trust policy (only the CI user may assume it).
+
+Use --document to print one of them as bare JSON, e.g. for a review or for
+'aws iam create-policy --policy-document file://...'.`,
+		Example: `  containerise policies --account 123456789012
+  containerise policies --account 123456789012 --document trust --user ci-bot
+  containerise policies --account 123456789012 --region eu-west-1 --document permissions > policy.json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			region := g.Region
+			if region == "" {
+				region = "us-east-1"
+			}
+			if err := validate.First(
+				validate.AccountID("--account", o.account),
+				validate.Repository("--repository", o.repository),
+				validate.UserName("--user", o.user),
+				validate.RoleName("--role", o.role),
+				validate.PolicyName("--policy", o.policy),
+			); err != nil {
+				return err
+			}
+			target := policies.Target{Region: region, AccountID: o.account, Repository: o.repository}
+			perms := policies.Permissions(target, policies.PermissionOptions{AllowDescribeImages: o.allowSkipExisting})
+			trust := policies.Trust(policies.UserARN(policies.PartitionOf(region), o.account, o.user))
+			switch o.document {
+			case "permissions":
+				fmt.Fprintln(g.Out, perms.JSON())
+			case "trust":
+				fmt.Fprintln(g.Out, trust.JSON())
+			case "all":
+				fmt.Fprintf(g.Out, "# Permissions policy %s (attached to role %s)\n%s\n\n# Trust policy of role %s\n%s\n",
+					o.policy, o.role, perms.JSON(), o.role, trust.JSON())
+			default:
+				return clierror.Usagef("--document %q is invalid: use permissions, trust or all", o.document)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.account, "account", "", "AWS account ID (12 digits) the documents refer to (required)")
+	f.StringVar(&o.repository, "repository", "circleci-ecr-test", "ECR repository the role may push to")
+	f.StringVar(&o.user, "user", "circleci", "IAM user allowed to assume the role")
+	f.StringVar(&o.role, "role", "containerise", "IAM role name (for the heading)")
+	f.StringVar(&o.policy, "policy", "ECRContainerise", "IAM policy name (for the heading)")
+	f.StringVar(&o.document, "document", "all", "which document: permissions, trust or all")
+	f.BoolVar(&o.allowSkipExisting, "allow-skip-existing", false, "add ecr:DescribeImages so 'push --skip-existing' works")
+	return cmd
+}

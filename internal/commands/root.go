@@ -1,0 +1,157 @@
+// Package commands is the cobra layer: flags, validation and output routing.
+// Each command validates its input, then calls one function of provision,
+// push or teardown; no AWS or Docker logic lives here.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/cobra"
+
+	"github.com/containerise/containerise/internal/awscfg"
+	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/validate"
+)
+
+// Globals holds the root flags and the process's streams: results go to Out,
+// progress and logs to Err.
+type Globals struct {
+	Region  string
+	Profile string
+	Verbose bool
+
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+
+	// Calls counts AWS operations for the --verbose summary.
+	Calls awscfg.CallCounter
+}
+
+// Logf writes a progress line to stderr.
+func (g *Globals) Logf(format string, args ...any) {
+	fmt.Fprintf(g.Err, format+"\n", args...)
+}
+
+// Debugf writes a line to stderr only with --verbose.
+func (g *Globals) Debugf(format string, args ...any) {
+	if g.Verbose {
+		fmt.Fprintf(g.Err, format+"\n", args...)
+	}
+}
+
+// ValidateRegion checks --region when given (the SDK chain's own value is
+// checked after loading).
+func (g *Globals) ValidateRegion() error {
+	if g.Region == "" {
+		return nil
+	}
+	return validate.Region("--region", g.Region)
+}
+
+// AWSConfig loads the SDK configuration for the root flags.
+func (g *Globals) AWSConfig(ctx context.Context) (aws.Config, error) {
+	if err := g.ValidateRegion(); err != nil {
+		return aws.Config{}, err
+	}
+	opts := awscfg.Options{Region: g.Region, Profile: g.Profile}
+	if g.Verbose {
+		opts.Log = g.Err
+	}
+	cfg, err := awscfg.Load(ctx, opts, &g.Calls)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	if err := validate.Region("region (from AWS_REGION or the profile)", cfg.Region); err != nil {
+		return aws.Config{}, err
+	}
+	return cfg, nil
+}
+
+// NewRoot builds the command tree.
+func NewRoot(version string, g *Globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "containerise",
+		Short: "A least-privilege path from CI to Amazon ECR",
+		Long: `containerise sets up and runs a least-privilege path from a CI job to Amazon ECR.
+
+  setup     (an admin, once) creates or corrects the ECR repository, the push
+            policy, the CI user and the role it assumes, then prints the
+            CircleCI environment variables.
+  push      (in CI) assumes the role, gets an ECR token, builds the Dockerfile
+            through the Docker Engine API and pushes every tag.
+  teardown  removes what setup created, safely.
+
+AWS credentials and region come from the SDK's usual chain (environment,
+AWS_PROFILE or --profile, SSO, instance metadata); AWS_ENDPOINT_URL is honoured.
+Results go to stdout, progress to stderr. Exit status: 0 success, 1 failure,
+2 invalid input.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return g.ValidateRegion()
+		},
+		PersistentPostRun: func(cmd *cobra.Command, _ []string) {
+			if g.Verbose && g.Calls.Total() > 0 {
+				g.Logf("aws: %d calls, %d mutating", g.Calls.Total(), g.Calls.Mutating())
+			}
+		},
+	}
+	root.SetVersionTemplate("containerise {{.Version}}\n")
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.Region, "region", "", "AWS region (default: AWS_REGION, the profile's region, then us-east-1)")
+	pf.StringVar(&g.Profile, "profile", "", "AWS shared config profile (default: AWS_PROFILE, then the default profile)")
+	pf.BoolVarP(&g.Verbose, "verbose", "v", false, "log every AWS call and Docker step to stderr (never secrets)")
+
+	root.SetIn(g.In)
+	root.SetOut(g.Out)
+	root.SetErr(g.Err)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return clierror.Usagef("%v (see '%s --help')", err, cmd.CommandPath())
+	})
+	root.AddCommand(
+		newSetupCmd(g),
+		newPushCmd(g),
+		newTeardownCmd(g),
+		newPoliciesCmd(g),
+		newCircleCIConfigCmd(g),
+	)
+	return root
+}
+
+// noArgs refuses positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return clierror.Usagef("unexpected argument %q: %s takes flags only (see '%s --help')", args[0], cmd.Name(), cmd.CommandPath())
+	}
+	return nil
+}
+
+// Execute runs the command line and returns the exit code. An error is
+// printed exactly once, here.
+func Execute(ctx context.Context, version string, in io.Reader, out, errw io.Writer) int {
+	g := &Globals{In: in, Out: out, Err: errw}
+	root := NewRoot(version, g)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return clierror.ExitOK
+	}
+	// cobra reports unknown commands and bad arguments as plain errors.
+	msg := err.Error()
+	if strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "invalid argument") ||
+		strings.Contains(msg, "flag needs an argument") {
+		err = clierror.AsUsage(err)
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(errw, "Error: cancelled")
+	} else {
+		fmt.Fprintf(errw, "Error: %v\n", err)
+	}
+	return clierror.Code(err)
+}

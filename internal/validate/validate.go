@@ -1,0 +1,119 @@
+// Package validate checks names and values against AWS's and Docker's rules
+// before any API call, so bad input fails fast with a message naming the flag
+// (or variable) and the rule it breaks.
+package validate
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/containerise/containerise/internal/clierror"
+)
+
+var (
+	// ECR: lowercase path components separated by '/', each made of
+	// alphanumerics joined by single '.', '_' or '-'; 2 to 256 characters.
+	repositoryRE = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+	// IAM user, role and policy names: letters, digits and +=,.@_-
+	iamNameRE = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]+$`)
+	regionRE  = regexp.MustCompile(`^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$`)
+	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+	// arn:partition:iam::account:role/[path/]name
+	roleARNRE = regexp.MustCompile(`^arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/(?:[\x21-\x7e]*/)?[A-Za-z0-9+=,.@_-]{1,64}$`)
+	// Docker tags: word characters, '.', '-'; not starting with '.' or '-'.
+	tagRE         = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	accessKeyIDRE = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+)
+
+func bad(flag, value, rule string) error {
+	if value == "" {
+		return clierror.Usagef("%s is empty: %s", flag, rule)
+	}
+	return clierror.Usagef("%s %q is invalid: %s", flag, value, rule)
+}
+
+// Repository checks an ECR repository name.
+func Repository(flag, name string) error {
+	const rule = "an ECR repository name is 2-256 lowercase letters, digits and '.', '_', '-', '/' separators, starting and ending with a letter or digit"
+	if len(name) < 2 || len(name) > 256 || !repositoryRE.MatchString(name) {
+		return bad(flag, name, rule)
+	}
+	return nil
+}
+
+func iamName(flag, name, kind string, max int) error {
+	rule := fmt.Sprintf("an IAM %s name is 1-%d letters, digits and + = , . @ _ -", kind, max)
+	if name == "" || utf8.RuneCountInString(name) > max || !iamNameRE.MatchString(name) {
+		return bad(flag, name, rule)
+	}
+	return nil
+}
+
+// UserName checks an IAM user name.
+func UserName(flag, name string) error { return iamName(flag, name, "user", 64) }
+
+// RoleName checks an IAM role name.
+func RoleName(flag, name string) error { return iamName(flag, name, "role", 64) }
+
+// PolicyName checks an IAM managed policy name.
+func PolicyName(flag, name string) error { return iamName(flag, name, "policy", 128) }
+
+// Region checks the shape of an AWS region name such as us-east-1.
+func Region(flag, region string) error {
+	if !regionRE.MatchString(region) {
+		return bad(flag, region, "an AWS region looks like us-east-1 or eu-west-2")
+	}
+	return nil
+}
+
+// AccountID checks a 12-digit AWS account ID.
+func AccountID(flag, id string) error {
+	if !accountRE.MatchString(id) {
+		return bad(flag, id, "an AWS account ID is 12 digits")
+	}
+	return nil
+}
+
+// RoleARN checks an IAM role ARN such as arn:aws:iam::123456789012:role/containerise.
+func RoleARN(flag, arn string) error {
+	if !roleARNRE.MatchString(arn) {
+		return bad(flag, arn, "expected an IAM role ARN like arn:aws:iam::123456789012:role/containerise")
+	}
+	return nil
+}
+
+// Tag checks a Docker image tag.
+func Tag(flag, tag string) error {
+	if !tagRE.MatchString(tag) {
+		return bad(flag, tag, "a tag is 1-128 letters, digits, '_', '.' and '-', not starting with '.' or '-'")
+	}
+	return nil
+}
+
+// AccessKeyID checks the shape of an IAM access key ID.
+func AccessKeyID(flag, id string) error {
+	if !accessKeyIDRE.MatchString(id) {
+		return bad(flag, id, "an access key ID is 16-128 uppercase letters and digits, like AKIAIOSFODNN7EXAMPLE")
+	}
+	return nil
+}
+
+// NotEmpty checks that a required value is set.
+func NotEmpty(flag, value, hint string) error {
+	if strings.TrimSpace(value) == "" {
+		return clierror.Usagef("%s is not set: %s", flag, hint)
+	}
+	return nil
+}
+
+// First returns the first non-nil error, so callers can list checks in order.
+func First(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

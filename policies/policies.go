@@ -1,0 +1,236 @@
+// Package policies builds the IAM documents containerise manages, as data
+// serialised with encoding/json: the permissions policy that lets a role push
+// to one ECR repository, and the trust policy that lets one IAM user assume
+// that role. It also compares documents the way IAM does, ignoring layout.
+package policies
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Version is the IAM policy language version.
+const Version = "2012-10-17"
+
+// Document is an IAM policy document.
+type Document struct {
+	Version   string      `json:"Version"`
+	Statement []Statement `json:"Statement"`
+}
+
+// Statement is one IAM policy statement.
+type Statement struct {
+	Sid       string     `json:"Sid,omitempty"`
+	Effect    string     `json:"Effect"`
+	Principal *Principal `json:"Principal,omitempty"`
+	Action    Values     `json:"Action"`
+	Resource  Values     `json:"Resource,omitempty"`
+}
+
+// Principal names who a trust policy lets in.
+type Principal struct {
+	AWS     Values `json:"AWS,omitempty"`
+	Service Values `json:"Service,omitempty"`
+}
+
+// Values is a list that IAM writes as a bare string when it has one element.
+type Values []string
+
+// MarshalJSON writes one value as a string, as IAM does.
+func (v Values) MarshalJSON() ([]byte, error) {
+	if len(v) == 1 {
+		return json.Marshal(v[0])
+	}
+	return json.Marshal([]string(v))
+}
+
+// UnmarshalJSON reads a string or a list of strings.
+func (v *Values) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*v = Values{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("expected a string or a list of strings: %w", err)
+	}
+	*v = many
+	return nil
+}
+
+// pushActions are the blog's ECRContainerise actions on the repository.
+var pushActions = []string{
+	"ecr:PutLifecyclePolicy",
+	"ecr:PutImageTagMutability",
+	"ecr:StartImageScan",
+	"ecr:CreateRepository",
+	"ecr:PutImageScanningConfiguration",
+	"ecr:UploadLayerPart",
+	"ecr:BatchDeleteImage",
+	"ecr:DeleteLifecyclePolicy",
+	"ecr:DeleteRepository",
+	"ecr:PutImage",
+	"ecr:CompleteLayerUpload",
+	"ecr:StartLifecyclePolicyPreview",
+	"ecr:InitiateLayerUpload",
+	"ecr:DeleteRepositoryPolicy",
+}
+
+// PushActions returns the blog's repository-scoped actions.
+func PushActions() []string { return append([]string(nil), pushActions...) }
+
+// Target names the AWS location the documents refer to.
+type Target struct {
+	Partition  string // "aws" unless in China or GovCloud; empty means PartitionOf(Region)
+	Region     string
+	AccountID  string
+	Repository string
+}
+
+func (t Target) partition() string {
+	if t.Partition != "" {
+		return t.Partition
+	}
+	return PartitionOf(t.Region)
+}
+
+// PermissionOptions extend the blog's statements.
+type PermissionOptions struct {
+	// AllowDescribeImages adds ecr:DescribeImages on the repository so that
+	// `push --skip-existing` can see which tags already exist.
+	AllowDescribeImages bool
+}
+
+// Permissions returns the policy attached to the role: the blog's three
+// statements (its actions scoped to the repository, ecr:GetAuthorizationToken
+// on "*" since that action has no resource, and ecr:BatchCheckLayerAvailability
+// on the repository), plus the requested options.
+func Permissions(t Target, opts PermissionOptions) Document {
+	repo := RepositoryARN(t.partition(), t.Region, t.AccountID, t.Repository)
+	doc := Document{
+		Version: Version,
+		Statement: []Statement{
+			{Sid: "PushToRepository", Effect: "Allow", Action: PushActions(), Resource: Values{repo}},
+			{Sid: "GetAuthorizationToken", Effect: "Allow", Action: Values{"ecr:GetAuthorizationToken"}, Resource: Values{"*"}},
+			{Sid: "CheckLayerAvailability", Effect: "Allow", Action: Values{"ecr:BatchCheckLayerAvailability"}, Resource: Values{repo}},
+		},
+	}
+	if opts.AllowDescribeImages {
+		doc.Statement = append(doc.Statement, Statement{
+			Sid: "DescribeImages", Effect: "Allow", Action: Values{"ecr:DescribeImages"}, Resource: Values{repo},
+		})
+	}
+	return doc
+}
+
+// Trust returns the role's trust policy: exactly one IAM user may assume it.
+func Trust(userARN string) Document {
+	return Document{
+		Version: Version,
+		Statement: []Statement{{
+			Effect:    "Allow",
+			Principal: &Principal{AWS: Values{userARN}},
+			Action:    Values{"sts:AssumeRole"},
+		}},
+	}
+}
+
+// JSON returns the document indented for people and for IAM.
+func (d Document) JSON() string {
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		// Document holds only strings; marshalling cannot fail.
+		panic(err)
+	}
+	return string(b)
+}
+
+// Parse reads a document as IAM returns it: plain JSON, or URL-encoded JSON
+// (GetRole and GetPolicyVersion return the latter).
+func Parse(text string) (Document, error) {
+	if !strings.HasPrefix(strings.TrimSpace(text), "{") {
+		decoded, err := url.QueryUnescape(text)
+		if err != nil {
+			return Document{}, fmt.Errorf("policy document is neither JSON nor URL-encoded JSON: %w", err)
+		}
+		text = decoded
+	}
+	var d Document
+	if err := json.Unmarshal([]byte(text), &d); err != nil {
+		return Document{}, fmt.Errorf("parsing policy document: %w", err)
+	}
+	return d, nil
+}
+
+// canonical returns d with every list sorted, so that documents differing only
+// in order or in string-versus-list form compare equal.
+func (d Document) canonical() string {
+	stmts := make([]string, 0, len(d.Statement))
+	for _, s := range d.Statement {
+		s.Action = sorted(s.Action)
+		s.Resource = sorted(s.Resource)
+		if s.Principal != nil {
+			p := Principal{AWS: sorted(s.Principal.AWS), Service: sorted(s.Principal.Service)}
+			s.Principal = &p
+		}
+		b, _ := json.Marshal(s)
+		stmts = append(stmts, string(b))
+	}
+	sort.Strings(stmts)
+	return d.Version + "\n" + strings.Join(stmts, "\n")
+}
+
+func sorted(v Values) Values {
+	if v == nil {
+		return nil
+	}
+	out := append(Values(nil), v...)
+	sort.Strings(out)
+	return out
+}
+
+// Equivalent reports whether the document IAM holds (plain or URL-encoded
+// JSON) grants the same as want.
+func Equivalent(have string, want Document) (bool, error) {
+	d, err := Parse(have)
+	if err != nil {
+		return false, err
+	}
+	return d.canonical() == want.canonical(), nil
+}
+
+// PartitionOf returns the ARN partition of a region.
+func PartitionOf(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	default:
+		return "aws"
+	}
+}
+
+// RepositoryARN returns the ARN of an ECR repository.
+func RepositoryARN(partition, region, account, repository string) string {
+	return fmt.Sprintf("arn:%s:ecr:%s:%s:repository/%s", partition, region, account, repository)
+}
+
+// UserARN returns the ARN of an IAM user at the root path.
+func UserARN(partition, account, user string) string {
+	return fmt.Sprintf("arn:%s:iam::%s:user/%s", partition, account, user)
+}
+
+// RoleARN returns the ARN of an IAM role at the root path.
+func RoleARN(partition, account, role string) string {
+	return fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, account, role)
+}
+
+// PolicyARN returns the ARN of a customer managed policy at the root path.
+func PolicyARN(partition, account, policy string) string {
+	return fmt.Sprintf("arn:%s:iam::%s:policy/%s", partition, account, policy)
+}
