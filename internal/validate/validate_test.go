@@ -1,0 +1,70 @@
+package validate
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/containerise/containerise/internal/clierror"
+)
+
+func TestRules(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("a", n) }
+	cases := []struct {
+		name  string
+		check func() error
+		ok    bool
+	}{
+		{"repo default", func() error { return Repository("--repository", "circleci-ecr-test") }, true},
+		{"repo with namespace", func() error { return Repository("--repository", "team/app.v2") }, true},
+		{"repo uppercase", func() error { return Repository("--repository", "Circleci") }, false},
+		{"repo one char", func() error { return Repository("--repository", "a") }, false},
+		{"repo double dash", func() error { return Repository("--repository", "a--b") }, false},
+		{"repo trailing slash", func() error { return Repository("--repository", "ab/") }, false},
+		{"repo too long", func() error { return Repository("--repository", long(257)) }, false},
+		{"user", func() error { return UserName("--user", "ci+bot@x.y=z,w_-") }, true},
+		{"user space", func() error { return UserName("--user", "ci bot") }, false},
+		{"user 65", func() error { return UserName("--user", long(65)) }, false},
+		{"role empty", func() error { return RoleName("--role", "") }, false},
+		{"policy 128", func() error { return PolicyName("--policy", long(128)) }, true},
+		{"policy 129", func() error { return PolicyName("--policy", long(129)) }, false},
+		{"region", func() error { return Region("--region", "eu-west-2") }, true},
+		{"region gov", func() error { return Region("--region", "us-gov-west-1") }, true},
+		{"region bad", func() error { return Region("--region", "mars") }, false},
+		{"account", func() error { return AccountID("--account", "123456789012") }, true},
+		{"account short", func() error { return AccountID("--account", "12345") }, false},
+		{"role arn", func() error { return RoleARN("AWS_IAM_ROLE_ARN", "arn:aws:iam::123456789012:role/containerise") }, true},
+		{"role arn with path", func() error { return RoleARN("AWS_IAM_ROLE_ARN", "arn:aws:iam::123456789012:role/ci/containerise") }, true},
+		{"user arn", func() error { return RoleARN("AWS_IAM_ROLE_ARN", "arn:aws:iam::123456789012:user/circleci") }, false},
+		{"role arn bad account", func() error { return RoleARN("AWS_IAM_ROLE_ARN", "arn:aws:iam::1234:role/x") }, false},
+		{"tag", func() error { return Tag("--tag", "v1.2_3-rc") }, true},
+		{"tag leading dot", func() error { return Tag("--tag", ".v1") }, false},
+		{"tag colon", func() error { return Tag("--tag", "v1:2") }, false},
+		{"tag 129", func() error { return Tag("--tag", long(129)) }, false},
+		{"key id", func() error { return AccessKeyID("AWS_IAM_USER_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE") }, true},
+		{"key id lower", func() error { return AccessKeyID("AWS_IAM_USER_ACCESS_KEY_ID", "akia") }, false},
+	}
+	for _, c := range cases {
+		err := c.check()
+		if (err == nil) != c.ok {
+			t.Errorf("%s: err = %v, want ok=%v", c.name, err, c.ok)
+			continue
+		}
+		if err != nil {
+			var u *clierror.UsageError
+			if !errors.As(err, &u) {
+				t.Errorf("%s: %v is not a usage error (exit 2)", c.name, err)
+			}
+		}
+	}
+}
+
+func TestMessageNamesFlagAndRule(t *testing.T) {
+	err := Repository("--repository", "Bad")
+	if !strings.Contains(err.Error(), "--repository") || !strings.Contains(err.Error(), "lowercase") {
+		t.Errorf("message %q should name the flag and the rule", err)
+	}
+	if err := UserName("--user", ""); !strings.Contains(err.Error(), "--user is empty") {
+		t.Errorf("empty message %q", err)
+	}
+}

@@ -1,0 +1,100 @@
+package policies
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+var target = Target{Region: "us-east-1", AccountID: "123456789012", Repository: "circleci-ecr-test"}
+
+func TestPermissionsMatchTheBlog(t *testing.T) {
+	doc := Permissions(target, PermissionOptions{})
+	repoARN := "arn:aws:ecr:us-east-1:123456789012:repository/circleci-ecr-test"
+	if len(doc.Statement) != 3 {
+		t.Fatalf("want the blog's 3 statements, got %d", len(doc.Statement))
+	}
+	push := doc.Statement[0]
+	if len(push.Action) != 14 || push.Resource[0] != repoARN {
+		t.Errorf("push statement: %d actions on %v, want 14 on %s", len(push.Action), push.Resource, repoARN)
+	}
+	if got := doc.Statement[1]; got.Action[0] != "ecr:GetAuthorizationToken" || got.Resource[0] != "*" {
+		t.Errorf("token statement = %+v", got)
+	}
+	if got := doc.Statement[2]; got.Action[0] != "ecr:BatchCheckLayerAvailability" || got.Resource[0] != repoARN {
+		t.Errorf("layer check statement = %+v", got)
+	}
+	for _, s := range doc.Statement {
+		for _, a := range s.Action {
+			if a == "ecr:DescribeImages" {
+				t.Errorf("DescribeImages granted without the option")
+			}
+		}
+	}
+	with := Permissions(target, PermissionOptions{AllowDescribeImages: true})
+	if last := with.Statement[len(with.Statement)-1]; last.Action[0] != "ecr:DescribeImages" || last.Resource[0] != repoARN {
+		t.Errorf("AllowDescribeImages statement = %+v", last)
+	}
+}
+
+func TestJSONIsValidAndUsesIAMShapes(t *testing.T) {
+	text := Permissions(target, PermissionOptions{}).JSON()
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(text), &raw); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, text)
+	}
+	// A single action or resource is written as a bare string, like the blog.
+	if !strings.Contains(text, `"Action": "ecr:GetAuthorizationToken"`) || !strings.Contains(text, `"Resource": "*"`) {
+		t.Errorf("single values should be strings:\n%s", text)
+	}
+	trust := Trust("arn:aws:iam::123456789012:user/circleci").JSON()
+	if !strings.Contains(trust, `"AWS": "arn:aws:iam::123456789012:user/circleci"`) || !strings.Contains(trust, `"Action": "sts:AssumeRole"`) {
+		t.Errorf("trust policy:\n%s", trust)
+	}
+}
+
+func TestEquivalentIgnoresLayoutNotContent(t *testing.T) {
+	want := Trust("arn:aws:iam::123456789012:user/circleci")
+	cases := []struct {
+		name string
+		have string
+		same bool
+	}{
+		{"same", want.JSON(), true},
+		{"url-encoded as GetRole returns it", url.QueryEscape(want.JSON()), true},
+		{"list instead of string", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:user/circleci"]},"Action":["sts:AssumeRole"]}]}`, true},
+		{"other user", Trust("arn:aws:iam::123456789012:user/someone").JSON(), false},
+		{"extra statement", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/circleci"},"Action":"sts:AssumeRole"},{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`, false},
+	}
+	for _, c := range cases {
+		got, err := Equivalent(c.have, want)
+		if err != nil || got != c.same {
+			t.Errorf("%s: Equivalent = %v, %v; want %v", c.name, got, err, c.same)
+		}
+	}
+	reordered := Permissions(target, PermissionOptions{})
+	reordered.Statement[0].Action = append(Values(nil), reordered.Statement[0].Action...)
+	a := reordered.Statement[0].Action
+	a[0], a[len(a)-1] = a[len(a)-1], a[0]
+	reordered.Statement[0], reordered.Statement[2] = reordered.Statement[2], reordered.Statement[0]
+	if same, _ := Equivalent(reordered.JSON(), Permissions(target, PermissionOptions{})); !same {
+		t.Errorf("reordered actions and statements should be equivalent")
+	}
+	if _, err := Equivalent("%zz", want); err == nil {
+		t.Errorf("garbage should not parse")
+	}
+}
+
+func TestARNsFollowThePartition(t *testing.T) {
+	if got := PartitionOf("cn-north-1"); got != "aws-cn" {
+		t.Errorf("cn-north-1 partition = %s", got)
+	}
+	if got := PartitionOf("us-gov-west-1"); got != "aws-us-gov" {
+		t.Errorf("us-gov-west-1 partition = %s", got)
+	}
+	doc := Permissions(Target{Region: "cn-north-1", AccountID: "123456789012", Repository: "r1"}, PermissionOptions{})
+	if got := doc.Statement[0].Resource[0]; got != "arn:aws-cn:ecr:cn-north-1:123456789012:repository/r1" {
+		t.Errorf("repository ARN = %s", got)
+	}
+}
