@@ -31,7 +31,12 @@ type Globals struct {
 
 	// Calls counts AWS operations for the --verbose summary.
 	Calls awscfg.CallCounter
+
+	version string
 }
+
+// Version is the binary's version, set at build time.
+func (g *Globals) Version() string { return g.version }
 
 // Logf writes a progress line to stderr.
 func (g *Globals) Logf(format string, args ...any) {
@@ -133,20 +138,31 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// Execute runs the command line and returns the exit code. An error is
-// printed exactly once, here.
-func Execute(ctx context.Context, version string, in io.Reader, out, errw io.Writer) int {
-	g := &Globals{In: in, Out: out, Err: errw}
-	root := NewRoot(version, g)
-	err := root.ExecuteContext(ctx)
+// classify marks the errors cobra itself returns for unknown commands and
+// bad arguments as usage errors.
+func classify(err error) error {
 	if err == nil {
-		return clierror.ExitOK
+		return nil
 	}
-	// cobra reports unknown commands and bad arguments as plain errors.
 	msg := err.Error()
 	if strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "invalid argument") ||
 		strings.Contains(msg, "flag needs an argument") {
-		err = clierror.AsUsage(err)
+		return clierror.AsUsage(err)
+	}
+	return err
+}
+
+// exitCodeOf is the exit code Execute would return for err.
+func exitCodeOf(err error) int { return clierror.Code(classify(err)) }
+
+// Execute runs the command line and returns the exit code. An error is
+// printed exactly once, here.
+func Execute(ctx context.Context, version string, in io.Reader, out, errw io.Writer) int {
+	g := &Globals{In: in, Out: out, Err: errw, version: version}
+	root := NewRoot(version, g)
+	err := classify(root.ExecuteContext(ctx))
+	if err == nil {
+		return clierror.ExitOK
 	}
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(errw, "Error: cancelled")
