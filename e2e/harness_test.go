@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,6 +56,14 @@ func testMain(m *testing.M) int {
 			strings.Join(missing, ", "))
 		return 1
 	}
+	// One stack serves every e2e run on this machine, and tests reset moto:
+	// runs from several shells must take turns.
+	unlock, err := lockStack()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer unlock()
 	dir, err := os.MkdirTemp("", "containerise-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -69,6 +78,19 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// lockStack takes an exclusive lock shared by all e2e runs on this machine.
+func lockStack() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "containerise-e2e.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the e2e lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("taking the e2e lock: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // result is what a user sees of one run.
