@@ -1,8 +1,255 @@
 package commands
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"os"
+	"strings"
+	"time"
 
-// Placeholder: replaced by the push command.
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/validate"
+	"github.com/containerise/containerise/push"
+)
+
+// The blog's CircleCI variables.
+const (
+	envAccessKeyID     = "AWS_IAM_USER_ACCESS_KEY_ID"
+	envSecretAccessKey = "AWS_IAM_USER_SECRET_ACCESS_KEY"
+	envRoleARN         = "AWS_IAM_ROLE_ARN"
+	envRegion          = "AWS_REGION"
+)
+
+// pushFlags holds the push command's flag values.
+type pushFlags struct {
+	RoleARN      string
+	Repository   string
+	Tags         []string
+	Context      string
+	File         string
+	BuildArgs    []string
+	Target       string
+	Labels       []string
+	SkipExisting bool
+	Wait         time.Duration
+}
+
 func newPushCmd(g *Globals) *cobra.Command {
-	return &cobra.Command{Use: "push", Short: "push (not yet built)", Args: noArgs}
+	return newPushCmdWith(g, os.Getenv, nil)
+}
+
+// newPushCmdWith takes the environment as a function and, for tests, a runF
+// that receives the checked options instead of pushing.
+func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Context, push.Options) error) *cobra.Command {
+	f := &pushFlags{}
+	cmd := &cobra.Command{
+		Use:   "push",
+		Short: "Assume the CI role, build the Dockerfile and push every tag to ECR",
+		Long: `push is what a CI job runs. It assumes the role with the CI user's keys, gets an
+ECR token with the role's credentials, builds the Dockerfile through the Docker
+Engine API and pushes every tag, passing the registry credentials with each
+request: no docker login, nothing written to ~/.docker/config.json.
+
+Environment (the blog's variables, as setup prints them):
+  AWS_IAM_USER_ACCESS_KEY_ID      the CI user's access key ID (environment only)
+  AWS_IAM_USER_SECRET_ACCESS_KEY  its secret access key (environment only)
+  AWS_IAM_ROLE_ARN                the role to assume (or --role-arn)
+  AWS_REGION                      the ECR region (or --region)
+  AWS_ENDPOINT_URL                optional, another endpoint for STS and ECR
+  DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
+                                  the engine (CircleCI's setup_remote_docker sets them)
+  CIRCLE_PROJECT_REPONAME, CIRCLE_BUILD_NUM
+                                  name the role session for auditors
+
+Right after setup, IAM may not know the new key or role for a few seconds:
+push retries those refusals for up to --wait.
+
+stdout gets one line per tag, <registry>/<repository>:<tag>@sha256:<digest>;
+progress goes to stderr. A failed build step, a refused layer or bad
+credentials exit 1 with the engine's message; invalid input exits 2.`,
+		Example: `  # In a CircleCI job, after setup_remote_docker:
+  containerise push --tag "$CIRCLE_SHA1" --tag latest
+
+  # Another folder, Dockerfile and repository, with build arguments:
+  containerise push --context app --file app/Dockerfile.prod \
+    --repository team/api --tag v2 --build-arg VERSION=2.0 --target runtime
+
+  # Rerun-safe: tags already in ECR are neither built nor pushed
+  # (needs setup --allow-skip-existing):
+  containerise push --tag v1 --skip-existing`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := f.options(g, getenv)
+			if err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runPush(cmd.Context(), g, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.RoleARN, "role-arn", "", "role to assume (default: "+envRoleARN+")")
+	fl.StringVar(&f.Repository, "repository", push.DefaultRepository, "ECR repository to push to")
+	fl.StringArrayVarP(&f.Tags, "tag", "t", []string{push.DefaultTag}, "image tag; repeat for several tags, all built at once")
+	fl.StringVar(&f.Context, "context", ".", "build context folder")
+	fl.StringVarP(&f.File, "file", "f", "", "Dockerfile (default: Dockerfile in the context)")
+	fl.StringArrayVar(&f.BuildArgs, "build-arg", nil, "build argument KEY=VALUE (KEY alone takes the value from the environment); repeatable")
+	fl.StringVar(&f.Target, "target", "", "build stage to stop at")
+	fl.StringArrayVar(&f.Labels, "label", nil, "image label KEY=VALUE; repeatable")
+	fl.BoolVar(&f.SkipExisting, "skip-existing", false, "neither build nor push tags that already exist in ECR (needs setup --allow-skip-existing)")
+	fl.DurationVar(&f.Wait, "wait", push.DefaultWait, "how long to retry while IAM does not yet know a fresh key or role (0: no retry)")
+	return cmd
+}
+
+// options reads the environment, applies the flags and checks every value
+// before any call, naming the variable or flag at fault.
+func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Options, error) {
+	keyID := strings.TrimSpace(getenv(envAccessKeyID))
+	secret := getenv(envSecretAccessKey)
+	roleARN, roleFrom := f.RoleARN, "--role-arn"
+	if roleARN == "" {
+		roleARN, roleFrom = strings.TrimSpace(getenv(envRoleARN)), envRoleARN
+	}
+	err := validate.First(
+		validate.NotEmpty(envAccessKeyID, keyID, "set it to the access key ID that setup printed"),
+		validate.AccessKeyID(envAccessKeyID, keyID),
+		validate.NotEmpty(envSecretAccessKey, secret, "set it to the secret access key that setup printed"),
+		secretShape(secret),
+		validate.NotEmpty(roleFrom, roleARN, "set "+envRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
+		validate.RoleARN(roleFrom, roleARN),
+	)
+	if err != nil {
+		return push.Options{}, err
+	}
+	// The region: --region, else AWS_REGION; the blog's script needs it too.
+	if g.Region == "" {
+		region := strings.TrimSpace(getenv(envRegion))
+		if err := validate.First(
+			validate.NotEmpty(envRegion, region, "set it to the repository's region, or pass --region"),
+			validate.Region(envRegion, region),
+		); err != nil {
+			return push.Options{}, err
+		}
+		g.Region = region
+	}
+	if err := validate.Repository("--repository", f.Repository); err != nil {
+		return push.Options{}, err
+	}
+	var tags []string
+	seen := map[string]bool{}
+	for _, t := range f.Tags {
+		if err := validate.Tag("--tag", t); err != nil {
+			return push.Options{}, err
+		}
+		if !seen[t] {
+			seen[t] = true
+			tags = append(tags, t)
+		}
+	}
+	if len(tags) == 0 {
+		return push.Options{}, clierror.Usagef("--tag: at least one tag is needed")
+	}
+	if f.Wait < 0 {
+		return push.Options{}, clierror.Usagef("--wait %s is negative", f.Wait)
+	}
+	if f.Context == "" {
+		return push.Options{}, clierror.Usagef("--context is empty: name the build context folder")
+	}
+	buildArgs, err := buildArgs(f.BuildArgs, getenv)
+	if err != nil {
+		return push.Options{}, err
+	}
+	labels, err := labels(f.Labels)
+	if err != nil {
+		return push.Options{}, err
+	}
+	return push.Options{
+		AccessKeyID:     keyID,
+		SecretAccessKey: secret,
+		RoleARN:         roleARN,
+		SessionName:     push.SessionName(getenv, time.Now()),
+		Repository:      f.Repository,
+		Tags:            tags,
+		Context:         f.Context,
+		Dockerfile:      f.File,
+		BuildArgs:       buildArgs,
+		Target:          f.Target,
+		Labels:          labels,
+		SkipExisting:    f.SkipExisting,
+		Wait:            f.Wait,
+	}, nil
+}
+
+// secretShape refuses a secret key with blanks (a copy-paste slip) without
+// ever echoing it.
+func secretShape(secret string) error {
+	if strings.ContainsAny(secret, " \t\r\n") {
+		return clierror.Usagef("%s contains blanks or line breaks: copy the secret access key again, without them", envSecretAccessKey)
+	}
+	return nil
+}
+
+// buildArgs parses --build-arg KEY=VALUE; KEY alone takes the variable from
+// the environment (and is left unset when it is empty there), as docker build does.
+func buildArgs(values []string, getenv func(string) string) (map[string]*string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := map[string]*string{}
+	for _, kv := range values {
+		key, value, hasValue := strings.Cut(kv, "=")
+		if key == "" || strings.ContainsAny(key, " \t") {
+			return nil, clierror.Usagef("--build-arg %q: expected KEY=VALUE or KEY", kv)
+		}
+		if !hasValue {
+			if value = getenv(key); value == "" {
+				out[key] = nil
+				continue
+			}
+		}
+		out[key] = &value
+	}
+	return out, nil
+}
+
+// labels parses --label KEY=VALUE (KEY alone is an empty label).
+func labels(values []string) (map[string]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range values {
+		key, value, _ := strings.Cut(kv, "=")
+		if key == "" {
+			return nil, clierror.Usagef("--label %q: expected KEY=VALUE", kv)
+		}
+		out[key] = value
+	}
+	return out, nil
+}
+
+// runPush wires the real clients and pushes.
+func runPush(ctx context.Context, g *Globals, o push.Options) error {
+	cfg, err := g.AWSConfig(ctx)
+	if err != nil {
+		return err
+	}
+	engine, err := push.NewEngine()
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	p := push.New(cfg, o.AccessKeyID, o.SecretAccessKey, engine)
+	p.Out, p.Err = g.Out, g.Err
+	if f, ok := g.Err.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.Terminal, p.TerminalFd = true, f.Fd()
+	}
+	if g.Verbose {
+		p.Debugf = g.Debugf
+	}
+	return p.Run(ctx, o)
 }

@@ -1,0 +1,273 @@
+package push
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/docker/docker/api/types/registry"
+
+	"github.com/containerise/containerise/internal/awscfg"
+)
+
+// stsAPI is the part of *sts.Client a push uses.
+type stsAPI interface {
+	AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error)
+}
+
+// ecrAPI is the part of *ecr.Client a push uses.
+type ecrAPI interface {
+	GetAuthorizationToken(ctx context.Context, in *ecr.GetAuthorizationTokenInput, optFns ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
+	DescribeImages(ctx context.Context, in *ecr.DescribeImagesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeImagesOutput, error)
+}
+
+// Role session names: STS allows [\w+=,.@-], 2 to 64 characters.
+const maxSessionName = 64
+
+var sessionNameBad = regexp.MustCompile(`[^\w+=,.@-]+`)
+
+// SessionName returns the role session name that tells an auditor who
+// pushed: "circleci-<repository>-<build number>" inside a CircleCI job (from
+// CIRCLE_PROJECT_REPONAME and CIRCLE_BUILD_NUM), else
+// "containerise-<unix time>". Characters STS refuses become '-', and the
+// name is cut to 64 characters, keeping the build number whole.
+func SessionName(getenv func(string) string, now time.Time) string {
+	repo := sanitise(getenv("CIRCLE_PROJECT_REPONAME"))
+	build := sanitise(getenv("CIRCLE_BUILD_NUM"))
+	var prefix, suffix string
+	switch {
+	case repo != "" && build != "":
+		prefix, suffix = "circleci-"+repo, "-"+build
+	case build != "":
+		prefix, suffix = "circleci", "-"+build
+	case repo != "":
+		prefix, suffix = "circleci-"+repo, "-"+strconv.FormatInt(now.Unix(), 10)
+	default:
+		prefix, suffix = "containerise", "-"+strconv.FormatInt(now.Unix(), 10)
+	}
+	if len(suffix) > maxSessionName/2 {
+		suffix = suffix[:maxSessionName/2]
+	}
+	if len(prefix)+len(suffix) > maxSessionName {
+		prefix = strings.TrimRight(prefix[:maxSessionName-len(suffix)], "-")
+	}
+	return prefix + suffix
+}
+
+func sanitise(s string) string {
+	return strings.Trim(sessionNameBad.ReplaceAllString(strings.TrimSpace(s), "-"), "-")
+}
+
+// iamWaits maps the error codes that mean "IAM does not know this yet" to
+// what we wait for, per call.
+var (
+	stsWaits = map[string]string{
+		"InvalidClientTokenId": "IAM to accept the new access key",
+		"AccessDenied":         "IAM to let the user assume the role",
+	}
+	ecrWaits = map[string]string{
+		"AccessDeniedException":       "IAM to grant the role its ECR policy",
+		"UnrecognizedClientException": "AWS to accept the role's new session",
+	}
+)
+
+// retryIAM calls call until it succeeds, fails with an error that is not in
+// waits, or the deadline passes, saying on stderr what it waits for.
+func (p *Pusher) retryIAM(ctx context.Context, deadline time.Time, waits map[string]string, call func() error) error {
+	for n := 1; ; n++ {
+		err := call()
+		if err == nil {
+			return nil
+		}
+		what, retryable := waits[awscfg.ErrorCode(err)]
+		left := time.Until(deadline)
+		if !retryable || left <= 0 || ctx.Err() != nil {
+			return err
+		}
+		pause := p.backoff(n)
+		if pause > left {
+			pause = left
+		}
+		p.logf("waiting for %s (%s); retrying in %s, for up to %s more", what, awscfg.ErrorCode(err),
+			pause.Round(time.Millisecond), left.Round(time.Second))
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Pusher) backoff(n int) time.Duration {
+	if p.Backoff != nil {
+		return p.Backoff(n)
+	}
+	if n > 3 {
+		return 5 * time.Second
+	}
+	return time.Second << (n - 1)
+}
+
+// assumeRole returns the role's temporary credentials.
+func (p *Pusher) assumeRole(ctx context.Context, o Options, deadline time.Time) (aws.Credentials, error) {
+	p.logf("assuming %s as session %s", o.RoleARN, o.SessionName)
+	start := time.Now()
+	var out *sts.AssumeRoleOutput
+	err := p.retryIAM(ctx, deadline, stsWaits, func() error {
+		var err error
+		out, err = p.STS.AssumeRole(ctx, &sts.AssumeRoleInput{
+			RoleArn:         aws.String(o.RoleARN),
+			RoleSessionName: aws.String(o.SessionName),
+		})
+		return err
+	})
+	if err != nil {
+		return aws.Credentials{}, assumeRoleError(err, o, time.Since(start))
+	}
+	c := out.Credentials
+	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil {
+		return aws.Credentials{}, fmt.Errorf("assuming %s: STS returned no credentials", o.RoleARN)
+	}
+	creds := aws.Credentials{
+		AccessKeyID:     aws.ToString(c.AccessKeyId),
+		SecretAccessKey: aws.ToString(c.SecretAccessKey),
+		SessionToken:    aws.ToString(c.SessionToken),
+		Source:          "containerise push: sts.AssumeRole",
+	}
+	if c.Expiration != nil {
+		creds.CanExpire, creds.Expires = true, *c.Expiration
+	}
+	if u := out.AssumedRoleUser; u != nil {
+		p.debugf("sts: assumed %s", aws.ToString(u.Arn))
+	}
+	return creds, nil
+}
+
+func assumeRoleError(err error, o Options, waited time.Duration) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var why string
+	switch awscfg.ErrorCode(err) {
+	case "InvalidClientTokenId":
+		why = "AWS does not know the access key in AWS_IAM_USER_ACCESS_KEY_ID: it is mistyped, deleted or deactivated, or too new (rerun setup to issue a fresh key, or raise --wait)"
+	case "SignatureDoesNotMatch":
+		why = "AWS_IAM_USER_SECRET_ACCESS_KEY does not belong to AWS_IAM_USER_ACCESS_KEY_ID (copy both again from setup's output)"
+	case "AccessDenied":
+		why = "the user may not assume this role: its trust policy must name the CI user (rerun setup), or IAM has not caught up yet (raise --wait)"
+	default:
+		return fmt.Errorf("assuming %s: %s", o.RoleARN, awscfg.Describe(err))
+	}
+	if waited >= time.Second {
+		why += fmt.Sprintf("; still refused after %s", waited.Round(time.Second))
+	}
+	return fmt.Errorf("assuming %s: %s: %s", o.RoleARN, awscfg.Describe(err), why)
+}
+
+// registryAuth is what the engine needs to push to the ECR registry.
+type registryAuth struct {
+	Host     string // <account>.dkr.ecr.<region>.amazonaws.com
+	Username string
+	Password string
+	// Encoded is the X-Registry-Auth value.
+	Encoded string
+}
+
+func (r registryAuth) ref(repository, tag string) string {
+	return r.Host + "/" + repository + ":" + tag
+}
+
+// registryLogin gets an ECR authorization token with the role's credentials.
+// The registry host comes from proxyEndpoint, as in the blog.
+func (p *Pusher) registryLogin(ctx context.Context, client ecrAPI, deadline time.Time) (registryAuth, error) {
+	var out *ecr.GetAuthorizationTokenOutput
+	err := p.retryIAM(ctx, deadline, ecrWaits, func() error {
+		var err error
+		out, err = client.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return registryAuth{}, err
+		}
+		msg := fmt.Sprintf("getting an ECR authorization token: %s", awscfg.Describe(err))
+		if awscfg.ErrorCode(err) == "AccessDeniedException" {
+			msg += " (the role's policy must allow ecr:GetAuthorizationToken on \"*\": rerun setup)"
+		}
+		return registryAuth{}, errors.New(msg)
+	}
+	if len(out.AuthorizationData) == 0 {
+		return registryAuth{}, errors.New("getting an ECR authorization token: ECR returned no authorization data")
+	}
+	data := out.AuthorizationData[0]
+	raw, err := base64.StdEncoding.DecodeString(aws.ToString(data.AuthorizationToken))
+	if err != nil {
+		return registryAuth{}, errors.New("getting an ECR authorization token: the token is not base64")
+	}
+	user, password, ok := strings.Cut(string(raw), ":")
+	if !ok || user == "" || password == "" {
+		return registryAuth{}, errors.New("getting an ECR authorization token: the token is not user:password")
+	}
+	host := aws.ToString(data.ProxyEndpoint)
+	if _, rest, found := strings.Cut(host, "://"); found {
+		host = rest
+	}
+	host = strings.TrimRight(host, "/")
+	if host == "" {
+		return registryAuth{}, errors.New("getting an ECR authorization token: ECR returned no proxy endpoint")
+	}
+	encoded, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: user, Password: password, ServerAddress: host})
+	if err != nil {
+		return registryAuth{}, fmt.Errorf("encoding the registry credentials: %w", err)
+	}
+	if data.ExpiresAt != nil {
+		p.logf("got an ECR token for %s, valid until %s", host, data.ExpiresAt.UTC().Format(time.RFC3339))
+	} else {
+		p.logf("got an ECR token for %s", host)
+	}
+	return registryAuth{Host: host, Username: user, Password: password, Encoded: encoded}, nil
+}
+
+// existingTags returns the digests of the tags that already exist in the
+// repository. It asks per tag, since ECR fails a whole DescribeImages call
+// when one of the listed images is missing.
+func (p *Pusher) existingTags(ctx context.Context, client ecrAPI, repository string, tags []string) (map[string]string, error) {
+	found := map[string]string{}
+	for _, tag := range tags {
+		out, err := client.DescribeImages(ctx, &ecr.DescribeImagesInput{
+			RepositoryName: aws.String(repository),
+			ImageIds:       []ecrtypes.ImageIdentifier{{ImageTag: aws.String(tag)}},
+		})
+		var notFound *ecrtypes.ImageNotFoundException
+		var noRepo *ecrtypes.RepositoryNotFoundException
+		switch {
+		case err == nil:
+		case errors.As(err, &notFound):
+			continue
+		case errors.As(err, &noRepo):
+			return nil, fmt.Errorf("checking for existing tags: repository %s does not exist: %s (run setup first)", repository, awscfg.Describe(err))
+		case awscfg.ErrorCode(err) == "AccessDeniedException":
+			return nil, fmt.Errorf("checking for existing tags: %s: --skip-existing needs ecr:DescribeImages, which the role's policy has only when setup ran with --allow-skip-existing; rerun setup with it, or push without --skip-existing", awscfg.Describe(err))
+		default:
+			return nil, fmt.Errorf("checking for existing tags: %s", awscfg.Describe(err))
+		}
+		for _, d := range out.ImageDetails {
+			if digest := aws.ToString(d.ImageDigest); digest != "" {
+				found[tag] = digest
+				break
+			}
+		}
+	}
+	return found, nil
+}
