@@ -257,7 +257,7 @@ func (p *Pusher) existingTags(ctx context.Context, client ecrAPI, repository str
 			continue
 		case errors.As(err, &noRepo):
 			return nil, fmt.Errorf("checking for existing tags: repository %s does not exist: %s (run setup first)", repository, awscfg.Describe(err))
-		case awscfg.ErrorCode(err) == "AccessDeniedException":
+		case awscfg.ErrorCode(err) == "AccessDeniedException" || awscfg.ErrorCode(err) == "AccessDenied":
 			return nil, fmt.Errorf("checking for existing tags: %s: --skip-existing needs ecr:DescribeImages, which the role's policy has only when setup ran with --allow-skip-existing; rerun setup with it, or push without --skip-existing", awscfg.Describe(err))
 		default:
 			return nil, fmt.Errorf("checking for existing tags: %s", awscfg.Describe(err))
