@@ -82,10 +82,10 @@ func (t *Teardown) runSteps(ctx context.Context, r *Resource, final bool) error 
 		err := s.do(ctx)
 		switch {
 		case err == nil:
-			t.logf("%s %s: %s: done", r.Kind, r.Name, s.Action)
+			t.logf("%s: done", s.Action)
 		case notFound(err):
 			// Already gone: another teardown, or a person, got there first.
-			t.logf("%s %s: %s: already done", r.Kind, r.Name, s.Action)
+			t.logf("%s: already done", s.Action)
 		default:
 			return fmt.Errorf("%s %s: %s failed (%s): %w (%s)", r.Kind, r.Name, s.Action, s.Call, awsError{err}, stepHint(r, s, err))
 		}

@@ -314,7 +314,7 @@ func (t *Teardown) plan(s *snapshot, o Options) *Plan {
 			for _, n := range needs {
 				after = append(after, string(n.owner.Kind)+" "+n.owner.Name)
 			}
-			action += " (once " + strings.Join(after, " and ") + " no longer use it)"
+			action += " (after " + strings.Join(after, " and ") + " let go of it)"
 		}
 		policy.add(&Step{
 			Action: action, Call: "iam:DeletePolicy", final: true, needs: needs,

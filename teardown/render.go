@@ -39,8 +39,10 @@ func (r *Resource) planText() string {
 	return text
 }
 
-// WriteResults writes one line per resource with what Apply did.
+// WriteResults writes one line per resource with what Apply did, after a
+// blank line that separates them from the plan.
 func (p *Plan) WriteResults(w io.Writer) {
+	fmt.Fprintln(w)
 	for _, r := range p.Resources {
 		fmt.Fprintf(w, "%s %s: %s\n", r.Kind, r.Name, r.resultText())
 	}

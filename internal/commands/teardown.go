@@ -179,11 +179,7 @@ type teardownIncomplete struct {
 }
 
 func (e *teardownIncomplete) Error() string {
-	noun := "resources"
-	if e.failed == 1 {
-		noun = "resource"
-	}
-	return fmt.Sprintf("teardown incomplete: %d %s of %d not deleted (see above for why and what to do), then rerun teardown", e.failed, noun, e.total)
+	return fmt.Sprintf("teardown incomplete: %d of %d resources failed; do what each failure above says, then rerun teardown", e.failed, e.total)
 }
 
 func (e *teardownIncomplete) Unwrap() error { return e.err }
