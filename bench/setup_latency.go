@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+const addedLatency = 100 * time.Millisecond
+
+// scenarioSetupLatency: a cold setup and a rerun, straight to moto and through
+// a proxy that adds 100 ms to every AWS call. Round trips are wall time over
+// 100 ms; the difference between the two paths is what the latency cost, the
+// direct path is what moto and the process cost without it.
+func (b *bench) scenarioSetupLatency() error {
+	proxy, err := startLatencyProxy(b.motoURL, addedLatency)
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	progress("setup: latency proxy %s -> %s (+%s per response)", proxy.URL, b.motoURL, addedLatency)
+
+	type sample struct {
+		cold, rerun setupRun
+	}
+	var direct, slow []sample
+	var coldOps, rerunOps []string
+	pair := func(endpoint string) (sample, error) {
+		if err := b.resetMoto(); err != nil {
+			return sample{}, err
+		}
+		cold, err := b.setup(endpoint, setupNames{})
+		if err != nil {
+			return sample{}, err
+		}
+		rerun, err := b.setup(endpoint, setupNames{})
+		if err != nil {
+			return sample{}, err
+		}
+		return sample{cold, rerun}, nil
+	}
+	rounds := b.runs
+	for round := -1; round < rounds; round++ {
+		d, err := pair(b.motoURL)
+		if err != nil {
+			return err
+		}
+		s, err := pair(proxy.URL)
+		if err != nil {
+			return err
+		}
+		if round < 0 {
+			coldOps, rerunOps = operations(s.cold.Stderr), operations(s.rerun.Stderr)
+			continue
+		}
+		direct, slow = append(direct, d), append(slow, s)
+		progress("  round %d/%d: direct cold %s rerun %s; +100 ms cold %s rerun %s", round+1, rounds,
+			ms(d.cold.Wall), ms(d.rerun.Wall), ms(s.cold.Wall), ms(s.rerun.Wall))
+	}
+	b.setupVars = nil // the state is the proxy's last run's: ciVars starts afresh
+
+	walls := func(ss []sample, cold bool) series {
+		var out series
+		for _, s := range ss {
+			if cold {
+				out = append(out, s.cold.Wall)
+			} else {
+				out = append(out, s.rerun.Wall)
+			}
+		}
+		return out
+	}
+	calls := func(ss []sample, cold bool) (int64, int64) {
+		var c, m []int64
+		for _, s := range ss {
+			r := s.rerun
+			if cold {
+				r = s.cold
+			}
+			c, m = append(c, int64(r.Calls)), append(m, int64(r.Mutating))
+		}
+		return medianInt(c), medianInt(m)
+	}
+
+	section(b.out, "2. Setup with 100 ms added to every AWS call",
+		"A toxiproxy (v2.5.0, in this process) between containerise and moto delays every response by 100 ms.",
+		"cold: after POST /moto-api/reset; rerun: the same setup again at once (nothing drifted).",
+		"Each round: reset, cold, rerun straight to moto, then reset, cold, rerun through the proxy.",
+		"round trips = wall time / 100 ms; added = (through proxy - direct) / 100 ms, the part the latency",
+		"cost, net of moto's own time and process start-up. Calls and mutating calls from --verbose.",
+		fmt.Sprintf("%d rounds after one warm-up round.", rounds))
+	t := newTable("setup", "direct", "+100 ms/call", "round trips", "added RTs", "calls", "mutating")
+	type row struct {
+		name string
+		cold bool
+		max  float64
+	}
+	for _, r := range []row{{"cold", true, 6}, {"rerun", false, 3}} {
+		dw, sw := walls(direct, r.cold).median(), walls(slow, r.cold).median()
+		c, m := calls(slow, r.cold)
+		rt := float64(sw) / float64(addedLatency)
+		added := float64(sw-dw) / float64(addedLatency)
+		t.add(r.name, ms(dw), ms(sw), fmt.Sprintf("%.1f", rt), fmt.Sprintf("%.1f", added), fmt.Sprint(c), fmt.Sprint(m))
+		b.target("2 setup", fmt.Sprintf("%s setup in <= %.0f round trips", r.name, r.max),
+			fmt.Sprintf("%.1f RTs (%.1f added by the latency)", rt, added), rt <= r.max)
+	}
+	t.write(b.out)
+	_, rerunMutating := calls(slow, false)
+	b.target("2 setup", "rerun makes no mutating call", fmt.Sprintf("%d mutating", rerunMutating), rerunMutating == 0)
+
+	fmt.Fprintf(b.out, "\n  cold calls, in completion order:  %s\n", strings.Join(coldOps, " "))
+	fmt.Fprintf(b.out, "  rerun calls, in completion order: %s\n", strings.Join(rerunOps, " "))
+	return nil
+}
