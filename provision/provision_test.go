@@ -1,0 +1,711 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/containerise/containerise/internal/awsfake"
+	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/managed"
+	"github.com/containerise/containerise/policies"
+)
+
+const (
+	account   = "123456789012"
+	userARN   = "arn:aws:iam::123456789012:user/circleci"
+	roleARN   = "arn:aws:iam::123456789012:role/containerise"
+	policyARN = "arn:aws:iam::123456789012:policy/ECRContainerise"
+)
+
+var bg = context.Background()
+
+// env is a fake account and a provisioner over it, with a fake clock for
+// the propagation waits and a record of the progress log.
+type env struct {
+	acct *awsfake.Account
+	p    *Provisioner
+	mu   sync.Mutex
+	log  []string
+}
+
+func newEnv(t *testing.T, cfg awsfake.Config) *env {
+	t.Helper()
+	e := &env{acct: awsfake.New(cfg)}
+	e.p = e.provisioner()
+	return e
+}
+
+func (e *env) provisioner() *Provisioner {
+	return &Provisioner{
+		IAM: e.acct.IAM(), ECR: e.acct.ECR(), STS: e.acct.STS(),
+		Logf: func(format string, args ...any) {
+			e.mu.Lock()
+			e.log = append(e.log, fmt.Sprintf(format, args...))
+			e.mu.Unlock()
+		},
+		now: e.acct.Now,
+		sleep: func(ctx context.Context, d time.Duration) error {
+			e.acct.Advance(d)
+			return ctx.Err()
+		},
+	}
+}
+
+func (e *env) logText() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return strings.Join(e.log, "\n")
+}
+
+func defaults() Options {
+	return Options{Repository: DefaultRepository, Policy: DefaultPolicy, User: DefaultUser, Role: DefaultRole, Region: "us-east-1"}
+}
+
+func (e *env) run(t *testing.T, o Options) *Result {
+	t.Helper()
+	res, err := e.p.Run(bg, o)
+	if err != nil {
+		t.Fatalf("setup: %v\nlog:\n%s", err, e.logText())
+	}
+	return res
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func wantPerms() policies.Document {
+	return policies.Permissions(policies.Target{Region: "us-east-1", AccountID: account, Repository: DefaultRepository}, policies.PermissionOptions{})
+}
+
+// checkConverged checks the account holds what setup makes, with exactly
+// one access key and wantVersions versions of the policy.
+func checkConverged(t *testing.T, a *awsfake.Account, wantVersions int) {
+	t.Helper()
+	ic, ec := a.IAM(), a.ECR()
+	repos, err := ec.DescribeRepositories(bg, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{DefaultRepository}})
+	if err != nil {
+		t.Fatalf("repository: %v", err)
+	}
+	tags := must(ec.ListTagsForResource(bg, &ecr.ListTagsForResourceInput{ResourceArn: repos.Repositories[0].RepositoryArn})).Tags
+	if !managed.ECR(tags) {
+		t.Errorf("repository not tagged: %+v", tags)
+	}
+	pol, err := ic.GetPolicy(bg, &iam.GetPolicyInput{PolicyArn: aws.String(policyARN)})
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	doc := must(ic.GetPolicyVersion(bg, &iam.GetPolicyVersionInput{PolicyArn: aws.String(policyARN), VersionId: pol.Policy.DefaultVersionId}))
+	if ok, _ := policies.Equivalent(*doc.PolicyVersion.Document, wantPerms()); !ok {
+		t.Errorf("policy document: %s", *doc.PolicyVersion.Document)
+	}
+	if vs := must(ic.ListPolicyVersions(bg, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(policyARN)})).Versions; len(vs) != wantVersions {
+		t.Errorf("policy has %d versions, want %d", len(vs), wantVersions)
+	}
+	if _, err := ic.GetUser(bg, &iam.GetUserInput{UserName: aws.String(DefaultUser)}); err != nil {
+		t.Fatalf("user: %v", err)
+	}
+	if keys := must(ic.ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata; len(keys) != 1 {
+		t.Errorf("user has %d access keys, want 1", len(keys))
+	}
+	role, err := ic.GetRole(bg, &iam.GetRoleInput{RoleName: aws.String(DefaultRole)})
+	if err != nil {
+		t.Fatalf("role: %v", err)
+	}
+	if ok, _ := policies.Equivalent(*role.Role.AssumeRolePolicyDocument, policies.Trust(userARN)); !ok {
+		d, _ := url.QueryUnescape(*role.Role.AssumeRolePolicyDocument)
+		t.Errorf("trust policy: %s", d)
+	}
+	att := must(ic.ListAttachedRolePolicies(bg, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(DefaultRole)})).AttachedPolicies
+	if len(att) != 1 || *att[0].PolicyArn != policyARN {
+		t.Errorf("attached: %+v", att)
+	}
+}
+
+func statuses(r *Result) string {
+	var s []string
+	for _, res := range r.Resources {
+		s = append(s, res.Kind+"="+string(res.Status))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestColdSetupThenRerun(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	e.acct.SetLatency(100 * time.Millisecond)
+	res := e.run(t, defaults())
+	calls, mutating, rounds := len(e.acct.Calls()), len(e.acct.Mutating()), e.acct.Rounds()
+	t.Logf("cold setup: %d calls, %d mutating, %d rounds: %s", calls, mutating, rounds, strings.Join(e.acct.Ops(), " "))
+	if got := statuses(res); got != "repository=created policy=created user=created access-key=created role=created" {
+		t.Fatalf("statuses: %s", got)
+	}
+	checkConverged(t, e.acct, 1)
+	if !res.SecretAvailable || len(res.Variables.SecretAccessKey) != 40 || !strings.HasPrefix(res.Variables.AccessKeyID, "AKIA") {
+		t.Fatalf("variables %+v", res.Variables)
+	}
+	if res.Variables.RoleARN != roleARN || res.Variables.Region != "us-east-1" || res.Account != account {
+		t.Fatalf("result %+v", res)
+	}
+	if strings.Contains(e.logText(), res.Variables.SecretAccessKey) {
+		t.Fatal("the secret reached the log")
+	}
+	if rounds > 6 {
+		t.Errorf("cold setup took %d rounds, want at most 6", rounds)
+	}
+	if mutating != 6 {
+		t.Errorf("cold setup made %d mutating calls: %v", mutating, e.acct.Mutating())
+	}
+
+	e.acct.ResetCalls()
+	again := e.run(t, defaults())
+	if m := e.acct.Mutating(); len(m) != 0 {
+		t.Fatalf("rerun made mutating calls: %v", m)
+	}
+	calls, rounds = len(e.acct.Calls()), e.acct.Rounds()
+	t.Logf("rerun: %d calls, %d rounds: %s", calls, rounds, strings.Join(e.acct.Ops(), " "))
+	if rounds > 3 {
+		t.Errorf("rerun took %d rounds, want at most 3", rounds)
+	}
+	if got := statuses(again); got != "repository=unchanged policy=unchanged user=unchanged access-key=unchanged role=unchanged" {
+		t.Fatalf("statuses: %s", got)
+	}
+	if again.SecretAvailable || again.Variables.SecretAccessKey != "" || again.Variables.AccessKeyID != res.Variables.AccessKeyID {
+		t.Fatalf("rerun variables %+v", again.Variables)
+	}
+	if !strings.Contains(strings.Join(again.Notes, "\n"), "--rotate-key") {
+		t.Fatalf("rerun does not say how to get a new key: %q", again.Notes)
+	}
+}
+
+// Managed pieces a test can put in the account before setup runs.
+type piece int
+
+const (
+	pRepo piece = 1 << iota
+	pPolicy
+	pUser
+	pKey
+	pRole
+	pAttach
+)
+
+func seed(t *testing.T, a *awsfake.Account, have piece, tags bool) {
+	t.Helper()
+	ic := a.IAM()
+	var iamTags []iamtypes.Tag
+	var ecrTags []ecrtypes.Tag
+	if tags {
+		iamTags, ecrTags = managed.IAMTags(), managed.ECRTags()
+	}
+	if have&pRepo != 0 {
+		must(a.ECR().CreateRepository(bg, &ecr.CreateRepositoryInput{RepositoryName: aws.String(DefaultRepository), Tags: ecrTags}))
+	}
+	if have&pPolicy != 0 {
+		must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(DefaultPolicy), PolicyDocument: aws.String(wantPerms().JSON()), Tags: iamTags}))
+	}
+	if have&(pUser|pRole) != 0 {
+		must(ic.CreateUser(bg, &iam.CreateUserInput{UserName: aws.String(DefaultUser), Tags: iamTags}))
+	}
+	if have&pKey != 0 {
+		must(ic.CreateAccessKey(bg, &iam.CreateAccessKeyInput{UserName: aws.String(DefaultUser)}))
+	}
+	if have&pRole != 0 {
+		must(ic.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String(DefaultRole), AssumeRolePolicyDocument: aws.String(policies.Trust(userARN).JSON()), Tags: iamTags}))
+	}
+	if have&pAttach != 0 {
+		must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+	}
+	if have&pRole != 0 && have&pUser == 0 {
+		// The role outlived its user: its trust now names the user's old ID.
+		must(ic.DeleteUser(bg, &iam.DeleteUserInput{UserName: aws.String(DefaultUser)}))
+	}
+}
+
+func TestPartialState(t *testing.T) {
+	for have := piece(0); have < 1<<6; have++ {
+		if have&pKey != 0 && have&pUser == 0 || have&pAttach != 0 && (have&pRole == 0 || have&pPolicy == 0) {
+			continue
+		}
+		t.Run(fmt.Sprintf("have=%06b", have), func(t *testing.T) {
+			e := newEnv(t, awsfake.Config{})
+			seed(t, e.acct, have, true)
+			e.acct.ResetCalls()
+			res := e.run(t, defaults())
+			checkConverged(t, e.acct, 1)
+			if res.SecretAvailable != (have&pKey == 0) {
+				t.Errorf("secret available %v with have=%06b", res.SecretAvailable, have)
+			}
+			for _, op := range e.acct.Mutating() {
+				if op == "iam.CreateAccessKey" && have&pKey != 0 {
+					t.Errorf("a second key was created")
+				}
+			}
+			e.acct.ResetCalls()
+			e.run(t, defaults())
+			if m := e.acct.Mutating(); len(m) != 0 {
+				t.Errorf("rerun made mutating calls: %v", m)
+			}
+		})
+	}
+}
+
+func TestDriftRepaired(t *testing.T) {
+	other := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`
+	ec2Trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	cases := []struct {
+		name     string
+		drift    func(ic *awsfake.IAM)
+		mutating string
+		versions int
+	}{
+		{"policy document", func(ic *awsfake.IAM) {
+			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), PolicyDocument: aws.String(other), SetAsDefault: true}))
+		}, "iam.CreatePolicyVersion", 3},
+		{"trust", func(ic *awsfake.IAM) {
+			must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyDocument: aws.String(ec2Trust)}))
+		}, "iam.UpdateAssumeRolePolicy", 1},
+		{"detached", func(ic *awsfake.IAM) {
+			must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+		}, "iam.AttachRolePolicy", 1},
+		{"all three", func(ic *awsfake.IAM) {
+			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), PolicyDocument: aws.String(other), SetAsDefault: true}))
+			must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyDocument: aws.String(ec2Trust)}))
+			must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+		}, "iam.CreatePolicyVersion iam.UpdateAssumeRolePolicy iam.AttachRolePolicy", 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, awsfake.Config{})
+			e.run(t, defaults())
+			c.drift(e.acct.IAM())
+
+			e.acct.ResetCalls()
+			plan := e.run(t, Options{Repository: DefaultRepository, Policy: DefaultPolicy, User: DefaultUser, Role: DefaultRole, Region: "us-east-1", DryRun: true})
+			if m := e.acct.Mutating(); len(m) != 0 {
+				t.Fatalf("dry run made mutating calls: %v", m)
+			}
+			if !strings.Contains(statuses(plan), "would-update") {
+				t.Fatalf("dry run plan: %s", statuses(plan))
+			}
+
+			e.acct.ResetCalls()
+			res := e.run(t, defaults())
+			got := e.acct.Mutating()
+			for _, op := range strings.Fields(c.mutating) {
+				found := false
+				for _, g := range got {
+					found = found || g == op
+				}
+				if !found {
+					t.Errorf("no %s among %v", op, got)
+				}
+			}
+			if len(got) != len(strings.Fields(c.mutating)) {
+				t.Errorf("mutating calls %v, want %s", got, c.mutating)
+			}
+			if !strings.Contains(statuses(res), "updated") {
+				t.Errorf("statuses: %s", statuses(res))
+			}
+			checkConverged(t, e.acct, c.versions)
+			e.acct.ResetCalls()
+			e.run(t, defaults())
+			if m := e.acct.Mutating(); len(m) != 0 {
+				t.Errorf("rerun made mutating calls: %v", m)
+			}
+		})
+	}
+}
+
+func TestPolicyVersionLimit(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	e.run(t, defaults())
+	ic := e.acct.IAM()
+	for i := 2; i <= 5; i++ {
+		doc := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"S%d","Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`, i)
+		must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), PolicyDocument: aws.String(doc), SetAsDefault: i == 3}))
+	}
+	// v3 is the default; v1 the oldest non-default.
+	e.acct.ResetCalls()
+	e.run(t, defaults())
+	if got := strings.Join(e.acct.Mutating(), " "); got != "iam.CreatePolicyVersion iam.DeletePolicyVersion iam.CreatePolicyVersion" {
+		t.Fatalf("mutating calls: %s", got)
+	}
+	vs := must(ic.ListPolicyVersions(bg, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(policyARN)})).Versions
+	var ids []string
+	for _, v := range vs {
+		ids = append(ids, *v.VersionId)
+	}
+	if strings.Join(ids, ",") != "v6,v5,v4,v3,v2" || !vs[0].IsDefaultVersion {
+		t.Fatalf("versions %v", ids)
+	}
+	checkConverged(t, e.acct, 5)
+}
+
+func TestHandMadeResourcesAreUsedAsTheyAre(t *testing.T) {
+	// The blog's console steps: untagged resources, its own statement IDs,
+	// and a user without a key yet.
+	e := newEnv(t, awsfake.Config{})
+	seed(t, e.acct, pRepo|pUser|pRole, false)
+	ic := e.acct.IAM()
+	blog := wantPerms()
+	for i := range blog.Statement {
+		blog.Statement[i].Sid = fmt.Sprintf("VisualEditor%d", i)
+	}
+	must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(DefaultPolicy), PolicyDocument: aws.String(blog.JSON())}))
+	must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+
+	e.acct.ResetCalls()
+	res := e.run(t, defaults())
+	if got := strings.Join(e.acct.Mutating(), " "); got != "iam.CreateAccessKey" {
+		t.Fatalf("mutating calls: %s", got)
+	}
+	if got := statuses(res); got != "repository=unmanaged policy=unmanaged user=unmanaged access-key=created role=unmanaged" {
+		t.Fatalf("statuses: %s", got)
+	}
+	if len(res.Warnings) != 0 {
+		t.Fatalf("warnings about equivalent hand-made resources: %q", res.Warnings)
+	}
+	if !res.SecretAvailable {
+		t.Fatal("no secret for the new key")
+	}
+	e.acct.ResetCalls()
+	e.run(t, defaults())
+	if m := e.acct.Mutating(); len(m) != 0 {
+		t.Fatalf("rerun made mutating calls: %v", m)
+	}
+}
+
+func TestHandMadeRoleThatDiffersIsLeftAlone(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	ic := e.acct.IAM()
+	// The blog's first step: a role trusting EC2, nothing attached.
+	ec2Trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	must(ic.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String(DefaultRole), AssumeRolePolicyDocument: aws.String(ec2Trust)}))
+	e.acct.ResetCalls()
+	res := e.run(t, defaults())
+	for _, op := range e.acct.Mutating() {
+		if op == "iam.UpdateAssumeRolePolicy" || op == "iam.AttachRolePolicy" || op == "iam.CreateRole" {
+			t.Fatalf("changed the hand-made role: %v", e.acct.Mutating())
+		}
+	}
+	role := res.Resource(KindRole)
+	if role.Status != Unmanaged || role.Managed || len(role.Changes) == 0 {
+		t.Fatalf("role %+v", role)
+	}
+	w := strings.Join(res.Warnings, "\n")
+	if !strings.Contains(w, "role containerise is not managed") || !strings.Contains(w, "attach policy ECRContainerise") {
+		t.Fatalf("warnings %q", res.Warnings)
+	}
+	got := must(ic.GetRole(bg, &iam.GetRoleInput{RoleName: aws.String(DefaultRole)})).Role
+	if ok, _ := policies.Equivalent(*got.AssumeRolePolicyDocument, must(policies.Parse(ec2Trust))); !ok {
+		t.Fatal("the hand-made role's trust changed")
+	}
+}
+
+func TestAccessKeys(t *testing.T) {
+	rotate := func() Options { o := defaults(); o.RotateKey = true; return o }
+
+	t.Run("two keys refuse rotation before any write", func(t *testing.T) {
+		e := newEnv(t, awsfake.Config{})
+		e.run(t, defaults())
+		must(e.acct.IAM().CreateAccessKey(bg, &iam.CreateAccessKeyInput{UserName: aws.String(DefaultUser)}))
+		e.acct.ResetCalls()
+		_, err := e.p.Run(bg, rotate())
+		if err == nil || !strings.Contains(err.Error(), "2 access keys") || !strings.Contains(err.Error(), "aws iam delete-access-key --user-name circleci") {
+			t.Fatalf("error: %v", err)
+		}
+		if m := e.acct.Mutating(); len(m) != 0 {
+			t.Fatalf("mutating calls: %v", m)
+		}
+		// Without --rotate-key two keys are reported, not an error.
+		res := e.run(t, defaults())
+		if !strings.Contains(strings.Join(res.Notes, "\n"), "2 access keys") {
+			t.Fatalf("notes %q", res.Notes)
+		}
+	})
+
+	t.Run("rotation without confirmation keeps the old key", func(t *testing.T) {
+		e := newEnv(t, awsfake.Config{})
+		first := e.run(t, defaults())
+		res := e.run(t, rotate())
+		if !res.SecretAvailable || res.Variables.AccessKeyID == first.Variables.AccessKeyID {
+			t.Fatalf("no new key: %+v", res.Variables)
+		}
+		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata
+		if len(keys) != 2 {
+			t.Fatalf("%d keys", len(keys))
+		}
+		if n := strings.Join(res.Notes, "\n"); !strings.Contains(n, "aws iam delete-access-key --user-name circleci --access-key-id "+first.Variables.AccessKeyID) {
+			t.Fatalf("notes do not say how to delete the old key: %q", res.Notes)
+		}
+		e.acct.ResetCalls()
+		e.run(t, defaults())
+		if m := e.acct.Mutating(); len(m) != 0 {
+			t.Fatalf("rerun made mutating calls: %v", m)
+		}
+	})
+
+	t.Run("confirmed rotation deletes the old key after showing the new one", func(t *testing.T) {
+		e := newEnv(t, awsfake.Config{})
+		first := e.run(t, defaults())
+		o := rotate()
+		var asked Rotation
+		o.ConfirmDeleteKey = func(_ context.Context, r Rotation) (bool, error) {
+			asked = r
+			return true, nil
+		}
+		res := e.run(t, o)
+		if asked.OldKeyID != first.Variables.AccessKeyID || asked.NewKeyID != res.Variables.AccessKeyID || asked.NewSecret == "" {
+			t.Fatalf("asked %+v", asked)
+		}
+		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata
+		if len(keys) != 1 || *keys[0].AccessKeyId != res.Variables.AccessKeyID {
+			t.Fatalf("keys %+v", keys)
+		}
+		if strings.Contains(e.logText(), asked.NewSecret) {
+			t.Fatal("the secret reached the log")
+		}
+	})
+
+	t.Run("declined rotation", func(t *testing.T) {
+		e := newEnv(t, awsfake.Config{})
+		e.run(t, defaults())
+		o := rotate()
+		o.ConfirmDeleteKey = func(context.Context, Rotation) (bool, error) { return false, nil }
+		res := e.run(t, o)
+		if k := res.Resource(KindAccessKey); k.Status != Created || !strings.Contains(strings.Join(k.Changes, " "), "kept") {
+			t.Fatalf("key %+v", k)
+		}
+	})
+
+	t.Run("rotation with no key just creates one", func(t *testing.T) {
+		e := newEnv(t, awsfake.Config{})
+		res := e.run(t, rotate())
+		if !res.SecretAvailable {
+			t.Fatal("no key")
+		}
+		checkConverged(t, e.acct, 1)
+	})
+}
+
+func TestInvalidPrincipalIsWaitedOut(t *testing.T) {
+	e := newEnv(t, awsfake.Config{PrincipalDelay: 12 * time.Second})
+	start := e.acct.Now()
+	e.run(t, defaults())
+	checkConverged(t, e.acct, 1)
+	if waited := e.acct.Now().Sub(start); waited < 12*time.Second || waited > 30*time.Second {
+		t.Fatalf("waited %s of fake time", waited)
+	}
+	if !strings.Contains(e.logText(), "waiting for IAM to propagate user circleci") {
+		t.Fatalf("log does not say what it waits for:\n%s", e.logText())
+	}
+}
+
+func TestInvalidPrincipalBounded(t *testing.T) {
+	e := newEnv(t, awsfake.Config{PrincipalDelay: time.Hour})
+	o := defaults()
+	o.PropagationWait = 5 * time.Second
+	res, err := e.p.Run(bg, o)
+	var mal *iamtypes.MalformedPolicyDocumentException
+	if !errors.As(err, &mal) || !strings.Contains(err.Error(), "creating role containerise") || !strings.Contains(err.Error(), "--wait") {
+		t.Fatalf("error: %v", err)
+	}
+	if res == nil || !res.SecretAvailable {
+		t.Fatal("the result of a failed run lost the new key's secret")
+	}
+	if d := e.acct.Now().Sub(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)); d > 6*time.Second {
+		t.Fatalf("waited %s, past the bound", d)
+	}
+	// Once IAM catches up, a rerun converges with the same single key.
+	e.acct.SetPrincipalDelay(0)
+	e.run(t, defaults())
+	checkConverged(t, e.acct, 1)
+}
+
+func TestInvalidPrincipalWaitCancelled(t *testing.T) {
+	e := newEnv(t, awsfake.Config{PrincipalDelay: time.Hour})
+	ctx, cancel := context.WithCancel(bg)
+	e.p.sleep = func(ctx context.Context, d time.Duration) error {
+		cancel()
+		return ctx.Err()
+	}
+	_, err := e.p.Run(ctx, defaults())
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error: %v", err)
+	}
+}
+
+func TestFailureAtEachStepThenRerunConverges(t *testing.T) {
+	type scenario struct {
+		name    string
+		prepare func(t *testing.T, e *env)
+		op      string
+		version int // policy versions at the end
+	}
+	var scenarios []scenario
+	for _, op := range []string{"ecr.CreateRepository", "iam.CreatePolicy", "iam.CreateUser", "iam.CreateAccessKey", "iam.CreateRole", "iam.AttachRolePolicy"} {
+		scenarios = append(scenarios, scenario{name: "cold/" + op, op: op, version: 1})
+	}
+	drift := func(t *testing.T, e *env) {
+		e.run(t, defaults())
+		ic := e.acct.IAM()
+		for i := 2; i <= 5; i++ {
+			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), SetAsDefault: true,
+				PolicyDocument: aws.String(fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"S%d","Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`, i))}))
+		}
+		must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole),
+			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)}))
+		must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+	}
+	for _, op := range []string{"iam.ListPolicyVersions", "iam.DeletePolicyVersion", "iam.UpdateAssumeRolePolicy", "iam.AttachRolePolicy"} {
+		scenarios = append(scenarios, scenario{name: "drift/" + op, prepare: drift, op: op, version: 5})
+	}
+	for _, sc := range scenarios {
+		for _, applied := range []bool{false, true} {
+			name := sc.name
+			if applied {
+				name += "/response-lost"
+			}
+			t.Run(name, func(t *testing.T) {
+				e := newEnv(t, awsfake.Config{})
+				if sc.prepare != nil {
+					sc.prepare(t, e)
+				}
+				fault := awsfake.Fault{Op: sc.op, Times: 1, Applied: applied, Err: awsfake.ServerError()}
+				if sc.op == "iam.CreatePolicyVersion" {
+					fault.Times = 2
+				}
+				e.acct.Inject(fault)
+				if _, err := e.p.Run(bg, defaults()); err == nil {
+					t.Fatal("no error from the failing run")
+				} else if !strings.Contains(err.Error(), "ServiceUnavailable") || !strings.Contains(err.Error(), "rerun setup") {
+					t.Fatalf("error does not say what to do: %v", err)
+				}
+				e.run(t, defaults())
+				checkConverged(t, e.acct, sc.version)
+				e.acct.ResetCalls()
+				e.run(t, defaults())
+				if m := e.acct.Mutating(); len(m) != 0 {
+					t.Fatalf("third run made mutating calls: %v", m)
+				}
+			})
+		}
+	}
+}
+
+func TestConcurrentSetupsConverge(t *testing.T) {
+	for i := 0; i < 5; i++ {
+		e := newEnv(t, awsfake.Config{})
+		e.acct.SetLatency(5 * time.Millisecond)
+		var wg sync.WaitGroup
+		results := make([]*Result, 2)
+		errs := make([]error, 2)
+		for j := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := e.provisioner()
+				p.sleep, p.raceWait = nil, 200*time.Millisecond // real time: the other run must move on
+				results[j], errs[j] = p.Run(bg, defaults())
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkConverged(t, e.acct, 1)
+		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata
+		shown := 0
+		for _, r := range results {
+			if r.Variables.AccessKeyID != *keys[0].AccessKeyId {
+				t.Fatalf("a run reports key %s, the user has %s", r.Variables.AccessKeyID, *keys[0].AccessKeyId)
+			}
+			if r.SecretAvailable {
+				shown++
+			}
+		}
+		if shown != 1 {
+			t.Fatalf("%d runs showed the secret", shown)
+		}
+	}
+}
+
+func TestDryRunMakesNoMutatingCall(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	o := defaults()
+	o.DryRun = true
+	res := e.run(t, o)
+	if m := e.acct.Mutating(); len(m) != 0 {
+		t.Fatalf("mutating calls: %v", m)
+	}
+	if got := statuses(res); got != "repository=would-create policy=would-create user=would-create access-key=would-create role=would-create" {
+		t.Fatalf("statuses: %s", got)
+	}
+	if !res.DryRun || res.SecretAvailable || res.Variables.RoleARN != roleARN {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+func TestErrorsSayWhatFailedAndWhatToDo(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	e.acct.FailOperation("iam.CreateRole", e.acct.AccessDenied("iam:CreateRole"))
+	res, err := e.p.Run(bg, defaults())
+	want := "creating role containerise: AccessDenied: "
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "needs iam:CreateRole; see README 'Permissions'") {
+		t.Fatalf("error: %v", err)
+	}
+	var api smithy.APIError
+	if !errors.As(err, &api) || api.ErrorCode() != "AccessDenied" {
+		t.Fatal("the SDK error is not wrapped")
+	}
+	if res.Resource(KindRole).Status != Failed || res.Resource(KindUser).Status != Created {
+		t.Fatalf("statuses: %s", statuses(res))
+	}
+
+	e = newEnv(t, awsfake.Config{})
+	e.acct.FailOperation("iam.GetUser", awsfake.Throttling())
+	if _, err := e.p.Run(bg, defaults()); err == nil || !strings.Contains(err.Error(), "reading IAM user circleci: Throttling") {
+		t.Fatalf("error: %v", err)
+	}
+	if m := e.acct.Mutating(); len(m) != 0 {
+		t.Fatalf("a failed read went on to write: %v", m)
+	}
+}
+
+func TestInvalidNamesRefusedBeforeAnyCall(t *testing.T) {
+	for _, o := range []Options{
+		{Repository: "Bad_Repo", Policy: "p", User: "u", Role: "r", Region: "us-east-1"},
+		{Repository: "repo", Policy: "p p", User: "u", Role: "r", Region: "us-east-1"},
+		{Repository: "repo", Policy: "p", User: "u/x", Role: "r", Region: "us-east-1"},
+		{Repository: "repo", Policy: "p", User: "u", Role: strings.Repeat("r", 65), Region: "us-east-1"},
+		{Repository: "repo", Policy: "p", User: "u", Role: "r", Region: "mars"},
+	} {
+		e := newEnv(t, awsfake.Config{})
+		_, err := e.p.Run(bg, o)
+		var u *clierror.UsageError
+		if !errors.As(err, &u) {
+			t.Fatalf("%+v: error %v is not a usage error", o, err)
+		}
+		if n := len(e.acct.Calls()); n != 0 {
+			t.Fatalf("%d calls before refusing %+v", n, o)
+		}
+	}
+}
