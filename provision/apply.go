@@ -507,7 +507,7 @@ func (a *applier) roleCreatedMeanwhile(ctx context.Context, r *Resource) (attach
 		if err := a.updateTrust(ctx); err != nil {
 			return false, true, err
 		}
-		r.Changes = append(r.Changes, "trust policy: only user "+a.o.User+" may assume the role")
+		r.Changes = append(r.Changes, "trust policy restored: only user "+a.o.User+" may assume the role")
 	}
 	attached, err := a.p.IAM.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name)})
 	if err != nil {

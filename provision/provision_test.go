@@ -409,7 +409,7 @@ func TestHandMadeRoleThatDiffersIsLeftAlone(t *testing.T) {
 		t.Fatalf("role %+v", role)
 	}
 	w := strings.Join(res.Warnings, "\n")
-	if !strings.Contains(w, "role containerise is not managed") || !strings.Contains(w, "attach policy ECRContainerise") {
+	if !strings.Contains(w, "role containerise is not managed") || !strings.Contains(w, "policy ECRContainerise is not attached") {
 		t.Fatalf("warnings %q", res.Warnings)
 	}
 	got := must(ic.GetRole(bg, &iam.GetRoleInput{RoleName: aws.String(DefaultRole)})).Role

@@ -185,7 +185,7 @@ func (p *Provisioner) plan(o Options, s *state) (*plan, error) {
 	if s.role == nil {
 		pl.createRole, pl.attach = true, true
 		rol.Status = would(true)
-		rol.Changes = []string{"trust user " + o.User, "attach policy " + o.Policy}
+		rol.Changes = []string{"trusts user " + o.User, "policy " + o.Policy + " attached"}
 	} else {
 		rol.Managed = managed.IAM(s.role.Tags)
 		trustOK, err := policies.Equivalent(aws.ToString(s.role.AssumeRolePolicyDocument), pl.trust)
@@ -195,13 +195,19 @@ func (p *Provisioner) plan(o Options, s *state) (*plan, error) {
 		attached := attachedTo(s.roleAttached, pl.policyARN)
 		var changes []string
 		if !trustOK {
-			changes = append(changes, "trust policy: only user "+o.User+" may assume the role")
-			if d := differences(aws.ToString(s.role.AssumeRolePolicyDocument), pl.trust); len(d) > 0 {
-				changes = append(changes, d...)
+			if rol.Managed {
+				changes = append(changes, "trust policy restored: only user "+o.User+" may assume the role")
+			} else {
+				changes = append(changes, "trust policy does not let exactly user "+o.User+" assume the role")
 			}
+			changes = append(changes, differences(aws.ToString(s.role.AssumeRolePolicyDocument), pl.trust)...)
 		}
 		if !attached {
-			changes = append(changes, "attach policy "+o.Policy)
+			if rol.Managed {
+				changes = append(changes, "policy "+o.Policy+" re-attached")
+			} else {
+				changes = append(changes, "policy "+o.Policy+" is not attached")
+			}
 		}
 		switch {
 		case !rol.Managed:

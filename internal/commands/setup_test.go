@@ -1,0 +1,338 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/containerise/containerise/internal/awsfake"
+	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/provision"
+)
+
+// setupRun runs `setup args...` against a fake account.
+type setupRun struct {
+	stdout, stderr string
+	err            error
+	built          bool
+}
+
+func runSetupCmd(t *testing.T, acct *awsfake.Account, args ...string) setupRun {
+	t.Helper()
+	var out, errb bytes.Buffer
+	g := &Globals{In: strings.NewReader(""), Out: &out, Err: &errb}
+	var r setupRun
+	cmd := newSetupCmdWith(g, func(context.Context) (*provision.Provisioner, string, error) {
+		r.built = true
+		return &provision.Provisioner{IAM: acct.IAM(), ECR: acct.ECR(), STS: acct.STS(), Logf: g.Logf}, acct.Region(), nil
+	})
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	r.err = cmd.ExecuteContext(context.Background())
+	r.stdout, r.stderr = out.String(), errb.String()
+	return r
+}
+
+func TestSetupFlagDefaults(t *testing.T) {
+	g := &Globals{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}
+	cmd := newSetupCmd(g)
+	for flag, want := range map[string]string{
+		"repository": "circleci-ecr-test", "policy": "ECRContainerise", "user": "circleci", "role": "containerise",
+		"output": "text", "wait": "2m0s", "dry-run": "false", "rotate-key": "false", "yes": "false",
+		"env-file": "", "allow-skip-existing": "false",
+	} {
+		f := cmd.Flags().Lookup(flag)
+		if f == nil {
+			t.Fatalf("no --%s", flag)
+		}
+		if f.DefValue != want {
+			t.Errorf("--%s defaults to %q, want %q", flag, f.DefValue, want)
+		}
+	}
+	if !strings.Contains(cmd.Example, "containerise setup --dry-run") {
+		t.Error("help has no example")
+	}
+}
+
+func TestSetupRefusesBadInputBeforeAnyCall(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--repository", "Bad Repo"}, "--repository"},
+		{[]string{"--policy", "a/b"}, "--policy"},
+		{[]string{"--user", ""}, "--user"},
+		{[]string{"--role", strings.Repeat("r", 65)}, "--role"},
+		{[]string{"--output", "yaml"}, "--output"},
+		{[]string{"--wait", "0s"}, "--wait"},
+		{[]string{"--env-file", dir}, "--env-file"},
+		{[]string{"--env-file", filepath.Join(dir, "missing", "ci.env")}, "--env-file"},
+		{[]string{"--env-file", filepath.Join(dir, "ci.env"), "--dry-run"}, "--env-file"},
+	} {
+		acct := awsfake.New(awsfake.Config{})
+		r := runSetupCmd(t, acct, c.args...)
+		var u *clierror.UsageError
+		if !errors.As(r.err, &u) || !strings.Contains(r.err.Error(), c.want) {
+			t.Errorf("%v: error %v, want a usage error naming %s", c.args, r.err, c.want)
+		}
+		if r.built || len(acct.Calls()) != 0 {
+			t.Errorf("%v: AWS was called", c.args)
+		}
+	}
+}
+
+func TestSetupFlagsReachProvision(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	r := runSetupCmd(t, acct, "--repository", "my-app", "--policy", "ci-push-ecr", "--user", "ci-bot", "--role", "ci-push",
+		"--allow-skip-existing", "--wait", "30s", "--output", "json")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var doc setupJSON
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{}
+	for _, res := range doc.Resources {
+		names = append(names, res.Kind+":"+res.Name)
+	}
+	if got := strings.Join(names[:3], " "); got != "repository:my-app policy:ci-push-ecr user:ci-bot" || doc.Resources[4].Name != "ci-push" {
+		t.Fatalf("resources %v", names)
+	}
+	pol := must(acct.IAM().GetPolicyVersion(context.Background(), &iam.GetPolicyVersionInput{
+		PolicyArn: aws.String("arn:aws:iam::123456789012:policy/ci-push-ecr"), VersionId: aws.String("v1")}))
+	if !strings.Contains(*pol.PolicyVersion.Document, "ecr%3ADescribeImages") {
+		t.Fatal("--allow-skip-existing did not add ecr:DescribeImages")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestSetupTextThenRerun(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	r := runSetupCmd(t, acct)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, want := range []string{"Account 123456789012, region us-east-1", "circleci-ecr-test", "trusts user circleci; policy ECRContainerise attached",
+		"AWS_IAM_USER_ACCESS_KEY_ID=AKIA", "AWS_IAM_USER_SECRET_ACCESS_KEY=", "AWS_IAM_ROLE_ARN=arn:aws:iam::123456789012:role/containerise",
+		"AWS_REGION=us-east-1", "shown this once"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	secret := secretFrom(t, r.stdout)
+	if strings.Contains(r.stderr, secret) {
+		t.Fatal("the secret reached stderr")
+	}
+	if !strings.Contains(r.stderr, "creating IAM role containerise") {
+		t.Errorf("no progress on stderr:\n%s", r.stderr)
+	}
+
+	again := runSetupCmd(t, acct)
+	if again.err != nil {
+		t.Fatal(again.err)
+	}
+	if strings.Contains(again.stdout, secret) || !strings.Contains(again.stdout, "AWS_IAM_USER_SECRET_ACCESS_KEY: not shown") ||
+		!strings.Contains(again.stdout, "--rotate-key") || !strings.Contains(again.stdout, "unchanged") {
+		t.Fatalf("rerun output:\n%s", again.stdout)
+	}
+}
+
+func secretFrom(t *testing.T, out string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "AWS_IAM_USER_SECRET_ACCESS_KEY="); ok && v != "" {
+			return v
+		}
+	}
+	t.Fatalf("no secret in:\n%s", out)
+	return ""
+}
+
+func TestSetupJSON(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	r := runSetupCmd(t, acct, "-o", "json")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	for _, k := range []string{"account", "region", "resources", "variables", "secret_available", "dry_run", "notes", "warnings"} {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("no %q in %s", k, r.stdout)
+		}
+	}
+	vars := doc["variables"].(map[string]any)
+	if len(vars) != 4 || doc["secret_available"] != true {
+		t.Fatalf("variables %v", vars)
+	}
+	res := doc["resources"].([]any)[0].(map[string]any)
+	for _, k := range []string{"kind", "name", "arn", "status", "managed", "changes"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("resource lacks %q: %v", k, res)
+		}
+	}
+
+	again := runSetupCmd(t, acct, "-o", "json")
+	var doc2 setupJSON
+	if err := json.Unmarshal([]byte(again.stdout), &doc2); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := doc2.Variables[provision.VarSecretAccessKey]; ok || doc2.SecretAvailable {
+		t.Fatalf("rerun JSON has a secret: %+v", doc2)
+	}
+}
+
+func TestSetupDotenvAndEnvFile(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	path := filepath.Join(t.TempDir(), "ci.env")
+	r := runSetupCmd(t, acct, "--output", "dotenv", "--env-file", path)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("dotenv output:\n%s", r.stdout)
+	}
+	for i, name := range []string{"AWS_IAM_USER_ACCESS_KEY_ID=", "AWS_IAM_USER_SECRET_ACCESS_KEY=", "AWS_IAM_ROLE_ARN=", "AWS_REGION="} {
+		if !strings.HasPrefix(lines[i], name) {
+			t.Errorf("line %d: %q", i, lines[i])
+		}
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("env file mode %v", info.Mode().Perm())
+	}
+	if file, _ := os.ReadFile(path); string(file) != r.stdout {
+		t.Fatalf("env file:\n%s\nstdout:\n%s", file, r.stdout)
+	}
+	if strings.Contains(r.stderr, strings.TrimPrefix(lines[1], "AWS_IAM_USER_SECRET_ACCESS_KEY=")) {
+		t.Fatal("the secret reached stderr")
+	}
+
+	before, _ := os.ReadFile(path)
+	again := runSetupCmd(t, acct, "--output", "dotenv", "--env-file", path)
+	if again.err != nil {
+		t.Fatal(again.err)
+	}
+	if strings.Contains(again.stdout, "SECRET") || len(strings.Split(strings.TrimSpace(again.stdout), "\n")) != 3 {
+		t.Fatalf("rerun dotenv:\n%s", again.stdout)
+	}
+	if !strings.Contains(again.stderr, "AWS_IAM_USER_SECRET_ACCESS_KEY is not printed") {
+		t.Fatalf("no note on stderr:\n%s", again.stderr)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Fatal("a rerun overwrote the env file that holds the secret")
+	}
+}
+
+func TestSetupDryRun(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	r := runSetupCmd(t, acct, "--dry-run")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if m := acct.Mutating(); len(m) != 0 {
+		t.Fatalf("mutating calls %v", m)
+	}
+	if !strings.Contains(r.stdout, "Dry run: nothing was changed") || !strings.Contains(r.stdout, "would create") {
+		t.Fatalf("stdout:\n%s", r.stdout)
+	}
+}
+
+func TestSetupRotateKeyWithoutTerminalKeepsOldKey(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	first := runSetupCmd(t, acct, "-o", "dotenv")
+	r := runSetupCmd(t, acct, "--rotate-key")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	oldID := strings.TrimPrefix(strings.Split(first.stdout, "\n")[0], "AWS_IAM_USER_ACCESS_KEY_ID=")
+	if !strings.Contains(r.stderr, "old access key "+oldID+" kept") || !strings.Contains(r.stdout, "aws iam delete-access-key --user-name circleci --access-key-id "+oldID) {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+	keys := must(acct.IAM().ListAccessKeys(context.Background(), &iam.ListAccessKeysInput{UserName: aws.String("circleci")}))
+	if len(keys.AccessKeyMetadata) != 2 {
+		t.Fatalf("%d keys", len(keys.AccessKeyMetadata))
+	}
+
+	// With --yes the old key goes; the user keeps AWS's limit in view.
+	yes := runSetupCmd(t, acct, "--rotate-key", "--yes")
+	if yes.err == nil || !strings.Contains(yes.err.Error(), "2 access keys") {
+		t.Fatalf("rotation with two keys: %v", yes.err)
+	}
+}
+
+func TestSetupRotateKeyYes(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	runSetupCmd(t, acct)
+	r := runSetupCmd(t, acct, "--rotate-key", "--yes", "-o", "json")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var doc setupJSON
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	keys := must(acct.IAM().ListAccessKeys(context.Background(), &iam.ListAccessKeysInput{UserName: aws.String("circleci")})).AccessKeyMetadata
+	if len(keys) != 1 || *keys[0].AccessKeyId != doc.Variables[provision.VarAccessKeyID] || !doc.SecretAvailable {
+		t.Fatalf("keys %v, output %+v", keys, doc)
+	}
+}
+
+func TestSetupFailureStillShowsTheNewSecret(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	acct.FailOperation("iam.AttachRolePolicy", acct.AccessDenied("iam:AttachRolePolicy"))
+	path := filepath.Join(t.TempDir(), "ci.env")
+	r := runSetupCmd(t, acct, "--env-file", path)
+	if r.err == nil || !strings.Contains(r.err.Error(), "attaching policy ECRContainerise to role containerise: AccessDenied") {
+		t.Fatalf("error: %v", r.err)
+	}
+	secret := secretFrom(t, r.stdout)
+	if file, _ := os.ReadFile(path); !strings.Contains(string(file), secret) {
+		t.Fatal("the env file lacks the secret of the key created before the failure")
+	}
+	acct.ClearFaults()
+	again := runSetupCmd(t, acct)
+	if again.err != nil || !strings.Contains(again.stdout, "updated") {
+		t.Fatalf("rerun: %v\n%s", again.err, again.stdout)
+	}
+}
+
+func TestRenderSetupTextUnmanaged(t *testing.T) {
+	var b bytes.Buffer
+	renderSetupText(&b, &provision.Result{
+		Account: "123456789012", Region: "eu-west-1",
+		Resources: []provision.Resource{{Kind: "role", Name: "containerise", Status: provision.Unmanaged, Changes: []string{"policy ECRContainerise is not attached"}}},
+		Variables: provision.Variables{AccessKeyID: "AKIAEXAMPLEEXAMPLE12", RoleARN: "arn:aws:iam::123456789012:role/containerise", Region: "eu-west-1"},
+		Notes:     []string{"access key AKIAEXAMPLEEXAMPLE12 of user circleci exists"},
+	})
+	out := b.String()
+	for _, want := range []string{"unmanaged  differs: policy ECRContainerise is not attached", "no managed-by=containerise tag", "Note: access key"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
+	}
+}
