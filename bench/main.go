@@ -136,7 +136,7 @@ func mainErr(repoArg, binArg string) error {
 // configure reads the stack's environment and finds the binaries.
 func (b *bench) configure(binArg string) error {
 	b.quick = os.Getenv("BENCH_QUICK") == "1"
-	b.runs = 7
+	b.runs = 6 // a multiple of 2 and 3: each contender takes each place equally often
 	if b.quick {
 		b.runs = 3
 	}
@@ -191,7 +191,7 @@ func (b *bench) configure(binArg string) error {
 
 // header names the machine and the method.
 func (b *bench) header() error {
-	engine := execute(b.ctx, cmdSpec{Name: "docker", Args: []string{"version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}}, {{.Server.Driver}})"}})
+	engine := execute(b.ctx, cmdSpec{Name: "docker", Args: []string{"version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"}})
 	if engine.Err != nil {
 		return fmt.Errorf("the Docker engine does not answer: %w", engine.Err)
 	}
@@ -214,8 +214,8 @@ func (b *bench) header() error {
 	fmt.Fprintf(w, "  date          %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "  machine       %s, %d cores (nproc), %s, %s\n", cpuModel(), runtime.NumCPU(), kernel(), memTotal())
 	fmt.Fprintf(w, "  containerise  %s (%s)\n", strings.TrimSpace(cz.Stdout), b.bin)
-	fmt.Fprintf(w, "  engine        Docker %s; docker CLI %s\n", strings.TrimSpace(engine.Stdout), strings.TrimSpace(client.Stdout))
-	_ = driver
+	fmt.Fprintf(w, "  engine        Docker %s, %s storage driver; docker CLI %s\n", strings.TrimSpace(engine.Stdout),
+		strings.TrimSpace(driver.Stdout), strings.TrimSpace(client.Stdout))
 	fmt.Fprintf(w, "  moto          %s at %s (boto3 %s, docker-py %s for the seed)\n", versions[0], b.motoURL, versions[1], versions[2])
 	fmt.Fprintf(w, "  registry      https://%s (Distribution, TLS, basic auth)\n", b.registryHost)
 	mode := "full"
@@ -223,17 +223,18 @@ func (b *bench) header() error {
 		mode = "quick (BENCH_QUICK=1: small contexts, few runs)"
 	}
 	fmt.Fprintf(w, "  mode          %s; %d runs per figure unless said (BENCH_RUNS)\n", mode, b.runs)
-	fmt.Fprintln(w, "  method        wall time from fork to exit of each command, as a user sees it; the")
-	fmt.Fprintln(w, "                commands compared run in ALTERNATING order (A,B,C,A,B,C,...) after one")
-	fmt.Fprintln(w, "                unrecorded warm-up round; figures are medians [min-max], ratios are")
-	fmt.Fprintln(w, "                ratios of medians; peak RSS is the child's ru_maxrss. Targets are printed")
-	fmt.Fprintln(w, "                beside the figures as met/missed; nothing here fails on a time.")
+	fmt.Fprintln(w, "  method        wall time from fork to exit of each command, as a user sees it. The")
+	fmt.Fprintln(w, "                commands compared run ALTERNATING, one run each per round (A,B,C, B,C,A,")
+	fmt.Fprintln(w, "                C,A,B, ...: the first place rotates), after one unrecorded warm-up round.")
+	fmt.Fprintln(w, "                Figures are medians (with min - max), ratios are ratios of medians, peak")
+	fmt.Fprintln(w, "                RSS is the child's ru_maxrss. Targets are printed beside the figures as")
+	fmt.Fprintln(w, "                met/missed; nothing here fails on a time.")
 	return nil
 }
 
 func (b *bench) summary(total time.Duration) {
 	section(b.out, "Targets", fmt.Sprintf("bench wall time %s", total.Round(time.Second)))
-	t := newTable("scenario", "target", "figure", "").leftAlign(1, 2, 3)
+	t := newTable("scenario", "target", "figure", "result").leftAlign(1, 2, 3)
 	for _, r := range b.targets {
 		t.add(r.scenario, r.target, r.figure, r.verdict)
 	}

@@ -33,7 +33,7 @@ func (b *bench) scenarioStartup() error {
 		cmd("docker --version", cmdSpec{Name: "docker", Args: []string{"--version"}}),
 	}
 	progress("startup: %d rounds", rounds)
-	if err := alternate(rounds, cs); err != nil {
+	if err := alternate(rounds, 0, cs); err != nil {
 		return err
 	}
 	section(b.out, "4. Start-up",
