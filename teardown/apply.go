@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Apply runs the plan's steps and sets each resource's outcome. It returns
@@ -79,7 +80,7 @@ func (t *Teardown) runSteps(ctx context.Context, r *Resource, final bool) error 
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s %s: interrupted before %q: %w (rerun teardown to finish)", r.Kind, r.Name, s.Action, err)
 		}
-		err := s.do(ctx)
+		err := t.do(ctx, s)
 		switch {
 		case err == nil:
 			t.logf("%s: done", s.Action)
@@ -92,6 +93,30 @@ func (t *Teardown) runSteps(ctx context.Context, r *Resource, final bool) error 
 		s.ok = true
 	}
 	return nil
+}
+
+// do runs a step. A final step refused with DeleteConflict is retried for a
+// while: IAM may not yet see the detachments that just succeeded.
+func (t *Teardown) do(ctx context.Context, s *Step) error {
+	err := s.do(ctx)
+	if !s.final || !isDeleteConflict(err) || t.conflictWait <= 0 {
+		return err
+	}
+	deadline := time.Now().Add(t.conflictWait)
+	wait := t.conflictPoll
+	t.logf("%s: IAM still reports it in use; retrying for up to %s", s.Action, t.conflictWait)
+	for isDeleteConflict(err) && time.Now().Add(wait).Before(deadline) {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		err = s.do(ctx)
+		wait = min(2*wait, 8*time.Second)
+	}
+	return err
 }
 
 func stepHint(r *Resource, s *Step, err error) string {

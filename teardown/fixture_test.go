@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -33,6 +34,8 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{t: t, a: awsfake.New(awsfake.Config{})}
 	w.td = New(w.a.IAM(), w.a.ECR(), w.a.STS(), &w.log)
+	// The fake is consistent: a DeleteConflict is real, or injected.
+	w.td.conflictWait, w.td.conflictPoll = 50*time.Millisecond, time.Millisecond
 	return w
 }
 

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -72,13 +73,20 @@ type Teardown struct {
 
 	logMu sync.Mutex
 	log   io.Writer
+
+	// IAM is eventually consistent: right after a detachment, DeleteRole,
+	// DeleteUser or DeletePolicy can still fail with DeleteConflict. Those
+	// are retried for up to conflictWait, polling from conflictPoll (doubling,
+	// at most 8 s) before the conflict is reported.
+	conflictWait, conflictPoll time.Duration
 }
 
 // New returns a Teardown over the given clients (*iam.Client, *ecr.Client
 // and *sts.Client, or fakes with the same methods). Progress lines, one per
 // step done, go to log when it is not nil.
 func New(iamClient iamAPI, ecrClient ecrAPI, stsClient stsAPI, log io.Writer) *Teardown {
-	return &Teardown{iam: iamClient, ecr: ecrClient, sts: stsClient, log: log}
+	return &Teardown{iam: iamClient, ecr: ecrClient, sts: stsClient, log: log,
+		conflictWait: 30 * time.Second, conflictPoll: time.Second}
 }
 
 // Options name the resources to remove; the defaults are setup's (the blog's).

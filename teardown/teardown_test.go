@@ -524,3 +524,21 @@ func TestDeleteUserConflictExplainsWhatElseHoldsTheUser(t *testing.T) {
 		t.Errorf("user error does not say what else to remove: %s", e)
 	}
 }
+
+func TestTeardownRetriesDeleteConflictWhileIAMCatchesUp(t *testing.T) {
+	// Right after the detachment, IAM may still count it for a moment.
+	w := newWorld(t)
+	w.seed(true, 0)
+	for _, op := range []string{"iam.DeleteRole", "iam.DeletePolicy", "iam.DeleteUser"} {
+		w.a.FailOperationTimes(op, 2, &iamtypes.DeleteConflictException{Message: aws.String("Cannot delete entity, must detach all policies first.")})
+	}
+	if _, err := w.run(defaults); err != nil {
+		t.Fatalf("a passing conflict should be waited out: %v", err)
+	}
+	w.wantExists(allGone)
+	for _, op := range []string{"iam.DeleteRole", "iam.DeletePolicy", "iam.DeleteUser"} {
+		if n := count(w.a.Ops(), op); n != 3 {
+			t.Errorf("%s called %d times, want 3", op, n)
+		}
+	}
+}
