@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
@@ -26,9 +27,14 @@ type teardownRun struct {
 
 func runTeardownCmd(t *testing.T, a *awsfake.Account, args ...string) teardownRun {
 	t.Helper()
+	// A strings.Reader is not a terminal, as in CI.
+	return runTeardownCmdIn(t, a, strings.NewReader(""), args...)
+}
+
+func runTeardownCmdIn(t *testing.T, a *awsfake.Account, in io.Reader, args ...string) teardownRun {
+	t.Helper()
 	var out, errw bytes.Buffer
-	// A bytes.Reader is not a terminal, as in CI.
-	g := &Globals{In: strings.NewReader(""), Out: &out, Err: &errw}
+	g := &Globals{In: in, Out: &out, Err: &errw}
 	root := NewRoot("test", g)
 	for _, c := range root.Commands() {
 		if c.Name() == "teardown" {
