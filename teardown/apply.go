@@ -73,7 +73,7 @@ func (t *Teardown) runSteps(ctx context.Context, r *Resource, final bool) error 
 		}
 		for _, n := range s.needs {
 			if !n.ok {
-				return fmt.Errorf("%s %s not deleted: %s %s still uses it, because %q failed (see %s %s); fix that, then rerun teardown",
+				return fmt.Errorf("%s %s: not deleted: %s %s still uses it, because %q failed (see %s %s); fix that, then rerun teardown",
 					r.Kind, r.Name, n.owner.Kind, n.owner.Name, n.Action, n.owner.Kind, n.owner.Name)
 			}
 		}
@@ -110,7 +110,7 @@ func (t *Teardown) do(ctx context.Context, s *Step) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return err
+			return errors.Join(err, ctx.Err())
 		case <-timer.C:
 		}
 		err = s.do(ctx)
