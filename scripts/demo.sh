@@ -22,6 +22,10 @@ show() {
 
 echo "demo: AWS is emulated by moto at ${AWS_ENDPOINT_URL:?run through scripts/with-stack.sh}; Docker at ${DOCKER_HOST:-default}" >&2
 
+# The emulator may still hold an earlier, interrupted demo's user and key,
+# whose secret nobody can read again: start from an empty account.
+curl -fsS -X POST "${STACK_MOTO_URL:?}/moto-api/reset" >/dev/null
+
 # 1. The admin's one-time setup: repository, policy, user, role, variables.
 show "$bin" setup --env-file "$envfile"
 
