@@ -95,21 +95,21 @@ func (b *bench) scenarioContext() error {
 		return dir, nil
 	}
 
-	czEnv := b.ciEnv(vars, "DOCKER_CONFIG="+filepath.Join(b.tmp, "docker-config-containerise"))
-	dockerEnv := withEnv(b.env, []string{"DOCKER_CONFIG=" + filepath.Join(b.tmp, "docker-config-floor"), "DOCKER_BUILDKIT=0"})
-	for _, d := range []string{"docker-config-containerise", "docker-config-floor"} {
-		if err := os.MkdirAll(filepath.Join(b.tmp, d), 0o700); err != nil {
-			return err
-		}
+	czEnv, err := b.toolEnv(vars, "containerise")
+	if err != nil {
+		return err
 	}
-	// Half the runs of the other scenarios (big contexts are slow), and even,
-	// so each of the two takes each place equally often.
-	rounds := max(2, (b.runs/2+1)&^1)
+	dockerEnv, err := b.floorEnv()
+	if err != nil {
+		return err
+	}
+	// Three rounds (big contexts are slow): each of the three takes each place once.
+	rounds := 3
 
 	type result struct {
-		size   int64
-		ignore bool
-		cz, dk *contender
+		size       int64
+		ignore     bool
+		cz, dk, fl *contender
 	}
 	var results []result
 	for _, size := range sizes {
@@ -122,19 +122,28 @@ func (b *bench) scenarioContext() error {
 			if ignore {
 				tag += "-ignore"
 			}
-			cz := &contender{name: "containerise push", once: func() (time.Duration, int64, time.Duration, error) {
+			cz := &contender{name: "containerise push", once: func() (sample, error) {
 				r := execute(b.ctx, cmdSpec{Name: b.bin, Args: []string{"push", "--tag", tag, "--context", dir}, Dir: b.tmp, Env: czEnv})
-				return r.Wall, r.MaxRSSKiB, 0, r.Err
+				return sampleOf(r), r.Err
 			}}
-			dk := &contender{name: "docker build", once: func() (time.Duration, int64, time.Duration, error) {
+			dk := &contender{name: "docker build", once: func() (sample, error) {
 				r := execute(b.ctx, cmdSpec{Name: "docker", Args: []string{"build", "-t", "containerise-bench/" + tag + ":" + b.runID, dir}, Dir: b.tmp, Env: dockerEnv})
-				return r.Wall, r.MaxRSSKiB, 0, r.Err
+				return sampleOf(r), r.Err
+			}}
+			image := b.registryHost + "/circleci-ecr-test:" + tag + "-docker"
+			fl := &contender{name: "docker build && push", once: func() (sample, error) {
+				build := execute(b.ctx, cmdSpec{Name: "docker", Args: []string{"build", "-t", image, dir}, Dir: b.tmp, Env: dockerEnv})
+				if build.Err != nil {
+					return sample{}, build.Err
+				}
+				push := execute(b.ctx, cmdSpec{Name: "docker", Args: []string{"push", image}, Dir: b.tmp, Env: dockerEnv})
+				return sample{wall: build.Wall + push.Wall, rss: max(build.MaxRSSKiB, push.MaxRSSKiB), cpu: build.CPU + push.CPU}, push.Err
 			}}
 			progress("context: %s, .dockerignore %v: %d rounds", sizeName(size), ignore, rounds)
-			if err := alternate(rounds, pushSettle, []*contender{cz, dk}); err != nil {
+			if err := alternate(rounds, b.settle, []*contender{cz, dk, fl}); err != nil {
 				return err
 			}
-			results = append(results, result{size, ignore, cz, dk})
+			results = append(results, result{size, ignore, cz, dk, fl})
 			if err := os.RemoveAll(dir); err != nil {
 				return err
 			}
@@ -146,19 +155,27 @@ func (b *bench) scenarioContext() error {
 		"the context is the Dockerfile and one small file. The Dockerfile COPYs only that file, so the whole",
 		"context is read and sent to the engine, but no big layer is made (vfs storage driver here).",
 		"containerise push: the full push (AWS, build, push of the small image, which is already in the registry",
-		"after the first run). docker build: the docker CLI client (DOCKER_BUILDKIT=0), build only.",
-		fmt.Sprintf("Peak RSS: the child's ru_maxrss. %d alternating rounds per line after one warm-up round.", rounds))
-	t := newTable("context", ".dockerignore", "containerise RSS", "docker CLI RSS", "containerise", "docker build", "ratio")
-	var czRSS []int64
-	for _, r := range results {
-		ign := "no"
+		"after the first run). docker build: the docker CLI client (DOCKER_BUILDKIT=0), build only; docker build",
+		"&& push: the same plus the push, like for like with containerise push (logged in beforehand).",
+		"Peak RSS: the child's ru_maxrss; CPU: the child's user + system time (the engine's is not counted).",
+		fmt.Sprintf("%d alternating rounds per line (order rotated) after one warm-up round, %s pause before each run.", rounds, b.settle))
+	ignored := func(r result) string {
 		if r.ignore {
-			ign = "data/"
+			return "data/"
 		}
-		rss := medianInt(r.cz.rss)
-		czRSS = append(czRSS, rss)
-		t.add(sizeName(r.size), ign, mib(rss), mib(medianInt(r.dk.rss)),
-			ms(r.cz.walls.median()), ms(r.dk.walls.median()), ratio(r.cz.walls.median(), r.dk.walls.median()))
+		return "no"
+	}
+	fmt.Fprintln(b.out, "  peak RSS")
+	t := newTable("context", ".dockerignore", "containerise push", "docker build (CLI)")
+	for _, r := range results {
+		t.add(sizeName(r.size), ignored(r), mib(medianInt(r.cz.rss)), mib(medianInt(r.dk.rss)))
+	}
+	t.write(b.out)
+	fmt.Fprintln(b.out, "\n  wall time and the client's CPU time")
+	t = newTable("context", ".dockerignore", "containerise push", "docker build", "ratio", "build && push", "ratio", "CPU: containerise", "docker build")
+	for _, r := range results {
+		t.add(sizeName(r.size), ignored(r), ms(r.cz.walls.median()), ms(r.dk.walls.median()), ratio(r.cz.walls.median(), r.dk.walls.median()),
+			ms(r.fl.walls.median()), ratio(r.cz.walls.median(), r.fl.walls.median()), ms(r.cz.cpus.median()), ms(r.dk.cpus.median()))
 	}
 	t.write(b.out)
 

@@ -43,8 +43,9 @@ type bench struct {
 	awsCLI           string
 	baseImage        string
 
-	quick bool
-	runs  int
+	quick  bool
+	runs   int
+	settle time.Duration // pause before each run that uses the engine (see alternate)
 	tmp   string
 	runID string // labels every image this run builds, for clean-up
 
@@ -137,8 +138,10 @@ func mainErr(repoArg, binArg string) error {
 func (b *bench) configure(binArg string) error {
 	b.quick = os.Getenv("BENCH_QUICK") == "1"
 	b.runs = 6 // a multiple of 2 and 3: each contender takes each place equally often
+	b.settle = time.Second
 	if b.quick {
 		b.runs = 3
+		b.settle = 200 * time.Millisecond
 	}
 	if v := os.Getenv("BENCH_RUNS"); v != "" {
 		n, err := strconv.Atoi(v)

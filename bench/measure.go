@@ -17,7 +17,8 @@ import (
 type run struct {
 	Stdout, Stderr string
 	Wall           time.Duration
-	MaxRSSKiB      int64 // ru_maxrss of the child (and any child it waited for), KiB on Linux
+	MaxRSSKiB      int64         // ru_maxrss of the child (and any child it waited for), KiB on Linux
+	CPU            time.Duration // user + system CPU time of the child
 	Err            error
 }
 
@@ -58,6 +59,7 @@ func execute(ctx context.Context, spec cmdSpec) run {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r.MaxRSSKiB = ru.Maxrss
 		}
+		r.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	r.Stdout, r.Stderr = stdout.String(), stderr.String()
 	if err != nil {

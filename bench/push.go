@@ -14,13 +14,24 @@ type contender struct {
 	name string
 	// before prepares a run outside the timed region (e.g. changes a file).
 	before func(round int) error
-	// once runs and times the job; extra is a figure to report beside it.
-	once func() (wall time.Duration, rssKiB int64, extra time.Duration, err error)
+	// once runs and times the job.
+	once func() (sample, error)
 
 	walls  series
 	rss    []int64
+	cpus   series
 	extras series
 }
+
+// sample is what one run of a contender measured.
+type sample struct {
+	wall  time.Duration
+	rss   int64         // peak RSS, KiB
+	cpu   time.Duration // user + system
+	extra time.Duration // a figure to report beside the wall time
+}
+
+func sampleOf(r run) sample { return sample{wall: r.Wall, rss: r.MaxRSSKiB, cpu: r.CPU} }
 
 // alternate runs each contender once per round, after one unrecorded warm-up
 // round. Each round starts one contender further on (A,B,C then B,C,A then
@@ -41,16 +52,17 @@ func alternate(rounds int, settle time.Duration, cs []*contender) error {
 					return err
 				}
 			}
-			wall, rss, extra, err := c.once()
+			got, err := c.once()
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
 			if round < 0 {
 				continue // warm-up
 			}
-			c.walls = append(c.walls, wall)
-			c.rss = append(c.rss, rss)
-			c.extras = append(c.extras, extra)
+			c.walls = append(c.walls, got.wall)
+			c.rss = append(c.rss, got.rss)
+			c.cpus = append(c.cpus, got.cpu)
+			c.extras = append(c.extras, got.extra)
 		}
 		if round >= 0 {
 			progress("  round %d/%d: %s", round+1, rounds, roundLine(cs))
@@ -80,8 +92,31 @@ func awsTime(stderr string) time.Duration {
 	return total
 }
 
-// pushSettle is the pause before each run of the push and context scenarios.
-const pushSettle = time.Second
+// toolEnv is a CI job's environment with a Docker config folder of its own
+// (empty: no login), so no tool reads or writes the user's ~/.docker.
+func (b *bench) toolEnv(vars map[string]string, name string) ([]string, error) {
+	dir := filepath.Join(b.tmp, "docker-config-"+name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return b.ciEnv(vars, "DOCKER_CONFIG="+dir), nil
+}
+
+// floorEnv is the docker CLI's environment for the floor: the classic builder
+// and a Docker config folder of its own, logged in to the registry once.
+func (b *bench) floorEnv() ([]string, error) {
+	dir := filepath.Join(b.tmp, "docker-config-floor")
+	env := withEnv(b.env, []string{"DOCKER_CONFIG=" + dir, "DOCKER_BUILDKIT=0"})
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+		return env, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	_, err := mustRun(b.ctx, cmdSpec{Name: "docker", Args: []string{"login", b.registryHost, "-u", "AWS", "--password-stdin"},
+		Env: env, In: b.registryPassword})
+	return env, err
+}
 
 // scenarioPush: the same small image, built and pushed on the same stack by
 // containerise push, by the seed's script and by docker build && docker push.
@@ -113,24 +148,19 @@ func (b *bench) scenarioPush() error {
 		return os.WriteFile(filepath.Join(dir, "stamp"), fmt.Appendf(nil, "%s run %d %d\n", b.runID, stampCount, time.Now().UnixNano()), 0o644)
 	}
 
-	// Each contender gets a Docker config folder of its own, so none reads or
-	// writes the user's ~/.docker. Only the floor's is logged in beforehand.
-	configs := map[string]string{}
-	for _, name := range []string{"containerise", "seed", "floor"} {
-		configs[name] = filepath.Join(b.tmp, "docker-config-"+name)
-		if err := os.MkdirAll(configs[name], 0o700); err != nil {
-			return err
-		}
-	}
 	image := b.registryHost + "/circleci-ecr-test:v1"
-	floorEnv := withEnv(b.env, []string{"DOCKER_CONFIG=" + configs["floor"], "DOCKER_BUILDKIT=0"})
-	if _, err := mustRun(b.ctx, cmdSpec{Name: "docker", Args: []string{"login", b.registryHost, "-u", "AWS", "--password-stdin"},
-		Env: floorEnv, In: b.registryPassword}); err != nil {
+	floorEnv, err := b.floorEnv()
+	if err != nil {
 		return err
 	}
-
-	czEnv := b.ciEnv(vars, "DOCKER_CONFIG="+configs["containerise"])
-	seedEnv := b.ciEnv(vars, "DOCKER_CONFIG="+configs["seed"])
+	czEnv, err := b.toolEnv(vars, "containerise")
+	if err != nil {
+		return err
+	}
+	seedEnv, err := b.toolEnv(vars, "seed")
+	if err != nil {
+		return err
+	}
 	seedScript := filepath.Join(dir, "containerise.py")
 
 	// contenders builds the three, each running before() ahead of every run.
@@ -139,58 +169,61 @@ func (b *bench) scenarioPush() error {
 			{
 				name:   "containerise push",
 				before: before,
-				once: func() (time.Duration, int64, time.Duration, error) {
+				once: func() (sample, error) {
 					r := execute(b.ctx, cmdSpec{Name: b.bin, Args: []string{"--verbose", "push"}, Dir: dir, Env: czEnv})
 					if r.Err != nil {
-						return 0, 0, 0, r.Err
+						return sample{}, r.Err
 					}
 					if !strings.Contains(r.Stdout, "/circleci-ecr-test:v1@sha256:") {
-						return 0, 0, 0, fmt.Errorf("no pushed digest on stdout:\n%s", tail(r.Stdout, 10))
+						return sample{}, fmt.Errorf("no pushed digest on stdout:\n%s", tail(r.Stdout, 10))
 					}
-					return r.Wall, r.MaxRSSKiB, awsTime(r.Stderr), nil
+					got := sampleOf(r)
+					got.extra = awsTime(r.Stderr)
+					return got, nil
 				},
 			},
 			{
 				name:   "seed script",
 				before: before,
-				once: func() (time.Duration, int64, time.Duration, error) {
+				once: func() (sample, error) {
 					r := execute(b.ctx, cmdSpec{Name: b.python, Args: []string{seedScript}, Dir: dir, Env: seedEnv})
 					if r.Err != nil {
-						return 0, 0, 0, r.Err
+						return sample{}, r.Err
 					}
 					// The seed exits 0 even when the push failed: read its stream.
 					if strings.Contains(r.Stdout, "'error'") || strings.Contains(r.Stdout, "errorDetail") {
-						return 0, 0, 0, fmt.Errorf("the seed's push stream reports an error:\n%s", tail(r.Stdout, 10))
+						return sample{}, fmt.Errorf("the seed's push stream reports an error:\n%s", tail(r.Stdout, 10))
 					}
-					return r.Wall, r.MaxRSSKiB, 0, nil
+					return sampleOf(r), nil
 				},
 			},
 			{
 				name:   "docker build && push",
 				before: before,
-				once: func() (time.Duration, int64, time.Duration, error) {
+				once: func() (sample, error) {
 					build := execute(b.ctx, cmdSpec{Name: "docker", Args: []string{"build", "-t", image, "."}, Dir: dir, Env: floorEnv})
 					if build.Err != nil {
-						return 0, 0, 0, build.Err
+						return sample{}, build.Err
 					}
 					push := execute(b.ctx, cmdSpec{Name: "docker", Args: []string{"push", image}, Dir: dir, Env: floorEnv})
 					if push.Err != nil {
-						return 0, 0, 0, push.Err
+						return sample{}, push.Err
 					}
 					// extra: the push's share, to show where the floor's time goes.
-					return build.Wall + push.Wall, max(build.MaxRSSKiB, push.MaxRSSKiB), push.Wall, nil
+					return sample{wall: build.Wall + push.Wall, rss: max(build.MaxRSSKiB, push.MaxRSSKiB),
+						cpu: build.CPU + push.CPU, extra: push.Wall}, nil
 				},
 			},
 		}
 	}
 	progress("push: changed file, %d rounds of 3 contenders", b.runs)
 	changed := contenders(stamp)
-	if err := alternate(b.runs, pushSettle, changed); err != nil {
+	if err := alternate(b.runs, b.settle, changed); err != nil {
 		return err
 	}
 	progress("push: unchanged context, %d rounds of 3 contenders", b.runs)
 	cached := contenders(nil)
-	if err := alternate(b.runs, pushSettle, cached); err != nil {
+	if err := alternate(b.runs, b.settle, cached); err != nil {
 		return err
 	}
 
@@ -205,7 +238,7 @@ func (b *bench) scenarioPush() error {
 		"\"unchanged\": the same context again, the build wholly cached and every layer already pushed,",
 		"which leaves mostly each tool's own overhead.",
 		fmt.Sprintf("%d alternating rounds per variant after one warm-up round, the order rotated each round,", b.runs),
-		fmt.Sprintf("and a %s pause before every run (the engine was seen to keep working after a push).", pushSettle))
+		fmt.Sprintf("and a %s pause before every run (the engine was seen to keep working after a push).", b.settle))
 	b.pushTable("changed file (main)", changed, true)
 	fmt.Fprintln(b.out)
 	b.pushTable("unchanged (reference)", cached, false)
@@ -216,11 +249,11 @@ func (b *bench) scenarioPush() error {
 func (b *bench) pushTable(variant string, cs []*contender, main bool) {
 	cz, seedC, floor := cs[0], cs[1], cs[2]
 	fmt.Fprintf(b.out, "  %s\n", variant)
-	t := newTable("contender", "median", "min-max", "vs seed", "vs floor", "minus floor", "peak RSS")
+	t := newTable("contender", "median", "min-max", "vs seed", "vs floor", "minus floor", "CPU", "peak RSS")
 	for _, c := range cs {
 		t.add(c.name, ms(c.walls.median()), ms(c.walls.min())+" - "+ms(c.walls.max()),
 			ratio(c.walls.median(), seedC.walls.median()), ratio(c.walls.median(), floor.walls.median()),
-			signedMs(c.walls.median()-floor.walls.median()), mib(medianInt(c.rss)))
+			signedMs(c.walls.median()-floor.walls.median()), ms(c.cpus.median()), mib(medianInt(c.rss)))
 	}
 	t.write(b.out)
 	fmt.Fprintf(b.out, "  floor split: docker build %s, docker push %s; containerise's AWS calls (as moto answers them): %s\n",

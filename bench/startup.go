@@ -21,9 +21,9 @@ func (b *bench) scenarioStartup() error {
 	}
 	cmd := func(name string, spec cmdSpec) *contender {
 		spec.Dir = b.tmp
-		return &contender{name: name, once: func() (time.Duration, int64, time.Duration, error) {
+		return &contender{name: name, once: func() (sample, error) {
 			r := execute(b.ctx, spec)
-			return r.Wall, r.MaxRSSKiB, 0, r.Err
+			return sampleOf(r), r.Err
 		}}
 	}
 	cs := []*contender{
