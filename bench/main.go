@@ -46,8 +46,8 @@ type bench struct {
 	quick  bool
 	runs   int
 	settle time.Duration // pause before each run that uses the engine (see alternate)
-	tmp   string
-	runID string // labels every image this run builds, for clean-up
+	tmp    string
+	runID  string // labels every image this run builds, for clean-up
 
 	setupVars map[string]string // CI variables of the default-named setup, when current
 	targets   []targetRow
