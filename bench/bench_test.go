@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -59,9 +60,6 @@ func TestParseDotenvAndCalls(t *testing.T) {
 		t.Errorf("parseDotenv: %v", vars)
 	}
 	stderr := "aws: iam.GetUser 12ms ok\naws: ecr.CreateRepository 1.2s ok\nother\naws: 2 calls, 1 mutating\n"
-	if ops := operations(stderr); strings.Join(ops, " ") != "iam.GetUser ecr.CreateRepository" {
-		t.Errorf("operations: %v", ops)
-	}
 	if got := awsTime(stderr); got != 1212*time.Millisecond {
 		t.Errorf("awsTime %s", got)
 	}
@@ -112,5 +110,22 @@ func TestLatencyProxyInFrontOfMoto(t *testing.T) {
 	t.Logf("aws iam list-users: direct %s, through the proxy %s", direct, slow)
 	if d := slow - direct; d < 80*time.Millisecond || d > 250*time.Millisecond {
 		t.Errorf("the proxy added %s, want about 100 ms", d)
+	}
+}
+
+func TestCallLevelsGroupsCallsByRoundTrip(t *testing.T) {
+	ms := time.Millisecond
+	lines := []stampedLine{
+		{112 * ms, "aws: iam.GetUser 104ms ok"},
+		{118 * ms, "aws: sts.GetCallerIdentity 110ms ok"},
+		{119 * ms, "creating IAM user circleci"},
+		{221 * ms, "aws: iam.GetPolicy 102ms ok"},
+		{426 * ms, "aws: iam.GetPolicyVersion 103ms ok"},
+		{427 * ms, "aws: 4 calls, 0 mutating"},
+	}
+	got := callLevels(lines, 100*ms)
+	want := [][]string{{"iam.GetUser", "sts.GetCallerIdentity"}, {"iam.GetPolicy"}, nil, {"iam.GetPolicyVersion"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("callLevels = %v, want %v", got, want)
 	}
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -41,3 +45,20 @@ func startLatencyProxy(upstreamURL string, latency time.Duration) (*latencyProxy
 }
 
 func (l *latencyProxy) Close() { l.proxy.Stop() }
+
+// serveLatencyProxy runs a latency proxy until SIGINT or SIGTERM, its URL on stdout.
+func serveLatencyProxy(upstream string, latency time.Duration) error {
+	if upstream == "" {
+		return fmt.Errorf("STACK_MOTO_URL is not set: source the stack's env first")
+	}
+	p, err := startLatencyProxy(upstream, latency)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Println(p.URL)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return nil
+}

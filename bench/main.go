@@ -62,7 +62,15 @@ func (b *bench) target(scenario, target, figure string, ok bool) {
 func main() {
 	repo := flag.String("repo", ".", "repository root (bin/containerise is looked up there)")
 	bin := flag.String("bin", "", "containerise binary (default: <repo>/bin/containerise)")
+	proxy := flag.Duration("latency-proxy", 0, "only run the latency proxy in front of $STACK_MOTO_URL with this latency, print its URL, and serve until interrupted (for profiling by hand)")
 	flag.Parse()
+	if *proxy > 0 {
+		if err := serveLatencyProxy(os.Getenv("STACK_MOTO_URL"), *proxy); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: error:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := mainErr(*repo, *bin); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: error:", err)
 		os.Exit(1)

@@ -16,6 +16,7 @@ import (
 // start to exit, and its peak resident set size.
 type run struct {
 	Stdout, Stderr string
+	StderrLines    []stampedLine // stderr, each line with the time it arrived
 	Wall           time.Duration
 	MaxRSSKiB      int64         // ru_maxrss of the child (and any child it waited for), KiB on Linux
 	CPU            time.Duration // user + system CPU time of the child
@@ -48,24 +49,64 @@ func execute(ctx context.Context, spec cmdSpec) run {
 	if spec.In != "" {
 		cmd.Stdin = strings.NewReader(spec.In)
 	}
-	var stdout, stderr bytes.Buffer
+	var stdout bytes.Buffer
+	stderr := &stampWriter{}
 	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
+	cmd.Stderr = stderr
 	start := time.Now()
+	stderr.start = start
 	err := cmd.Run()
 	wall := time.Since(start)
-	r := run{Wall: wall, Err: err}
+	r := run{Wall: wall, Err: err, StderrLines: stderr.done()}
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r.MaxRSSKiB = ru.Maxrss
 		}
 		r.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	r.Stdout, r.Stderr = stdout.String(), stderr.String()
+	r.Stdout, r.Stderr = stdout.String(), stderr.all.String()
 	if err != nil {
 		r.Err = fmt.Errorf("%s: %w\n%s", spec, err, tail(r.Stderr+r.Stdout, 25))
 	}
 	return r
+}
+
+// stampedLine is a line of output and when it arrived, from the child's start.
+type stampedLine struct {
+	At   time.Duration
+	Text string
+}
+
+// stampWriter keeps what a child writes and stamps each line as it arrives:
+// with --verbose, that tells when each AWS call completed.
+type stampWriter struct {
+	start   time.Time
+	all     bytes.Buffer
+	partial []byte
+	lines   []stampedLine
+}
+
+func (w *stampWriter) Write(p []byte) (int, error) {
+	at := time.Since(w.start)
+	w.all.Write(p)
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.lines = append(w.lines, stampedLine{At: at, Text: string(w.partial[:i])})
+		w.partial = w.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+func (w *stampWriter) done() []stampedLine {
+	if len(w.partial) > 0 {
+		w.lines = append(w.lines, stampedLine{At: time.Since(w.start), Text: string(w.partial)})
+		w.partial = nil
+	}
+	return w.lines
 }
 
 // mustRun is execute that turns a failure into an error the caller returns.

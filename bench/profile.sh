@@ -5,7 +5,8 @@
 #   e.g. bench/profile.sh /tmp/prof --verbose push --context ctx
 # Builds bench/pprof/main.go inside the product's module through a go build overlay (the
 # product's own code, unchanged, with profiling around it), runs it once with a CPU profile
-# (1 kHz), an allocation profile and an execution trace, and prints the top of each profile.
+# (1 kHz), an allocation profile and an execution trace, and prints its stderr with each line
+# stamped (ms since start: where the wall time goes) and the top of each profile.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
@@ -29,11 +30,14 @@ JSON
 
 rc=0
 start=$(date +%s%N)
-CONTAINERISE_CPUPROFILE=$out/cpu.pprof CONTAINERISE_MEMPROFILE=$out/mem.pprof CONTAINERISE_TRACE=$out/trace.out \
+CONTAINERISE_STAMP=1 CONTAINERISE_CPUPROFILE=$out/cpu.pprof CONTAINERISE_MEMPROFILE=$out/mem.pprof CONTAINERISE_TRACE=$out/trace.out \
 	"$out/containerise-pprof" "$@" >"$out/stdout" 2>"$out/stderr" || rc=$?
 end=$(date +%s%N)
 echo "profile: exit $rc, wall $(((end - start) / 1000000)) ms; stdout, stderr and profiles in $out" >&2
 
+echo "== stderr, each line stamped with the milliseconds since start"
+cat "$out/stderr"
+echo
 echo "== CPU (samples at 1 kHz)"
 go tool pprof -top -nodecount=25 "$out/containerise-pprof" "$out/cpu.pprof" 2>/dev/null | sed -n '1,32p'
 echo

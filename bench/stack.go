@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -72,17 +71,30 @@ func (b *bench) setup(endpoint string, names setupNames) (setupRun, error) {
 	return sr, nil
 }
 
-// operations lists the "service.Operation" names of the --verbose call lines.
-func operations(stderr string) []string {
-	var ops []string
-	sc := bufio.NewScanner(strings.NewReader(stderr))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 4 && f[0] == "aws:" && strings.Contains(f[1], ".") {
-			ops = append(ops, f[1])
+// callLevels groups the --verbose call lines of a run through the latency
+// proxy by when they completed: a call that completed within the k-th
+// latency period is on the k-th level of the critical path (it waited for k
+// round trips). The levels show what ran concurrently and what had to wait.
+func callLevels(lines []stampedLine, latency time.Duration) [][]string {
+	var levels [][]string
+	for _, l := range lines {
+		f := strings.Fields(l.Text)
+		if len(f) != 4 || f[0] != "aws:" || !strings.Contains(f[1], ".") {
+			continue
 		}
+		k := int(l.At / latency)
+		for len(levels) < k {
+			levels = append(levels, nil)
+		}
+		if k == 0 {
+			k = 1 // cannot happen with the proxy in the path; keep it visible
+			if len(levels) == 0 {
+				levels = append(levels, nil)
+			}
+		}
+		levels[k-1] = append(levels[k-1], f[1])
 	}
-	return ops
+	return levels
 }
 
 // parseDotenv reads NAME=value lines.
