@@ -1,0 +1,494 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/containerise/containerise/policies"
+)
+
+// The blog's names, which are setup's defaults.
+const (
+	pushRepo   = "circleci-ecr-test"
+	pushUser   = "circleci"
+	pushRole   = "containerise"
+	pushPolicy = "ECRContainerise"
+)
+
+// ciVars are the CircleCI variables setup prints.
+type ciVars map[string]string
+
+var ciVarNames = []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACCESS_KEY", "AWS_IAM_ROLE_ARN", "AWS_REGION"}
+
+// env returns the variables as a CI job has them, and hides the admin's
+// credentials so that push can only use the CI user's keys.
+func (v ciVars) env(extra ...string) []string {
+	env := []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN="}
+	for _, name := range ciVarNames {
+		env = append(env, name+"="+v[name])
+	}
+	return append(env, extra...)
+}
+
+// setupCI provisions the user, key, role, policy and repository and returns
+// the CircleCI variables: through `containerise setup --output dotenv` once
+// setup is built, until then with the admin SDK clients as the blog's
+// console steps would.
+func setupCI(t *testing.T) ciVars {
+	t.Helper()
+	help := run(t, nil, "setup", "--help")
+	if strings.Contains(help.Stdout+help.Stderr, "not yet built") {
+		t.Log("setup is not built yet: provisioning with the admin SDK clients")
+		return setupWithSDK(t)
+	}
+	r := run(t, nil, "setup", "--output", "dotenv", "--allow-skip-existing")
+	if r.Code != 0 {
+		t.Fatalf("setup failed:\n%s", r)
+	}
+	vars := ciVars{}
+	for _, line := range strings.Split(r.Stdout, "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "export ")
+		name, value, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		vars[name] = strings.Trim(value, `"'`)
+	}
+	for _, name := range ciVarNames {
+		if vars[name] == "" {
+			t.Fatalf("setup --output dotenv printed no %s:\n%s", name, r.Stdout)
+		}
+	}
+	return vars
+}
+
+func setupWithSDK(t *testing.T) ciVars {
+	t.Helper()
+	ctx := context.Background()
+	c := awsClients(t)
+	account, region := os.Getenv("STACK_ACCOUNT_ID"), c.Cfg.Region
+	if account == "" {
+		account = "123456789012"
+	}
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("provisioning: %v", err)
+		}
+	}
+	must(c.ECR.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(pushRepo)}))
+	doc := policies.Permissions(policies.Target{Region: region, AccountID: account, Repository: pushRepo},
+		policies.PermissionOptions{AllowDescribeImages: true})
+	policy, err := c.IAM.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(pushPolicy), PolicyDocument: aws.String(doc.JSON())})
+	must(policy, err)
+	must(c.IAM.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(pushUser)}))
+	key, err := c.IAM.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(pushUser)})
+	must(key, err)
+	trust := policies.Trust(policies.UserARN("aws", account, pushUser)).JSON()
+	role, err := c.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(pushRole), AssumeRolePolicyDocument: aws.String(trust)})
+	must(role, err)
+	must(c.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(pushRole), PolicyArn: policy.Policy.Arn}))
+	return ciVars{
+		"AWS_IAM_USER_ACCESS_KEY_ID":     aws.ToString(key.AccessKey.AccessKeyId),
+		"AWS_IAM_USER_SECRET_ACCESS_KEY": aws.ToString(key.AccessKey.SecretAccessKey),
+		"AWS_IAM_ROLE_ARN":               aws.ToString(role.Role.Arn),
+		"AWS_REGION":                     region,
+	}
+}
+
+// nonce makes each test's image and tags its own: the registry keeps what
+// earlier tests pushed.
+func nonce() string { return fmt.Sprintf("%x", time.Now().UnixNano()) }
+
+// tinyApp is a build context whose image is unique to this run.
+func tinyApp(t *testing.T, stamp string) string {
+	return writeApp(t, fmt.Sprintf("FROM %s\nCOPY app.txt /app.txt\nRUN echo %s > /stamp\nCMD [\"sh\", \"-c\", \"cat /app.txt /stamp\"]\n", baseImage(), stamp),
+		map[string]string{"app.txt": "hello from containerise\n", ".dockerignore": "notes/\n", "notes/big.txt": "not sent\n"})
+}
+
+var pushedLine = regexp.MustCompile(`^([^/\s]+)/([^:\s]+):([\w][\w.-]*)@(sha256:[0-9a-f]{64})$`)
+
+// pushedDigests parses push's stdout: exactly one line per tag, in order.
+func pushedDigests(t *testing.T, r result, tags ...string) map[string]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n")
+	if len(lines) != len(tags) {
+		t.Fatalf("want %d lines on stdout, one per tag:\n%s", len(tags), r)
+	}
+	digests := map[string]string{}
+	for i, line := range lines {
+		m := pushedLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("stdout line %q is not <registry>/<repository>:<tag>@sha256:<digest>", line)
+		}
+		if m[1] != os.Getenv("STACK_REGISTRY_HOST") || m[2] != pushRepo || m[3] != tags[i] {
+			t.Errorf("stdout line %q: want %s/%s:%s", line, os.Getenv("STACK_REGISTRY_HOST"), pushRepo, tags[i])
+		}
+		digests[m[3]] = m[4]
+	}
+	return digests
+}
+
+// checkNoSecrets fails when a secret of vars, or the registry password,
+// appears in the output.
+func checkNoSecrets(t *testing.T, r result, vars ciVars) {
+	t.Helper()
+	for _, s := range []string{vars["AWS_IAM_USER_SECRET_ACCESS_KEY"], os.Getenv("STACK_REGISTRY_PASSWORD")} {
+		if s != "" && strings.Contains(r.Stdout+r.Stderr, s) {
+			t.Errorf("a secret (%.4s…) appears in the output:\n%s", s, r)
+		}
+	}
+}
+
+// checkNoDockerConfig fails when a Docker credentials file appeared.
+func checkNoDockerConfig(t *testing.T, dockerConfig string) {
+	t.Helper()
+	for _, p := range []string{filepath.Join(testHome, ".docker"), filepath.Join(dockerConfig, "config.json")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s exists: push must not log in or write Docker credentials", p)
+		}
+	}
+}
+
+func TestPushTwoTagsAfterSetup(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	stamp := nonce()
+	app := tinyApp(t, stamp)
+	dockerConfig := t.TempDir()
+	tags := []string{"v1", "e2e-" + stamp}
+
+	r := runWith(t, runOpts{env: vars.env("DOCKER_CONFIG=" + dockerConfig), dir: app},
+		"push", "--tag", tags[0], "--tag", tags[1], "--verbose")
+	if r.Code != 0 {
+		t.Fatalf("push failed:\n%s", r)
+	}
+	digests := pushedDigests(t, r, tags...)
+	for _, tag := range tags {
+		if got := manifestDigest(t, pushRepo, tag); got != digests[tag] {
+			t.Errorf("the registry has %s:%s at %q; push printed %q", pushRepo, tag, got, digests[tag])
+		}
+		if manifestDigest(t, pushRepo, digests[tag]) == "" {
+			t.Errorf("the registry has no manifest %s", digests[tag])
+		}
+	}
+	for _, s := range []string{"Step 1/4 : FROM " + baseImage(), "Pushed", "assuming " + vars["AWS_IAM_ROLE_ARN"]} {
+		if !strings.Contains(r.Stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, r.Stderr)
+		}
+	}
+	checkNoSecrets(t, r, vars)
+	checkNoDockerConfig(t, dockerConfig)
+
+	// A rerun of the same push succeeds, with the same image.
+	again := runWith(t, runOpts{env: vars.env("DOCKER_CONFIG=" + dockerConfig), dir: app}, "push", "--tag", tags[0], "--tag", tags[1])
+	if again.Code != 0 {
+		t.Fatalf("rerun failed:\n%s", again)
+	}
+	if d := pushedDigests(t, again, tags...); d[tags[1]] != digests[tags[1]] {
+		t.Errorf("rerun pushed %s, first run %s", d[tags[1]], digests[tags[1]])
+	}
+	checkNoDockerConfig(t, dockerConfig)
+}
+
+func TestPushFailingDockerfileLeavesNoTag(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	tag := "fail-" + nonce()
+	app := writeApp(t, fmt.Sprintf("FROM %s\nRUN echo before the failure\nRUN false\nCMD [\"sh\"]\n", baseImage()), map[string]string{})
+
+	r := runWith(t, runOpts{env: vars.env(), dir: app}, "push", "--tag", tag)
+	if r.Code != 1 {
+		t.Fatalf("want exit 1 for a failing RUN step:\n%s", r)
+	}
+	if r.Stdout != "" {
+		t.Errorf("stdout must stay empty when nothing was pushed:\n%s", r.Stdout)
+	}
+	for _, s := range []string{"Step 3/4 : RUN false", "returned a non-zero code: 1"} {
+		if !strings.Contains(r.Stderr, s) {
+			t.Errorf("stderr lacks the engine's message %q:\n%s", s, r.Stderr)
+		}
+	}
+	if got := manifestDigest(t, pushRepo, tag); got != "" {
+		t.Errorf("the registry has %s:%s (%s) after a failed build", pushRepo, tag, got)
+	}
+	checkNoSecrets(t, r, vars)
+}
+
+func TestPushMissingDockerfileIsUsageError(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	dir := t.TempDir()
+	r := runWith(t, runOpts{env: vars.env(), dir: dir}, "push")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "Dockerfile") || r.Stdout != "" {
+		t.Fatalf("want exit 2 naming the Dockerfile:\n%s", r)
+	}
+	r = runWith(t, runOpts{env: append(vars.env(), "AWS_IAM_ROLE_ARN=arn:aws:iam::123456789012:user/circleci"), dir: dir}, "push")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "AWS_IAM_ROLE_ARN") {
+		t.Fatalf("want exit 2 naming AWS_IAM_ROLE_ARN:\n%s", r)
+	}
+}
+
+func TestPushUnreachableEngine(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	app := tinyApp(t, nonce())
+	sock := filepath.Join(t.TempDir(), "no-engine.sock")
+	r := runWith(t, runOpts{env: vars.env("DOCKER_HOST=unix://" + sock), dir: app}, "push")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "DOCKER_HOST=unix://"+sock) || !strings.Contains(r.Stderr, "setup_remote_docker") {
+		t.Fatalf("want exit 1 naming DOCKER_HOST and what to do:\n%s", r)
+	}
+}
+
+// TestPushWrongRegistryPassword pushes to a real registry that refuses the
+// password ECR's API hands out. moto ties the password and the registry host
+// to the account (<account>-auth-token at <account>.dkr.ecr...), and the
+// stack's registry accepts its account's password, so the test serves a
+// second account: the CI user assumes a role in account 111122223333 (moto
+// hands out that account's token and host), and a registry the test starts
+// for that host (127.0.0.2:443, its own certificate and /etc/hosts line)
+// holds another password in its htpasswd, as a registry whose credentials
+// were rotated would. The push must exit non-zero with the registry's refusal.
+func TestPushWrongRegistryPassword(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	const otherAccount = "111122223333"
+	host := otherAccount + ".dkr.ecr." + vars["AWS_REGION"] + ".amazonaws.com"
+	hostsReady := startRefusingRegistry(t, host, "127.0.0.2")
+
+	app := tinyApp(t, nonce())
+	role := "arn:aws:iam::" + otherAccount + ":role/containerise"
+	time.Sleep(time.Until(hostsReady)) // resolvers cache /etc/hosts for a few seconds
+	r := runWith(t, runOpts{env: vars.env(), dir: app}, "push", "--role-arn", role, "--tag", "refused")
+	if r.Code != 1 {
+		t.Fatalf("want exit 1 when the registry refuses the password:\n%s", r)
+	}
+	if !strings.Contains(r.Stderr, "unauthorized: authentication required") || !strings.Contains(r.Stderr, host) {
+		t.Errorf("stderr lacks the registry's refusal for %s:\n%s", host, r.Stderr)
+	}
+	if r.Stdout != "" {
+		t.Errorf("stdout must stay empty:\n%s", r.Stdout)
+	}
+	checkNoSecrets(t, r, vars)
+	if strings.Contains(r.Stdout+r.Stderr, otherAccount+"-auth-token") {
+		t.Error("the registry password appears in the output")
+	}
+}
+
+// startRefusingRegistry runs Debian's docker-registry for host on addr:443
+// with TLS and an htpasswd that does not hold ECR's password for it; the
+// engine trusts its certificate through /etc/docker/certs.d and finds it
+// through a line in /etc/hosts. Everything is undone when the test ends. It
+// returns when the new hosts line can be relied on.
+func startRefusingRegistry(t *testing.T, host, addr string) time.Time {
+	t.Helper()
+	for _, tool := range []string{"docker-registry", "openssl", "htpasswd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing: scripts/stack.sh up installs it", tool)
+		}
+	}
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	sh(t, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "1",
+		"-subj", "/CN="+host, "-addext", "subjectAltName=DNS:"+host, "-keyout", key, "-out", cert)
+	htpasswd := sh(t, "htpasswd", "-Bbn", "AWS", "a-rotated-password")
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(htpasswd), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+http:
+  addr: %s:443
+  tls:
+    certificate: %s
+    key: %s
+auth:
+  htpasswd:
+    realm: containerise-e2e-refusing
+    path: %s
+`, filepath.Join(dir, "data"), addr, cert, key, filepath.Join(dir, "htpasswd"))
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The engine's trust for this host.
+	certDir := filepath.Join("/etc/docker/certs.d", host)
+	if _, err := os.Stat(certDir); err == nil {
+		t.Fatalf("%s exists already; not touching it", certDir)
+	}
+	if err := os.MkdirAll(certDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(certDir) })
+	pem, _ := os.ReadFile(cert)
+	if err := os.WriteFile(filepath.Join(certDir, "ca.crt"), pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// The registry itself.
+	logFile, err := os.Create(filepath.Join(dir, "registry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("docker-registry", "serve", filepath.Join(dir, "config.yml"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logFile.Close()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr+":443", time.Second)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
+			t.Fatalf("the refusing registry did not start:\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Its name, with a marked line removed at the end (written in place:
+	// /etc/hosts is often a bind mount).
+	line := addr + " " + host + " # containerise-e2e-push"
+	hosts, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/etc/hosts", append(hosts, []byte(line+"\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		now, err := os.ReadFile("/etc/hosts")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var keep []string
+		for _, l := range strings.SplitAfter(string(now), "\n") {
+			if strings.TrimSpace(l) != line {
+				keep = append(keep, l)
+			}
+		}
+		if err := os.WriteFile("/etc/hosts", []byte(strings.Join(keep, "")), 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+
+	// Check the refusal from here, so a failure below is push's, not the setup's.
+	client := registryClientFor(t, cert)
+	// Dial the address itself: this process's resolver may still hold an
+	// older /etc/hosts.
+	client.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr+":443")
+	}
+	req, _ := http.NewRequest(http.MethodGet, "https://"+host+"/v2/", nil)
+	req.SetBasicAuth("AWS", "111122223333-auth-token")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("asking the refusing registry: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the refusing registry answered HTTP %d to ECR's password; want 401", resp.StatusCode)
+	}
+	return time.Now().Add(6 * time.Second)
+}
+
+// sh runs a tool and returns its stdout, failing the test on error.
+func sh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr)
+	}
+	return string(out)
+}
+
+// TestPushSeedScriptStaysInterchangeable runs the blog's own script (boto3 +
+// docker-py) with the variables setup printed, then containerise push with the
+// same variables and the same folder: both must push.
+func TestPushSeedScriptStaysInterchangeable(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	seed, err := os.ReadFile(filepath.Join("..", "..", "shared", "seed", "containerise.py"))
+	if err != nil {
+		t.Fatalf("reading the seed's script: %v", err)
+	}
+	app := tinyApp(t, nonce())
+	if err := os.WriteFile(filepath.Join(app, "containerise.py"), seed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Getenv("STACK_PYTHON"), "containerise.py")
+	cmd.Dir = app
+	cmd.Env = append(cleanEnv(), vars.env()...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the seed's script failed: %v\n%s", err, out)
+	}
+	// The script prints the push stream as dicts and exits 0 even on errors:
+	// read the digest it reports and check the registry.
+	m := regexp.MustCompile(`'Tag': 'v1', 'Digest': '(sha256:[0-9a-f]{64})'`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("the seed's script reported no pushed digest:\n%s", out)
+	}
+	if got := manifestDigest(t, pushRepo, "v1"); got != string(m[1]) {
+		t.Fatalf("the registry has %s:v1 at %q; the seed's script pushed %s", pushRepo, got, m[1])
+	}
+
+	r := runWith(t, runOpts{env: vars.env(), dir: app}, "push")
+	if r.Code != 0 {
+		t.Fatalf("containerise push with the same variables failed:\n%s", r)
+	}
+	d := pushedDigests(t, r, "v1")
+	if got := manifestDigest(t, pushRepo, "v1"); got != d["v1"] {
+		t.Errorf("the registry has %s:v1 at %q; push printed %q", pushRepo, got, d["v1"])
+	}
+}
+
+// registryClientFor talks TLS to a registry whose certificate is caFile.
+func registryClientFor(t *testing.T, caFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
