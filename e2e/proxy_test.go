@@ -206,43 +206,43 @@ func isMutatingOp(op string) bool {
 	return true
 }
 
-// fault is what the counter does with one request.
-type fault int
+// awsFault is what the counter does with one request.
+type awsFault int
 
 const (
-	pass        fault = iota // forward to moto
-	throttle                 // answer 400 Throttling (query) / ThrottlingException (JSON); not forwarded
-	unavailable              // answer 503 ServiceUnavailable; not forwarded
-	refuse                   // answer 403 AccessDenied; not forwarded
-	drop                     // close the connection without an answer; not forwarded
-	loseAnswer               // forward to moto, then close the connection: applied, answer lost
+	fPass        awsFault = iota // forward to moto
+	fThrottle                    // answer 400 Throttling (query) / ThrottlingException (JSON); not forwarded
+	fUnavailable                 // answer 503 ServiceUnavailable; not forwarded
+	fRefuse                      // answer 403 AccessDenied; not forwarded
+	fDrop                        // close the connection without an answer; not forwarded
+	fLoseAnswer                  // forward to moto, then close the connection: applied, answer lost
 )
 
-func (f fault) String() string {
+func (f awsFault) String() string {
 	return [...]string{"", "throttled", "503", "refused", "dropped", "answer lost"}[f]
 }
 
-// faultFunc decides the fault for a call as it arrives (c.N is its order).
+// awsFaultFunc decides the fault for a call as it arrives (c.N is its order).
 // It runs under the counter's lock, so decisions are serialised.
-type faultFunc func(c awsCall) fault
+type awsFaultFunc func(c awsCall) awsFault
 
 // everyNth answers every nth request (n, 2n, ...) with f.
-func everyNth(n int, f fault) faultFunc {
-	return func(c awsCall) fault {
+func everyNth(n int, f awsFault) awsFaultFunc {
+	return func(c awsCall) awsFault {
 		if c.N%n == 0 {
 			return f
 		}
-		return pass
+		return fPass
 	}
 }
 
 // afterCall lets the first k requests through and answers every later one with f.
-func afterCall(k int, f fault) faultFunc {
-	return func(c awsCall) fault {
+func afterCall(k int, f awsFault) awsFaultFunc {
+	return func(c awsCall) awsFault {
 		if c.N > k {
 			return f
 		}
-		return pass
+		return fPass
 	}
 }
 
@@ -256,7 +256,7 @@ type awsCounter struct {
 
 	mu      sync.Mutex
 	calls   []*awsCall
-	fault   faultFunc
+	fault   awsFaultFunc
 	secrets map[string][]string // kind → values
 }
 
@@ -291,8 +291,8 @@ func newAWSCounter(t *testing.T, upstream string) (*awsCounter, string) {
 
 var scopeRE = regexp.MustCompile(`Credential=[^/,]+/[0-9]{8}/[^/]+/([^/]+)/aws4_request`)
 
-// describe names the request's service and operation.
-func describe(r *http.Request, body []byte) awsCall {
+// describeAWSRequest names the request's service and operation.
+func describeAWSRequest(r *http.Request, body []byte) awsCall {
 	c := awsCall{Invocation: r.Header.Get("Amz-Sdk-Invocation-Id"), Attempt: 1, Params: string(body)}
 	if m := scopeRE.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 		c.Service = m[1]
@@ -320,10 +320,10 @@ func (a *awsCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	call := describe(r, body)
+	call := describeAWSRequest(r, body)
 	a.mu.Lock()
 	call.N = len(a.calls) + 1
-	f := pass
+	f := fPass
 	if a.fault != nil {
 		f = a.fault(call)
 	}
@@ -339,7 +339,7 @@ func (a *awsCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	jsonProtocol := r.Header.Get("X-Amz-Target") != ""
 	switch f {
-	case throttle:
+	case fThrottle:
 		code := "Throttling"
 		if jsonProtocol {
 			code = "ThrottlingException"
@@ -347,11 +347,11 @@ func (a *awsCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAWSError(w, jsonProtocol, http.StatusBadRequest, code, "Rate exceeded (injected by the e2e counter)")
 		setStatus(http.StatusBadRequest)
 		return
-	case unavailable:
-		writeAWSError(w, jsonProtocol, http.StatusServiceUnavailable, "ServiceUnavailable", "Service unavailable (injected by the e2e counter)")
+	case fUnavailable:
+		writeAWSError(w, jsonProtocol, http.StatusServiceUnavailable, "ServiceUnavailable", "Service fUnavailable (injected by the e2e counter)")
 		setStatus(http.StatusServiceUnavailable)
 		return
-	case refuse:
+	case fRefuse:
 		code := "AccessDenied"
 		if jsonProtocol {
 			code = "AccessDeniedException"
@@ -359,26 +359,26 @@ func (a *awsCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAWSError(w, jsonProtocol, http.StatusForbidden, code, "access denied (injected by the e2e counter after the cut-off)")
 		setStatus(http.StatusForbidden)
 		return
-	case drop:
-		hangUp(w)
+	case fDrop:
+		hangUpOn(w)
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	if f == loseAnswer {
+	if f == fLoseAnswer {
 		// Let moto apply it, then cut the connection before any answer.
-		rw := &discardWriter{header: http.Header{}}
+		rw := &discardResponse{header: http.Header{}}
 		a.proxy.ServeHTTP(rw, r)
-		hangUp(w)
+		hangUpOn(w)
 		return
 	}
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &codeRecorder{ResponseWriter: w}
 	a.proxy.ServeHTTP(sw, r)
 	setStatus(sw.code)
 }
 
-// hangUp closes the client's connection without writing a response.
-func hangUp(w http.ResponseWriter) {
+// hangUpOn closes the client's connection without writing a response.
+func hangUpOn(w http.ResponseWriter) {
 	if hj, ok := w.(http.Hijacker); ok {
 		if conn, _, err := hj.Hijack(); err == nil {
 			if tc, ok := conn.(*net.TCPConn); ok {
@@ -412,30 +412,30 @@ func writeAWSError(w http.ResponseWriter, jsonProtocol bool, status int, code, m
 		kind, code, msg)
 }
 
-type statusWriter struct {
+type codeRecorder struct {
 	http.ResponseWriter
 	code int
 }
 
-func (s *statusWriter) WriteHeader(code int) {
+func (s *codeRecorder) WriteHeader(code int) {
 	if s.code == 0 {
 		s.code = code
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
-func (s *statusWriter) Write(b []byte) (int, error) {
+func (s *codeRecorder) Write(b []byte) (int, error) {
 	if s.code == 0 {
 		s.code = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
 }
 
-type discardWriter struct{ header http.Header }
+type discardResponse struct{ header http.Header }
 
-func (d *discardWriter) Header() http.Header         { return d.header }
-func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardResponse) Header() http.Header         { return d.header }
+func (d *discardResponse) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardResponse) WriteHeader(int)             {}
 
 var (
 	secretKeyRE    = regexp.MustCompile(`<SecretAccessKey>([^<]+)</SecretAccessKey>`)
@@ -449,7 +449,7 @@ func (a *awsCounter) inspect(resp *http.Response) error {
 	if resp.StatusCode != http.StatusOK {
 		return nil
 	}
-	call := describe(resp.Request, nil)
+	call := describeAWSRequest(resp.Request, nil)
 	if target := resp.Request.Header.Get("X-Amz-Target"); target == "" {
 		// The query protocol's operation is in the body, already consumed:
 		// tell the interesting answers by their content instead.
@@ -497,7 +497,7 @@ func (a *awsCounter) inspect(resp *http.Response) error {
 }
 
 // setFault installs f for the following requests (nil: no faults).
-func (a *awsCounter) setFault(f faultFunc) {
+func (a *awsCounter) setFault(f awsFaultFunc) {
 	a.mu.Lock()
 	a.fault = f
 	a.mu.Unlock()
@@ -536,7 +536,7 @@ func (a *awsCounter) Secrets() map[string][]string {
 func (a *awsCounter) Mutating() []string {
 	var out []string
 	for _, c := range a.Calls() {
-		if c.Mutating() && (c.Fault == "" || c.Fault == loseAnswer.String()) {
+		if c.Mutating() && (c.Fault == "" || c.Fault == fLoseAnswer.String()) {
 			out = append(out, c.Name())
 		}
 	}
@@ -554,17 +554,26 @@ func (a *awsCounter) Names() []string {
 
 // Duplicates lists calls that containerise made twice: the same operation
 // with the same parameters sent as two SDK invocations (retries of one
-// invocation share its id and are not counted here).
+// invocation share its id and are not counted here). A read sent again after
+// a mutating call reached AWS is a re-read of changed state, not a
+// duplicate; a mutating call sent twice always is.
 func (a *awsCounter) Duplicates() []string {
-	seen := map[string]string{} // op+params → invocation
+	type seenAt struct {
+		invocation string
+		writes     int // mutating calls applied before it
+	}
+	seen := map[string]seenAt{} // op+params → latest sighting
+	writes := 0
 	var out []string
 	for _, c := range a.Calls() {
 		key := c.Name() + "\x00" + c.Params
-		if inv, ok := seen[key]; ok && inv != c.Invocation {
+		if last, ok := seen[key]; ok && last.invocation != c.Invocation && (c.Mutating() || last.writes == writes) {
 			out = append(out, c.Name())
-			continue
 		}
-		seen[key] = c.Invocation
+		seen[key] = seenAt{c.Invocation, writes}
+		if c.Mutating() && (c.Fault == "" || c.Fault == fLoseAnswer.String()) {
+			writes++
+		}
 	}
 	return out
 }
@@ -611,18 +620,18 @@ func (p *awsPath) env(extra ...string) []string {
 
 // ---------------------------------------------------------------- processes
 
-// proc is a containerise process started in the background, for tests that
+// bgProc is a containerise process started in the background, for tests that
 // kill it or run two at once.
-type proc struct {
+type bgProc struct {
 	cmd            *exec.Cmd
 	stdout, stderr bytes.Buffer
 	done           chan struct{}
 	err            error
 }
 
-func startBinary(t *testing.T, o runOpts, args ...string) *proc {
+func startBinary(t *testing.T, o runOpts, args ...string) *bgProc {
 	t.Helper()
-	p := &proc{done: make(chan struct{})}
+	p := &bgProc{done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(cleanEnv(), o.env...)
 	p.cmd.Dir = o.dir
@@ -648,7 +657,7 @@ func startBinary(t *testing.T, o runOpts, args ...string) *proc {
 
 // wait waits for the process (at most 5 minutes) and returns what a user saw.
 // A process killed by a signal has Code -1.
-func (p *proc) wait(t *testing.T) result {
+func (p *bgProc) wait(t *testing.T) result {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -748,7 +757,7 @@ func (rp *registryPath) serve(w http.ResponseWriter, r *http.Request, next http.
 		f = rp.fault(r.Method, r.URL.Path)
 	}
 	rp.mu.Unlock()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &codeRecorder{ResponseWriter: w}
 	defer func() {
 		rp.mu.Lock()
 		rp.requests = append(rp.requests, fmt.Sprintf("%s %s %d", r.Method, r.URL.Path, sw.code))
@@ -757,18 +766,18 @@ func (rp *registryPath) serve(w http.ResponseWriter, r *http.Request, next http.
 	switch f {
 	case regUnavailable:
 		io.Copy(io.Discard, r.Body)
-		writeRegistryError(sw, http.StatusServiceUnavailable, "UNAVAILABLE", "service unavailable (injected by the e2e registry front)")
+		writeRegistryError(sw, http.StatusServiceUnavailable, "UNAVAILABLE", "service fUnavailable (injected by the e2e registry front)")
 		return
 	case regDenied:
 		io.Copy(io.Discard, r.Body)
 		writeRegistryError(sw, http.StatusForbidden, "DENIED", "layer upload refused (injected by the e2e registry front)")
 		return
 	case regDrop:
-		hangUp(w)
+		hangUpOn(w)
 		return
 	}
-	if isUpload(r.Method, r.URL.Path) {
-		r.Body = &cutWatcher{ReadCloser: r.Body, onCut: rp.cut}
+	if isBlobUpload(r.Method, r.URL.Path) {
+		r.Body = &cutBodyWatcher{ReadCloser: r.Body, onCut: rp.cut}
 	}
 	next.ServeHTTP(sw, r)
 }
@@ -783,18 +792,18 @@ func (rp *registryPath) cut() {
 	}
 }
 
-// isUpload says whether a request carries blob data (a layer or the config).
-func isUpload(method, path string) bool {
+// isBlobUpload says whether a request carries blob data (a layer or the config).
+func isBlobUpload(method, path string) bool {
 	return (method == http.MethodPatch || method == http.MethodPut) && strings.Contains(path, "/blobs/uploads/")
 }
 
-// cutWatcher reports a body that ends early (the connection was cut).
-type cutWatcher struct {
+// cutBodyWatcher reports a body that ends early (the connection was cut).
+type cutBodyWatcher struct {
 	io.ReadCloser
 	onCut func()
 }
 
-func (c *cutWatcher) Read(p []byte) (int, error) {
+func (c *cutBodyWatcher) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	if err != nil && err != io.EOF {
 		c.onCut()
@@ -819,7 +828,7 @@ func (rp *registryPath) setFault(f func(method, path string) regFault) {
 func onceOnUpload(f regFault) func(method, path string) regFault {
 	done := false
 	return func(method, path string) regFault {
-		if !done && method == http.MethodPatch && isUpload(method, path) {
+		if !done && method == http.MethodPatch && isBlobUpload(method, path) {
 			done = true
 			return f
 		}
@@ -830,7 +839,7 @@ func onceOnUpload(f regFault) func(method, path string) regFault {
 // alwaysOnUpload answers every blob upload with f.
 func alwaysOnUpload(f regFault) func(method, path string) regFault {
 	return func(method, path string) regFault {
-		if method == http.MethodPatch && isUpload(method, path) {
+		if method == http.MethodPatch && isBlobUpload(method, path) {
 			return f
 		}
 		return regPass
@@ -859,7 +868,7 @@ func (rp *registryPath) Requests() []string {
 func (rp *registryPath) Uploads() (seen, accepted int) {
 	for _, r := range rp.Requests() {
 		f := strings.Fields(r)
-		if len(f) == 3 && f[0] == http.MethodPatch && isUpload(f[0], f[1]) {
+		if len(f) == 3 && f[0] == http.MethodPatch && isBlobUpload(f[0], f[1]) {
 			seen++
 			if f[2] == "202" {
 				accepted++
@@ -1101,8 +1110,8 @@ func newDockerPath(t *testing.T) *dockerPath {
 
 // ---------------------------------------------------------------- small helpers
 
-// sortedCopy returns a sorted copy.
-func sortedCopy(s []string) []string {
+// sortedStrings returns a sorted copy.
+func sortedStrings(s []string) []string {
 	out := append([]string(nil), s...)
 	sort.Strings(out)
 	return out
@@ -1161,15 +1170,15 @@ func TestFaultProxySelfCheck(t *testing.T) {
 
 	// HTTP faults: the SDK retries throttling and 503 and succeeds; the
 	// retry carries the same invocation id and attempt 2.
-	for _, f := range []fault{throttle, unavailable} {
+	for _, f := range []awsFault{fThrottle, fUnavailable} {
 		p.reset()
 		n := 0
-		p.setFault(func(c awsCall) fault {
+		p.setFault(func(c awsCall) awsFault {
 			n++
 			if n == 1 {
 				return f
 			}
-			return pass
+			return fPass
 		})
 		if _, err := iamc.GetUser(ctx, &iam.GetUserInput{UserName: aws.String("selfcheck")}); err != nil {
 			t.Errorf("GetUser with one %s answer: %v", f, err)
@@ -1187,12 +1196,12 @@ func TestFaultProxySelfCheck(t *testing.T) {
 	}
 	// A refusal after the cut-off is AccessDenied, not retried.
 	p.reset()
-	p.setFault(afterCall(0, refuse))
+	p.setFault(afterCall(0, fRefuse))
 	_, err = iamc.GetUser(ctx, &iam.GetUserInput{UserName: aws.String("selfcheck")})
 	if err == nil || !strings.Contains(err.Error(), "AccessDenied") || len(p.Calls()) != 1 {
 		t.Errorf("refused GetUser: err %v, calls\n%s", err, p.Summary())
 	}
-	p.setFault(afterCall(0, refuse))
+	p.setFault(afterCall(0, fRefuse))
 	_, err = ecrc.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{})
 	if err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
 		t.Errorf("refused DescribeRepositories: err %v", err)
@@ -1200,11 +1209,11 @@ func TestFaultProxySelfCheck(t *testing.T) {
 	// An answer lost after moto applied the call: the SDK retries and moto
 	// says the user exists (what a command must live with).
 	p.reset()
-	p.setFault(func(c awsCall) fault {
+	p.setFault(func(c awsCall) awsFault {
 		if c.N == 1 {
-			return loseAnswer
+			return fLoseAnswer
 		}
-		return pass
+		return fPass
 	})
 	_, err = iamc.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("selfcheck-lost")})
 	if err == nil || !strings.Contains(err.Error(), "EntityAlreadyExists") {
