@@ -413,7 +413,7 @@ func (a *applier) retireOldKey(ctx context.Context, r *Resource) error {
 	}
 	if !ok {
 		r.Changes = []string{"old key " + old + " kept"}
-		a.note("old access key %s of user %s is kept; once CI uses the new key, delete it: %s (or rerun with --rotate-key --yes next time)",
+		a.note("old access key %s of user %s is kept; once CI uses the new key, delete it: %s",
 			old, user, deleteKeyCommand(user, old))
 		return nil
 	}

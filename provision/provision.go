@@ -15,6 +15,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -117,7 +118,9 @@ type Provisioner struct {
 	ECR ecrAPI
 	STS stsAPI
 	// Logf receives progress lines (for stderr). It never receives a secret.
+	// Calls are serialised, so it need not be safe for concurrent use.
 	Logf func(format string, args ...any)
+	logMu sync.Mutex
 
 	// Test hooks: the clock, the sleep between retries, and how long to wait
 	// for a concurrent setup's decision about its access key (default 5s).
@@ -128,6 +131,8 @@ type Provisioner struct {
 
 func (p *Provisioner) logf(format string, args ...any) {
 	if p.Logf != nil {
+		p.logMu.Lock()
+		defer p.logMu.Unlock()
 		p.Logf(format, args...)
 	}
 }

@@ -504,6 +504,31 @@ func TestAccessKeys(t *testing.T) {
 	})
 }
 
+func TestRotationWhoseOldKeyDeletionFails(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	first := e.run(t, defaults())
+	e.acct.FailOperation("iam.DeleteAccessKey", awsfake.ServerError())
+	o := defaults()
+	o.RotateKey = true
+	o.ConfirmDeleteKey = func(context.Context, Rotation) (bool, error) { return true, nil }
+	res, err := e.p.Run(bg, o)
+	if err == nil || !strings.Contains(err.Error(), "deleting old access key "+first.Variables.AccessKeyID) {
+		t.Fatalf("error: %v", err)
+	}
+	if res == nil || !res.SecretAvailable {
+		t.Fatal("the new key's secret was lost")
+	}
+	e.acct.ClearFaults()
+	e.acct.ResetCalls()
+	e.run(t, defaults())
+	if m := e.acct.Mutating(); len(m) != 0 {
+		t.Fatalf("rerun made mutating calls: %v", m)
+	}
+	if keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata; len(keys) != 2 {
+		t.Fatalf("%d keys", len(keys))
+	}
+}
+
 func TestInvalidPrincipalIsWaitedOut(t *testing.T) {
 	e := newEnv(t, awsfake.Config{PrincipalDelay: 12 * time.Second})
 	start := e.acct.Now()
@@ -573,9 +598,17 @@ func TestFailureAtEachStepThenRerunConverges(t *testing.T) {
 			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)}))
 		must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
 	}
-	for _, op := range []string{"iam.ListPolicyVersions", "iam.DeletePolicyVersion", "iam.UpdateAssumeRolePolicy", "iam.AttachRolePolicy"} {
+	for _, op := range []string{"iam.CreatePolicyVersion", "iam.ListPolicyVersions", "iam.DeletePolicyVersion", "iam.UpdateAssumeRolePolicy", "iam.AttachRolePolicy"} {
 		scenarios = append(scenarios, scenario{name: "drift/" + op, prepare: drift, op: op, version: 5})
 	}
+	// One drifted version: CreatePolicyVersion needs no pruning.
+	scenarios = append(scenarios, scenario{name: "small-drift/iam.CreatePolicyVersion", op: "iam.CreatePolicyVersion", version: 3,
+		prepare: func(t *testing.T, e *env) {
+			e.run(t, defaults())
+			must(e.acct.IAM().CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), SetAsDefault: true,
+				PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`)}))
+		}})
+
 	for _, sc := range scenarios {
 		for _, applied := range []bool{false, true} {
 			name := sc.name
@@ -588,9 +621,6 @@ func TestFailureAtEachStepThenRerunConverges(t *testing.T) {
 					sc.prepare(t, e)
 				}
 				fault := awsfake.Fault{Op: sc.op, Times: 1, Applied: applied, Err: awsfake.ServerError()}
-				if sc.op == "iam.CreatePolicyVersion" {
-					fault.Times = 2
-				}
 				e.acct.Inject(fault)
 				if _, err := e.p.Run(bg, defaults()); err == nil {
 					t.Fatal("no error from the failing run")

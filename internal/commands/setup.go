@@ -213,7 +213,7 @@ func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setup
 	case "dotenv":
 		renderSetupDotenv(g.Out, res)
 		if !res.SecretAvailable && !res.DryRun {
-			g.Logf("note: %s is not printed: AWS shows a secret only when the key is created (containerise setup --rotate-key makes a new one)", provision.VarSecretAccessKey)
+			g.Logf("note: %s is not printed: the access key already existed, and AWS shows a secret only when its key is created", provision.VarSecretAccessKey)
 		}
 		for _, n := range res.Notes {
 			g.Logf("note: %s", n)
