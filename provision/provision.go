@@ -119,7 +119,7 @@ type Provisioner struct {
 	STS stsAPI
 	// Logf receives progress lines (for stderr). It never receives a secret.
 	// Calls are serialised, so it need not be safe for concurrent use.
-	Logf func(format string, args ...any)
+	Logf  func(format string, args ...any)
 	logMu sync.Mutex
 
 	// Test hooks: the clock, the sleep between retries, and how long to wait
