@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,18 +18,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-
-	"github.com/containerise/containerise/policies"
 )
 
-// The blog's names, which are setup's defaults.
-const (
-	pushRepo   = "circleci-ecr-test"
-	pushUser   = "circleci"
-	pushRole   = "containerise"
-	pushPolicy = "ECRContainerise"
-)
+// pushRepo is the blog's repository, setup's and push's default.
+const pushRepo = "circleci-ecr-test"
 
 // ciVars are the CircleCI variables setup prints.
 type ciVars map[string]string
@@ -45,17 +38,10 @@ func (v ciVars) env(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// setupCI provisions the user, key, role, policy and repository and returns
-// the CircleCI variables: through `containerise setup --output dotenv` once
-// setup is built, until then with the admin SDK clients as the blog's
-// console steps would.
+// setupCI runs `containerise setup --output dotenv --allow-skip-existing`
+// as an admin would and returns the CircleCI variables it printed.
 func setupCI(t *testing.T) ciVars {
 	t.Helper()
-	help := run(t, nil, "setup", "--help")
-	if strings.Contains(help.Stdout+help.Stderr, "not yet built") {
-		t.Log("setup is not built yet: provisioning with the admin SDK clients")
-		return setupWithSDK(t)
-	}
 	r := run(t, nil, "setup", "--output", "dotenv", "--allow-skip-existing")
 	if r.Code != 0 {
 		t.Fatalf("setup failed:\n%s", r)
@@ -75,40 +61,6 @@ func setupCI(t *testing.T) ciVars {
 		}
 	}
 	return vars
-}
-
-func setupWithSDK(t *testing.T) ciVars {
-	t.Helper()
-	ctx := context.Background()
-	c := awsClients(t)
-	account, region := os.Getenv("STACK_ACCOUNT_ID"), c.Cfg.Region
-	if account == "" {
-		account = "123456789012"
-	}
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("provisioning: %v", err)
-		}
-	}
-	must(c.ECR.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(pushRepo)}))
-	doc := policies.Permissions(policies.Target{Region: region, AccountID: account, Repository: pushRepo},
-		policies.PermissionOptions{AllowDescribeImages: true})
-	policy, err := c.IAM.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(pushPolicy), PolicyDocument: aws.String(doc.JSON())})
-	must(policy, err)
-	must(c.IAM.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(pushUser)}))
-	key, err := c.IAM.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(pushUser)})
-	must(key, err)
-	trust := policies.Trust(policies.UserARN("aws", account, pushUser)).JSON()
-	role, err := c.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(pushRole), AssumeRolePolicyDocument: aws.String(trust)})
-	must(role, err)
-	must(c.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(pushRole), PolicyArn: policy.Policy.Arn}))
-	return ciVars{
-		"AWS_IAM_USER_ACCESS_KEY_ID":     aws.ToString(key.AccessKey.AccessKeyId),
-		"AWS_IAM_USER_SECRET_ACCESS_KEY": aws.ToString(key.AccessKey.SecretAccessKey),
-		"AWS_IAM_ROLE_ARN":               aws.ToString(role.Role.Arn),
-		"AWS_REGION":                     region,
-	}
 }
 
 // nonce makes each test's image and tags its own: the registry keeps what
@@ -491,4 +443,73 @@ func registryClientFor(t *testing.T, caFile string) *http.Client {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// TestPushSkipExisting checks --skip-existing against the tags ECR reports.
+// moto has no registry of its own, so it cannot know what was pushed to the
+// stack's: the test tells it, as ECR's own registry would, by putting the
+// pushed manifest into moto's repository under the same tag and digest.
+func TestPushSkipExisting(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	stamp := nonce()
+	app := tinyApp(t, stamp)
+	kept, fresh := "kept-"+stamp, "fresh-"+stamp
+
+	first := runWith(t, runOpts{env: vars.env(), dir: app}, "push", "--tag", kept)
+	if first.Code != 0 {
+		t.Fatalf("first push failed:\n%s", first)
+	}
+	digest := pushedDigests(t, first, kept)[kept]
+	manifest := manifestBody(t, pushRepo, kept)
+	c := awsClients(t)
+	if _, err := c.ECR.PutImage(context.Background(), &ecr.PutImageInput{
+		RepositoryName: aws.String(pushRepo), ImageManifest: aws.String(manifest),
+		ImageTag: aws.String(kept), ImageDigest: aws.String(digest),
+	}); err != nil {
+		t.Fatalf("telling moto about the pushed image: %v", err)
+	}
+
+	r := runWith(t, runOpts{env: vars.env(), dir: app}, "push", "--skip-existing", "--tag", kept, "--tag", fresh)
+	if r.Code != 0 {
+		t.Fatalf("push --skip-existing failed:\n%s", r)
+	}
+	d := pushedDigests(t, r, kept, fresh)
+	if d[kept] != digest {
+		t.Errorf("the skipped tag's line has %s; ECR has %s", d[kept], digest)
+	}
+	if !strings.Contains(r.Stderr, ":"+kept+": exists, skipped") {
+		t.Errorf("stderr does not say the tag was skipped:\n%s", r.Stderr)
+	}
+	if got := manifestDigest(t, pushRepo, fresh); got != d[fresh] {
+		t.Errorf("the registry has %s:%s at %q; push printed %q", pushRepo, fresh, got, d[fresh])
+	}
+
+	only := runWith(t, runOpts{env: vars.env(), dir: app}, "push", "--skip-existing", "--tag", kept)
+	if only.Code != 0 {
+		t.Fatalf("push --skip-existing of an existing tag failed:\n%s", only)
+	}
+	pushedDigests(t, only, kept)
+	if strings.Contains(only.Stderr, "Step 1/") || strings.Contains(only.Stderr, "pushing ") {
+		t.Errorf("built or pushed although the only tag exists:\n%s", only.Stderr)
+	}
+}
+
+// manifestBody fetches repo:ref's manifest from the stack's registry.
+func manifestBody(t *testing.T, repo, ref string) string {
+	t.Helper()
+	url := fmt.Sprintf("https://%s/v2/%s/manifests/%s", os.Getenv("STACK_REGISTRY_HOST"), repo, ref)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.SetBasicAuth("AWS", os.Getenv("STACK_REGISTRY_PASSWORD"))
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	resp, err := registryClient(t).Do(req)
+	if err != nil {
+		t.Fatalf("fetching %s:%s: %v", repo, ref, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("fetching %s:%s: HTTP %d %v", repo, ref, resp.StatusCode, err)
+	}
+	return string(body)
 }
