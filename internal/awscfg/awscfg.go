@@ -56,7 +56,13 @@ func Load(ctx context.Context, opts Options, counter *CallCounter) (aws.Config, 
 	if opts.Log != nil {
 		loadOpts = append(loadOpts,
 			config.WithLogger(logging.LoggerFunc(func(_ logging.Classification, format string, v ...any) {
-				fmt.Fprintf(opts.Log, "aws: "+format+"\n", v...)
+				line := fmt.Sprintf(format, v...)
+				// Final errors are already on the call's own line; keep
+				// only the retries, which that line does not show.
+				if strings.HasPrefix(line, "request failed with unretryable error") {
+					return
+				}
+				fmt.Fprintf(opts.Log, "aws: %s\n", line)
 			})),
 			config.WithClientLogMode(aws.LogRetries),
 		)
