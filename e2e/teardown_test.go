@@ -178,8 +178,8 @@ func TestTeardownAfterSetupLeavesNothing(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("rerun:\n%s", r)
 	}
-	if n := strings.Count(r.Stdout, ": already gone\n"); n != 8 {
-		t.Errorf("rerun should find all four gone (plan and results):\n%s", r)
+	if n := strings.Count(r.Stdout, ": already gone\n"); n != 4 || !strings.Contains(r.Stdout, "Nothing to delete.") {
+		t.Errorf("rerun should find all four gone and nothing to delete:\n%s", r)
 	}
 	if !strings.Contains(r.Stderr, "aws: 5 calls, 0 mutating") {
 		t.Errorf("a rerun should make 5 reads and no change:\n%s", r.Stderr)

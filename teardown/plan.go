@@ -108,6 +108,17 @@ func (p *Plan) Deletes() bool {
 	return false
 }
 
+// Settled reports whether nothing is left to do: every resource is gone or
+// left alone.
+func (p *Plan) Settled() bool {
+	for _, r := range p.Resources {
+		if r.State != StateGone && r.State != StateUnmanaged {
+			return false
+		}
+	}
+	return true
+}
+
 // Steps counts the API calls the plan would make to delete.
 func (p *Plan) Steps() int {
 	n := 0

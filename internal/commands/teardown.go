@@ -131,6 +131,12 @@ func runTeardown(ctx context.Context, g *Globals, td *teardown.Teardown, o teard
 		return writeJSON(g, teardownReport{DryRun: true, Plan: plan})
 	}
 
+	if text && plan.Settled() {
+		// The plan already said everything is gone or left alone.
+		fmt.Fprintln(g.Out, "Nothing to delete.")
+		return nil
+	}
+
 	if plan.Deletes() && !o.yes {
 		if !prompt.IsTerminal(g.In) {
 			return clierror.Usagef("teardown needs confirmation, and stdin is not a terminal: nothing was deleted (pass --yes to delete what the plan lists, or --dry-run to only see it)")
