@@ -116,15 +116,16 @@ func TestLatencyProxyInFrontOfMoto(t *testing.T) {
 func TestCallLevelsGroupsCallsByRoundTrip(t *testing.T) {
 	ms := time.Millisecond
 	lines := []stampedLine{
-		{112 * ms, "aws: iam.GetUser 104ms ok"},
-		{118 * ms, "aws: sts.GetCallerIdentity 110ms ok"},
-		{119 * ms, "creating IAM user circleci"},
-		{221 * ms, "aws: iam.GetPolicy 102ms ok"},
-		{426 * ms, "aws: iam.GetPolicyVersion 103ms ok"},
-		{427 * ms, "aws: 4 calls, 0 mutating"},
+		{212 * ms, "aws: iam.GetUser 104ms ok"}, // a slow start still makes level 1
+		{218 * ms, "aws: sts.GetCallerIdentity 110ms ok"},
+		{240 * ms, "aws: iam.GetRole 130ms ok"},
+		{241 * ms, "creating IAM user circleci"},
+		{345 * ms, "aws: iam.GetPolicy 102ms ok"},
+		{450 * ms, "aws: iam.GetPolicyVersion 103ms ok"},
+		{451 * ms, "aws: 5 calls, 0 mutating"},
 	}
 	got := callLevels(lines, 100*ms)
-	want := [][]string{{"iam.GetUser", "sts.GetCallerIdentity"}, {"iam.GetPolicy"}, nil, {"iam.GetPolicyVersion"}}
+	want := [][]string{{"iam.GetUser", "sts.GetCallerIdentity", "iam.GetRole"}, {"iam.GetPolicy"}, {"iam.GetPolicyVersion"}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("callLevels = %v, want %v", got, want)
 	}

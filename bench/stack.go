@@ -72,27 +72,24 @@ func (b *bench) setup(endpoint string, names setupNames) (setupRun, error) {
 }
 
 // callLevels groups the --verbose call lines of a run through the latency
-// proxy by when they completed: a call that completed within the k-th
-// latency period is on the k-th level of the critical path (it waited for k
-// round trips). The levels show what ran concurrently and what had to wait.
+// proxy into levels of the critical path. Calls sent together complete
+// together (within moto's own few milliseconds), and a call that had to wait
+// for another completes at least one latency later: so a completion more
+// than half a latency after the previous one starts a new level. The levels
+// show what ran concurrently and what had to wait.
 func callLevels(lines []stampedLine, latency time.Duration) [][]string {
 	var levels [][]string
+	var prev time.Duration
 	for _, l := range lines {
 		f := strings.Fields(l.Text)
 		if len(f) != 4 || f[0] != "aws:" || !strings.Contains(f[1], ".") {
 			continue
 		}
-		k := int(l.At / latency)
-		for len(levels) < k {
+		if len(levels) == 0 || l.At-prev > latency/2 {
 			levels = append(levels, nil)
 		}
-		if k == 0 {
-			k = 1 // cannot happen with the proxy in the path; keep it visible
-			if len(levels) == 0 {
-				levels = append(levels, nil)
-			}
-		}
-		levels[k-1] = append(levels[k-1], f[1])
+		levels[len(levels)-1] = append(levels[len(levels)-1], f[1])
+		prev = l.At
 	}
 	return levels
 }
