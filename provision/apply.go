@@ -15,7 +15,9 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/smithy-go"
 
+	"github.com/containerise/containerise/internal/awscfg"
 	"github.com/containerise/containerise/internal/managed"
 	"github.com/containerise/containerise/policies"
 )
@@ -215,11 +217,34 @@ func (a *applier) policyCreatedMeanwhile(ctx context.Context, r *Resource) error
 // the five AWS allows.
 func (a *applier) newDefaultVersion(ctx context.Context) error {
 	name, arn := a.o.Policy, a.pl.policyARN
+	// CreatePolicyVersion is not idempotent either: after an uncertain
+	// failure, look whether the version was made before trying again, so
+	// that a lost answer leaves no stray version.
 	create := func() error {
-		_, err := a.p.IAM.CreatePolicyVersion(ctx, &iam.CreatePolicyVersionInput{
-			PolicyArn: aws.String(arn), PolicyDocument: aws.String(a.pl.perms.JSON()), SetAsDefault: true,
-		})
-		return err
+		noRetry := func(o *iam.Options) { o.RetryMaxAttempts = 1 }
+		backoff := 500 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			_, err := a.p.IAM.CreatePolicyVersion(ctx, &iam.CreatePolicyVersionInput{
+				PolicyArn: aws.String(arn), PolicyDocument: aws.String(a.pl.perms.JSON()), SetAsDefault: true,
+			}, noRetry)
+			if err == nil || !uncertain(err) || ctx.Err() != nil {
+				return err
+			}
+			if pol, gerr := a.p.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)}); gerr == nil {
+				if have, verr := a.p.policyDocument(ctx, pol.Policy); verr == nil {
+					if same, _ := policies.Equivalent(have, a.pl.perms); same {
+						return nil // made despite the error
+					}
+				}
+			}
+			if attempt == 4 {
+				return err
+			}
+			if werr := a.p.wait(ctx, backoff); werr != nil {
+				return werr
+			}
+			backoff *= 2
+		}
 	}
 	a.p.logf("updating IAM policy %s: its document drifted; adding a new default version", name)
 	err := create()
@@ -305,7 +330,7 @@ func (a *applier) accessKey(ctx context.Context, r *Resource) error {
 	}
 	user := a.o.User
 	a.p.logf("creating an access key for IAM user %s", user)
-	out, err := a.p.IAM.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
+	out, err := a.createKey(ctx)
 	if err != nil {
 		var limit *iamtypes.LimitExceededException
 		if errors.As(err, &limit) {
@@ -338,6 +363,65 @@ func (a *applier) accessKey(ctx context.Context, r *Resource) error {
 	res.Variables.AccessKeyID, res.Variables.SecretAccessKey, res.SecretAvailable = keeper, "", false
 	a.note("access key %s of user %s was created by another setup running at the same time, which showed its secret. For a new key: containerise setup --rotate-key", keeper, user)
 	return nil
+}
+
+// createKey creates an access key, exactly one. CreateAccessKey is not
+// idempotent: when its answer is lost (a dropped connection, a 5xx after the
+// work was done) AWS may hold a key whose secret nobody saw, and a blind
+// retry, the SDK's included, would add a second. So the SDK does not retry
+// this call; after an uncertain failure setup deletes the keys that appeared
+// meanwhile (useless without their secret) and tries again, a few times.
+func (a *applier) createKey(ctx context.Context) (*iam.CreateAccessKeyOutput, error) {
+	user := a.o.User
+	noRetry := func(o *iam.Options) { o.RetryMaxAttempts = 1 }
+	backoff := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		out, err := a.p.IAM.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)}, noRetry)
+		if err == nil || !uncertain(err) || ctx.Err() != nil {
+			return out, err
+		}
+		a.p.logf("creating an access key for IAM user %s failed (%s); AWS may have created it anyway, so checking for a key whose secret was lost",
+			user, awscfg.Describe(err))
+		list, lerr := a.p.IAM.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(user)})
+		if lerr != nil {
+			return nil, err
+		}
+		for _, k := range list.AccessKeyMetadata {
+			id := aws.ToString(k.AccessKeyId)
+			if a.pl.initialKeys[id] {
+				continue
+			}
+			a.p.logf("deleting access key %s of IAM user %s: its creation's answer was lost, so its secret is unknown", id, user)
+			if _, derr := a.p.IAM.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(user), AccessKeyId: aws.String(id)}); derr != nil && !isNoSuchEntity(derr) {
+				return nil, fail(fmt.Sprintf("deleting access key %s of user %s (created by a call whose answer was lost)", id, user), "iam:DeleteAccessKey", derr)
+			}
+		}
+		if attempt == 4 {
+			return nil, err
+		}
+		if werr := a.p.wait(ctx, backoff); werr != nil {
+			return nil, werr
+		}
+		backoff *= 2
+	}
+}
+
+// uncertain reports whether a failed call may still have taken effect, or
+// is worth retrying: no answer, a server fault or throttling. A client
+// fault (AccessDenied, LimitExceeded, NoSuchEntity) is certain.
+func uncertain(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return true
+	}
+	switch api.ErrorCode() {
+	case "Throttling", "ThrottlingException", "RequestLimitExceeded":
+		return true
+	}
+	return api.ErrorFault() == smithy.FaultServer
 }
 
 // settleKeyRace decides which key stays when another setup created a key

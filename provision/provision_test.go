@@ -621,12 +621,20 @@ func TestFailureAtEachStepThenRerunConverges(t *testing.T) {
 					sc.prepare(t, e)
 				}
 				fault := awsfake.Fault{Op: sc.op, Times: 1, Applied: applied, Err: awsfake.ServerError()}
+				if sc.op == "iam.CreateAccessKey" || sc.op == "iam.CreatePolicyVersion" {
+					fault.Times = 0 // setup retries this one itself: make it keep failing
+				}
 				e.acct.Inject(fault)
+				// A version made despite the error is seen, and no other made.
+				recovers := applied && sc.op == "iam.CreatePolicyVersion" && sc.version == 3
 				if _, err := e.p.Run(bg, defaults()); err == nil {
-					t.Fatal("no error from the failing run")
+					if !recovers {
+						t.Fatal("no error from the failing run")
+					}
 				} else if !strings.Contains(err.Error(), "ServiceUnavailable") || !strings.Contains(err.Error(), "rerun setup") {
 					t.Fatalf("error does not say what to do: %v", err)
 				}
+				e.acct.ClearFaults()
 				e.run(t, defaults())
 				checkConverged(t, e.acct, sc.version)
 				e.acct.ResetCalls()
@@ -637,6 +645,57 @@ func TestFailureAtEachStepThenRerunConverges(t *testing.T) {
 			})
 		}
 	}
+}
+
+// A CreateAccessKey whose answer is lost has made a key whose secret
+// nobody has: setup deletes it and creates another, so the key the user is
+// left with is the one it printed.
+func TestLostCreateAccessKeyAnswer(t *testing.T) {
+	for _, fault := range []error{awsfake.ServerError(), awsfake.Throttling()} {
+		e := newEnv(t, awsfake.Config{})
+		e.acct.Inject(awsfake.Fault{Op: "iam.CreateAccessKey", Times: 2, Applied: true, Err: fault})
+		res := e.run(t, defaults())
+		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata
+		if len(keys) != 1 || *keys[0].AccessKeyId != res.Variables.AccessKeyID || !res.SecretAvailable {
+			t.Fatalf("keys %v, printed %s (secret %v)", keys, res.Variables.AccessKeyID, res.SecretAvailable)
+		}
+		if got := strings.Count(strings.Join(e.acct.Mutating(), " "), "iam.DeleteAccessKey"); got != 2 {
+			t.Fatalf("%d orphan keys deleted, want 2: %v", got, e.acct.Mutating())
+		}
+	}
+
+	// Answers lost every time: setup gives up, leaving no key without a
+	// secret behind, so a rerun creates one.
+	e := newEnv(t, awsfake.Config{})
+	e.acct.Inject(awsfake.Fault{Op: "iam.CreateAccessKey", Applied: true, Err: awsfake.ServerError()})
+	if _, err := e.p.Run(bg, defaults()); err == nil {
+		t.Fatal("no error")
+	}
+	if keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata; len(keys) != 0 {
+		t.Fatalf("keys left whose secret is lost: %v", keys)
+	}
+	e.acct.ClearFaults()
+	if res := e.run(t, defaults()); !res.SecretAvailable {
+		t.Fatal("the rerun did not create a key")
+	}
+	checkConverged(t, e.acct, 1)
+}
+
+func TestLostCreatePolicyVersionAnswerLeavesNoStrayVersion(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	e.run(t, defaults())
+	must(e.acct.IAM().CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), SetAsDefault: true,
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`)}))
+	e.acct.Inject(awsfake.Fault{Op: "iam.CreatePolicyVersion", Times: 1, Applied: true, Err: awsfake.ServerError()})
+	e.run(t, defaults())
+	checkConverged(t, e.acct, 3)
+
+	// Throttled, not made: tried again.
+	must(e.acct.IAM().CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), SetAsDefault: true,
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`)}))
+	e.acct.Inject(awsfake.Fault{Op: "iam.CreatePolicyVersion", Times: 1, Err: awsfake.Throttling()})
+	e.run(t, defaults())
+	checkConverged(t, e.acct, 5)
 }
 
 func TestConcurrentSetupsConverge(t *testing.T) {
