@@ -356,7 +356,7 @@ func (a *awsCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if jsonProtocol {
 			code = "AccessDeniedException"
 		}
-		writeAWSError(w, jsonProtocol, http.StatusForbidden, code, "access denied (injected by the e2e counter after the cut-off)")
+		writeAWSError(w, jsonProtocol, http.StatusForbidden, code, "access denied (injected by the e2e counter)")
 		setStatus(http.StatusForbidden)
 		return
 	case fDrop:
