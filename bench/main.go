@@ -252,18 +252,12 @@ func (b *bench) summary(total time.Duration) {
 	t.write(b.out)
 }
 
-// cleanup removes the images this run built, the temp folder, and moto's state.
+// cleanup removes the containers and images this run built, the temp
+// folder, and moto's state.
 func (b *bench) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ids := execute(ctx, cmdSpec{Name: "docker", Args: []string{"image", "ls", "-q", "--filter", "label=containerise-bench=" + b.runID}})
-	if list := strings.Fields(ids.Stdout); len(list) > 0 {
-		progress("removing %d images built by this run", len(list))
-		rm := execute(ctx, cmdSpec{Name: "docker", Args: append([]string{"image", "rm", "-f"}, uniq(list)...)})
-		if rm.Err != nil {
-			progress("warning: %v", rm.Err)
-		}
-	}
+	removeLabelled(ctx, "containerise-bench="+b.runID)
 	if os.Getenv("BENCH_KEEP") == "1" {
 		progress("kept %s (BENCH_KEEP=1)", b.tmp)
 	} else if err := os.RemoveAll(b.tmp); err != nil {
@@ -271,6 +265,36 @@ func (b *bench) cleanup() {
 	}
 	if err := b.resetMotoCtx(ctx); err != nil {
 		progress("warning: %v", err)
+	}
+}
+
+// removeLabelled removes the containers and images that carry label. The
+// seed's docker-py builds keep their intermediate containers (its rm
+// defaults to false), and those hold the intermediate images: containers
+// first (they inherit the image's labels), then images until none is left.
+func removeLabelled(ctx context.Context, label string) {
+	containers := strings.Fields(execute(ctx, cmdSpec{Name: "docker", Args: []string{"container", "ls", "-a", "-q", "--filter", "label=" + label}}).Stdout)
+	if len(containers) > 0 {
+		progress("removing %d containers left by builds of this run", len(containers))
+		if r := execute(ctx, cmdSpec{Name: "docker", Args: append([]string{"container", "rm", "-f"}, containers...)}); r.Err != nil {
+			progress("warning: %v", r.Err)
+		}
+	}
+	// Top-level images first (removing them prunes their untagged parents),
+	// then whatever intermediate image is left.
+	for _, all := range []bool{false, true} {
+		args := []string{"image", "ls", "-q", "--filter", "label=" + label}
+		if all {
+			args = append(args, "-a")
+		}
+		images := uniq(strings.Fields(execute(ctx, cmdSpec{Name: "docker", Args: args}).Stdout))
+		if len(images) == 0 {
+			continue
+		}
+		progress("removing %d images built by this run", len(images))
+		if r := execute(ctx, cmdSpec{Name: "docker", Args: append([]string{"image", "rm", "-f"}, images...)}); r.Err != nil {
+			progress("warning: %v", r.Err)
+		}
 	}
 }
 
