@@ -253,6 +253,8 @@ func (p *Pusher) existingTags(ctx context.Context, client ecrAPI, repository str
 		var noRepo *ecrtypes.RepositoryNotFoundException
 		switch {
 		case err == nil:
+		case errors.Is(err, context.Canceled):
+			return nil, err
 		case errors.As(err, &notFound):
 			continue
 		case errors.As(err, &noRepo):

@@ -568,3 +568,22 @@ func TestSessionName(t *testing.T) {
 		}
 	}
 }
+
+func TestPushProgressAtATerminal(t *testing.T) {
+	w := newWorld(t, awsfake.Config{})
+	w.pusher.Terminal = true
+	if err := w.run(); err != nil {
+		t.Fatal(err)
+	}
+	// Bars and cursor moves at a terminal; the plain runs above have neither.
+	if !strings.Contains(w.err.String(), "\x1b[") || !strings.Contains(w.err.String(), "[=====") {
+		t.Errorf("no progress bars at a terminal:\n%q", w.err.String())
+	}
+	plain := newWorld(t, awsfake.Config{})
+	if err := plain.run(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plain.err.String(), "\x1b[") || strings.Contains(plain.err.String(), "[=====") {
+		t.Errorf("progress bars without a terminal:\n%q", plain.err.String())
+	}
+}
