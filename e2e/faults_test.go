@@ -792,11 +792,23 @@ type fxSetupDoc struct {
 func TestFaultTwoSetupsAtOnce(t *testing.T) {
 	region := awsClients(t).Cfg.Region
 	iamc, _ := fxClients(t, region)
-	for round := 1; round <= 3; round++ {
-		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) {
+	// Straight to moto the two runs overlap by a few milliseconds; through a
+	// path with 100 ms latency on every call, both finish reading before
+	// either writes, so they race on every create, the access key included.
+	slow := newAWSPath(t)
+	slow.tox.latency(100*time.Millisecond, 20*time.Millisecond)
+	for round := 1; round <= 4; round++ {
+		var env []string
+		name := fmt.Sprintf("round %d straight to moto", round)
+		if round > 2 {
+			env = slow.env()
+			name = fmt.Sprintf("round %d with 100 ms latency", round)
+		}
+		t.Run(name, func(t *testing.T) {
 			resetAWS(t)
-			a := startBinary(t, runOpts{}, "setup", "--output", "json")
-			b := startBinary(t, runOpts{}, "setup", "--output", "json")
+			slow.reset()
+			a := startBinary(t, runOpts{env: env}, "setup", "--output", "json")
+			b := startBinary(t, runOpts{env: env}, "setup", "--output", "json")
 			results := []result{a.wait(t), b.wait(t)}
 			var docs []fxSetupDoc
 			for i, r := range results {
@@ -863,6 +875,13 @@ func TestFaultTwoSetupsAtOnce(t *testing.T) {
 				t.Errorf("the runs printed %d new keys; the user has %d", len(printed), n)
 			}
 			t.Logf("keys: %d; statuses: %s | %s", n, fxStatuses(docs[0]), fxStatuses(docs[1]))
+			if env != nil {
+				count := map[string]int{}
+				for _, name := range slow.Mutating() {
+					count[name]++
+				}
+				t.Logf("mutating calls of both runs: %v", count)
+			}
 		})
 	}
 }
@@ -873,4 +892,64 @@ func fxStatuses(d fxSetupDoc) string {
 		out = append(out, r.Kind+"="+r.Status)
 	}
 	return strings.Join(out, " ")
+}
+
+// ---------------------------------------------------------------- AWS stops answering
+
+// TestFaultAWSStopsAnsweringThenInterrupt black-holes the AWS endpoint
+// (toxiproxy's timeout toxic with no timeout: requests go out, no answer
+// ever comes back) and interrupts the run as Ctrl-C or a CI cancel would:
+// the command must stop promptly, say it was cancelled, and a rerun must
+// converge.
+func TestFaultAWSStopsAnsweringThenInterrupt(t *testing.T) {
+	region := awsClients(t).Cfg.Region
+	resetAWS(t)
+	vars := fxSetup(t, nil)
+	app, stamp := fxApp(t, 1<<10, "")
+	for _, tc := range []struct {
+		name string
+		opts func(p *awsPath) runOpts
+		args []string
+	}{
+		{"setup", func(p *awsPath) runOpts { return runOpts{env: p.env()} }, []string{"setup", "--output", "dotenv"}},
+		{"push", func(p *awsPath) runOpts {
+			return runOpts{env: fxCIEnv(vars, p.env("DOCKER_CONFIG="+t.TempDir())...), dir: app}
+		}, []string{"push", "--tag", "hang-" + stamp}},
+		{"teardown", func(p *awsPath) runOpts { return runOpts{env: p.env()} }, []string{"teardown", "--yes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newAWSPath(t)
+			p.tox.timeout("downstream", 0)
+			bp := startBinary(t, tc.opts(p), tc.args...)
+			deadline := time.Now().Add(30 * time.Second)
+			for len(p.Calls()) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("no AWS call was made")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(time.Second) // hanging on the black hole
+			sent := time.Now()
+			bp.cmd.Process.Signal(os.Interrupt)
+			r := bp.wait(t)
+			if d := time.Since(sent); d > 5*time.Second {
+				t.Errorf("%s took %v to stop after the interrupt", tc.name, d)
+			}
+			if r.Code != 130 {
+				t.Errorf("an interrupted %s: want exit 130:\n%s", tc.name, r)
+			}
+			fxErrorLine(t, r, "cancel")
+			if m := p.Mutating(); len(m) > 0 && tc.name == "push" {
+				t.Errorf("push made mutating AWS calls: %v", m)
+			}
+			t.Logf("calls before the interrupt: %v; %s", p.Names(), fxFirstErrorLine(r))
+		})
+	}
+	// The account is whole (teardown never got an answer, so deleted
+	// nothing it knew of): a rerun of setup converges.
+	again := run(t, nil, "setup", "--output", "dotenv")
+	if again.Code != 0 {
+		t.Fatalf("setup after the interrupted runs failed:\n%s", again)
+	}
+	fxCheckComplete(t, fxEndState(t, region))
 }
