@@ -13,7 +13,6 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/containerise/containerise/internal/awscfg"
-	"github.com/containerise/containerise/internal/managed"
 	"github.com/containerise/containerise/policies"
 )
 
@@ -25,50 +24,12 @@ const (
 	tdUser       = "circleci"
 )
 
-// setupBuilt reports whether `containerise setup` is the real command yet
-// (it is built in parallel with teardown).
-func setupBuilt(t *testing.T) bool {
-	t.Helper()
-	r := run(t, nil, "setup", "--help")
-	return r.Code == 0 && !strings.Contains(r.Stdout+r.Stderr, "not yet built")
-}
-
-// provision makes what setup makes: through `containerise setup` once it
-// exists, else with the admin SDK and the managed tag. A repository that
-// already exists is kept as it is, as setup does.
+// provision makes what setup makes, through `containerise setup`. A
+// repository that already exists is kept as it is, as setup does.
 func provision(t *testing.T, c clients) {
 	t.Helper()
-	if setupBuilt(t) {
-		if r := run(t, nil, "setup"); r.Code != 0 {
-			t.Fatalf("containerise setup failed:\n%s", r)
-		}
-		return
-	}
-	t.Log("setup is not built yet: creating its resources with the admin SDK")
-	ctx := context.Background()
-	account := accountID(t, c)
-	_, err := c.ECR.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(tdRepository), Tags: managed.ECRTags()})
-	var exists *ecrtypes.RepositoryAlreadyExistsException
-	if err != nil && !errors.As(err, &exists) {
-		t.Fatalf("creating the repository: %v", err)
-	}
-	doc := policies.Permissions(policies.Target{Region: c.Cfg.Region, AccountID: account, Repository: tdRepository}, policies.PermissionOptions{})
-	policy, err := c.IAM.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(tdPolicy), PolicyDocument: aws.String(doc.JSON()), Tags: managed.IAMTags()})
-	if err != nil {
-		t.Fatalf("creating the policy: %v", err)
-	}
-	if _, err := c.IAM.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(tdUser), Tags: managed.IAMTags()}); err != nil {
-		t.Fatalf("creating the user: %v", err)
-	}
-	if _, err := c.IAM.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(tdUser)}); err != nil {
-		t.Fatalf("creating the access key: %v", err)
-	}
-	trust := policies.Trust(policies.UserARN("aws", account, tdUser))
-	if _, err := c.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(tdRole), AssumeRolePolicyDocument: aws.String(trust.JSON()), Tags: managed.IAMTags()}); err != nil {
-		t.Fatalf("creating the role: %v", err)
-	}
-	if _, err := c.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(tdRole), PolicyArn: policy.Policy.Arn}); err != nil {
-		t.Fatalf("attaching the policy: %v", err)
+	if r := run(t, nil, "setup"); r.Code != 0 {
+		t.Fatalf("containerise setup failed:\n%s", r)
 	}
 }
 
