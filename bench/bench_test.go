@@ -130,3 +130,28 @@ func TestCallLevelsGroupsCallsByRoundTrip(t *testing.T) {
 		t.Errorf("callLevels = %v, want %v", got, want)
 	}
 }
+
+func TestRoundOrderBalancesPlacesAndPredecessors(t *testing.T) {
+	cs := []*contender{{name: "A"}, {name: "B"}, {name: "C"}}
+	places := map[string]int{}
+	follows := map[string]int{}
+	for round := range 6 {
+		order := roundOrder(cs, round)
+		for i, c := range order {
+			places[fmt.Sprint(c.name, i)]++
+			if i > 0 {
+				follows[order[i-1].name+c.name]++
+			}
+		}
+	}
+	for _, n := range places {
+		if n != 2 {
+			t.Fatalf("places not balanced over 6 rounds: %v", places)
+		}
+	}
+	for _, pair := range []string{"AB", "BA", "AC", "CA", "BC", "CB"} {
+		if follows[pair] != 2 {
+			t.Fatalf("predecessors not balanced over 6 rounds: %v", follows)
+		}
+	}
+}

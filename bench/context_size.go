@@ -103,8 +103,7 @@ func (b *bench) scenarioContext() error {
 	if err != nil {
 		return err
 	}
-	// Three rounds (big contexts are slow): each of the three takes each place once.
-	rounds := 3
+	rounds := b.runs
 
 	type result struct {
 		size       int64
@@ -158,7 +157,7 @@ func (b *bench) scenarioContext() error {
 		"after the first run). docker build: the docker CLI client (DOCKER_BUILDKIT=0), build only; docker build",
 		"&& push: the same plus the push, like for like with containerise push (logged in beforehand).",
 		"Peak RSS: the child's ru_maxrss; CPU: the child's user + system time (the engine's is not counted).",
-		fmt.Sprintf("%d alternating rounds per line (order rotated) after one warm-up round, %s pause before each run.", rounds, b.settle))
+		fmt.Sprintf("%d alternating rounds per line (order changed each round) after one warm-up round, %s pause before each run.", rounds, b.settle))
 	ignored := func(r result) string {
 		if r.ignore {
 			return "data/"

@@ -235,8 +235,10 @@ func (b *bench) header() error {
 	}
 	fmt.Fprintf(w, "  mode          %s; %d runs per figure unless said (BENCH_RUNS)\n", mode, b.runs)
 	fmt.Fprintln(w, "  method        wall time from fork to exit of each command, as a user sees it. The")
-	fmt.Fprintln(w, "                commands compared run ALTERNATING, one run each per round (A,B,C, B,C,A,")
-	fmt.Fprintln(w, "                C,A,B, ...: the first place rotates), after one unrecorded warm-up round.")
+	fmt.Fprintln(w, "                commands compared run ALTERNATING, one run each per round, the order")
+	fmt.Fprintln(w, "                changing from round to round (A,B,C B,C,A C,A,B C,B,A A,C,B B,A,C: each")
+	fmt.Fprintln(w, "                in each place, and after each other, equally often), after one unrecorded")
+	fmt.Fprintln(w, "                warm-up round.")
 	fmt.Fprintln(w, "                Figures are medians (with min - max), ratios are ratios of medians, peak")
 	fmt.Fprintln(w, "                RSS is the child's ru_maxrss. Targets are printed beside the figures as")
 	fmt.Fprintln(w, "                met/missed; nothing here fails on a time.")
