@@ -1,0 +1,62 @@
+package awscfg
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// isolate hides the developer's own AWS settings from the SDK chain.
+func isolate(t *testing.T) {
+	dir := t.TempDir()
+	for _, kv := range [][2]string{
+		{"AWS_CONFIG_FILE", filepath.Join(dir, "config")},
+		{"AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials")},
+		{"AWS_REGION", ""}, {"AWS_DEFAULT_REGION", ""}, {"AWS_PROFILE", ""},
+		{"AWS_EC2_METADATA_DISABLED", "true"},
+	} {
+		t.Setenv(kv[0], kv[1])
+	}
+}
+
+func TestRegionPrecedence(t *testing.T) {
+	isolate(t)
+	cfg, err := Load(context.Background(), Options{}, nil)
+	if err != nil || cfg.Region != DefaultRegion {
+		t.Fatalf("no region anywhere: got %q, %v; want the seed's %s", cfg.Region, err, DefaultRegion)
+	}
+	t.Setenv("AWS_REGION", "eu-west-2")
+	if cfg, _ := Load(context.Background(), Options{}, nil); cfg.Region != "eu-west-2" {
+		t.Errorf("AWS_REGION ignored: got %q", cfg.Region)
+	}
+	if cfg, _ := Load(context.Background(), Options{Region: "ap-south-1"}, nil); cfg.Region != "ap-south-1" {
+		t.Errorf("--region should win over AWS_REGION: got %q", cfg.Region)
+	}
+}
+
+func TestUnknownProfileIsAClearError(t *testing.T) {
+	isolate(t)
+	_, err := Load(context.Background(), Options{Profile: "nope"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "--profile") {
+		t.Fatalf("want an error pointing at --profile, got %v", err)
+	}
+}
+
+func TestIsMutating(t *testing.T) {
+	for op, want := range map[string]bool{
+		"iam.GetUser": false, "ecr.DescribeRepositories": false, "iam.ListAccessKeys": false,
+		"ecr.BatchCheckLayerAvailability": false, "sts.AssumeRole": false, "sts.GetCallerIdentity": false,
+		"iam.CreateUser": true, "iam.AttachRolePolicy": true, "ecr.DeleteRepository": true, "iam.UpdateAssumeRolePolicy": true,
+	} {
+		if got := IsMutating(op); got != want {
+			t.Errorf("IsMutating(%s) = %v, want %v", op, got, want)
+		}
+	}
+	var c CallCounter
+	c.add("iam.GetUser")
+	c.add("iam.CreateUser")
+	if c.Total() != 2 || c.Mutating() != 1 || strings.Join(c.Operations(), ",") != "iam.GetUser,iam.CreateUser" {
+		t.Errorf("counter: %d total, %d mutating, %v", c.Total(), c.Mutating(), c.Operations())
+	}
+}
