@@ -54,16 +54,21 @@ func (p *Pusher) connect(ctx context.Context) error {
 		if errors.Is(err, context.Canceled) {
 			return err
 		}
-		where := "DOCKER_HOST=" + os.Getenv("DOCKER_HOST")
-		if os.Getenv("DOCKER_HOST") == "" {
-			where = "DOCKER_HOST is not set, so the default " + p.Engine.DaemonHost()
-		}
-		return fmt.Errorf("cannot reach the Docker engine at %s (%s): %v; start Docker or point DOCKER_HOST at it (in CircleCI, add a setup_remote_docker step before this one)",
-			p.Engine.DaemonHost(), where, err)
+		return fmt.Errorf("cannot reach %s: %v; start Docker or point DOCKER_HOST at it (in CircleCI, add a setup_remote_docker step before this one)",
+			p.engineDescription(), err)
 	}
 	p.Engine.NegotiateAPIVersionPing(ping)
 	p.debugf("docker: engine at %s, API %s (engine offers %s)", p.Engine.DaemonHost(), p.Engine.ClientVersion(), ping.APIVersion)
 	return nil
+}
+
+// engineDescription names the engine and where its address came from, for
+// errors that a user fixes by starting the engine or setting DOCKER_HOST.
+func (p *Pusher) engineDescription() string {
+	if host := os.Getenv("DOCKER_HOST"); host != "" {
+		return fmt.Sprintf("the Docker engine at %s (DOCKER_HOST=%s)", p.Engine.DaemonHost(), host)
+	}
+	return fmt.Sprintf("the Docker engine at %s (DOCKER_HOST is not set, so the default)", p.Engine.DaemonHost())
 }
 
 // buildContext is a checked build context: the folder and the Dockerfile's
@@ -208,7 +213,7 @@ func (p *Pusher) build(ctx context.Context, o Options, bc buildContext, refs []s
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case err != nil:
-		return fmt.Errorf("building: the build output from the Docker engine broke off: %v", err)
+		return fmt.Errorf("building: the connection to %s broke off mid-build (%v): check that the engine is still running, then rerun", p.engineDescription(), err)
 	case imageID == "":
 		return errors.New("building: the Docker engine's build output ended without an image ID: the build did not finish")
 	}
@@ -246,7 +251,7 @@ func (p *Pusher) push(ctx context.Context, ref, tag string, reg registryAuth) (s
 	case ctx.Err() != nil:
 		return "", ctx.Err()
 	case err != nil:
-		return "", fmt.Errorf("pushing %s: the push output from the Docker engine broke off: %v", ref, err)
+		return "", fmt.Errorf("pushing %s: the connection to %s broke off mid-push (%v): check that the engine is still running, then rerun", ref, p.engineDescription(), err)
 	case !strings.HasPrefix(digest, "sha256:"):
 		return "", fmt.Errorf("pushing %s: the Docker engine's push output ended without the pushed digest: the push did not finish", ref)
 	}

@@ -270,13 +270,13 @@ func TestPushFailsOnEngineErrors(t *testing.T) {
 		{name: "build stream ends without an image ID", build: "build-no-id.jsonl",
 			want: []string{"without an image ID"}},
 		{name: "connection dies mid-build", build: brokenStream(t, "build-ok.jsonl", 400),
-			want: []string{"build output from the Docker engine broke off", "connection reset by peer"}},
+			want: []string{"broke off mid-build", "DOCKER_HOST", "connection reset by peer"}},
 		{name: "push refused", push: map[string]any{"": "push-unauthorized.jsonl"}, wantPushes: 1,
 			want: []string{":v1: unauthorized: authentication required", "refused the ECR token"}},
 		{name: "push stream without a digest", push: map[string]any{"": "push-no-digest.jsonl"}, wantPushes: 1,
 			want: []string{"ended without the pushed digest"}},
 		{name: "connection dies mid-push", push: map[string]any{"": brokenStream(t, "push-ok-v1.jsonl", 300)}, wantPushes: 1,
-			want: []string{"push output from the Docker engine broke off"}},
+			want: []string{"broke off mid-push", "DOCKER_HOST"}},
 		{name: "second tag refused", push: map[string]any{"v1": "push-ok-v1.jsonl", "": "push-unauthorized.jsonl"}, wantPushes: 2, wantOut: 1,
 			want: []string{":v2: unauthorized"}},
 	}
@@ -326,7 +326,7 @@ func TestPushUnreachableEngineFailsBeforeAWS(t *testing.T) {
 
 	t.Setenv("DOCKER_HOST", "")
 	err = w.run()
-	if err == nil || !strings.Contains(err.Error(), "DOCKER_HOST is not set, so the default unix:///var/run/docker.sock") {
+	if err == nil || !strings.Contains(err.Error(), "at unix:///var/run/docker.sock (DOCKER_HOST is not set, so the default)") {
 		t.Errorf("error %v; want one naming the default socket", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
@@ -26,6 +28,9 @@ import (
 // chain names one.
 const DefaultRegion = "us-east-1"
 
+// ResponseTimeout bounds how long one attempt waits for AWS to start answering.
+const ResponseTimeout = 30 * time.Second
+
 // Options select the profile and region and where to log calls.
 type Options struct {
 	Region  string // --region; empty means the SDK chain, then DefaultRegion
@@ -34,12 +39,27 @@ type Options struct {
 	// when non-nil. Request and response bodies are never logged, so no
 	// secret reaches it.
 	Log io.Writer
+	// ResponseTimeout overrides the default ResponseTimeout when non-zero.
+	ResponseTimeout time.Duration
+}
+
+func (o Options) responseTimeout() time.Duration {
+	if o.ResponseTimeout > 0 {
+		return o.ResponseTimeout
+	}
+	return ResponseTimeout
 }
 
 // Load returns an aws.Config with retries suited to unattended CI runs:
 // throttling, 5xx and connection errors back off and retry.
 func Load(ctx context.Context, opts Options, counter *CallCounter) (aws.Config, error) {
 	loadOpts := []func(*config.LoadOptions) error{
+		// An endpoint that accepts a request but never answers must not
+		// hang an unattended CI job: each attempt gets a deadline for the
+		// response, then the retryer tries again or reports it.
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout = opts.responseTimeout()
+		})),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = 8

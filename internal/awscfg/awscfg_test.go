@@ -2,9 +2,14 @@ package awscfg
 
 import (
 	"context"
+	"net"
+	"time"
+
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // isolate hides the developer's own AWS settings from the SDK chain.
@@ -58,5 +63,41 @@ func TestIsMutating(t *testing.T) {
 	c.add("iam.CreateUser")
 	if c.Total() != 2 || c.Mutating() != 1 || strings.Join(c.Operations(), ",") != "iam.GetUser,iam.CreateUser" {
 		t.Errorf("counter: %d total, %d mutating, %v", c.Total(), c.Mutating(), c.Operations())
+	}
+}
+
+// TestSilentEndpointDoesNotHang: an endpoint that accepts the connection but
+// never answers fails each attempt after ResponseTimeout instead of hanging.
+func TestSilentEndpointDoesNotHang(t *testing.T) {
+	isolate(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close() // hold it open, say nothing
+		}
+	}()
+	t.Setenv("AWS_ENDPOINT_URL", "http://"+ln.Addr().String())
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	cfg, err := Load(context.Background(), Options{ResponseTimeout: 200 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test's own deadline only detects a hang; the client must give up
+	// long before it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = sts.NewFromConfig(cfg, func(o *sts.Options) { o.RetryMaxAttempts = 2 }).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("want a timeout error before the test's deadline, got %v after %v", err, time.Since(start))
 	}
 }
