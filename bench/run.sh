@@ -3,8 +3,7 @@
 # Run through scripts/with-stack.sh (as `make bench` does), which exports the stack's
 # environment (AWS_ENDPOINT_URL, DOCKER_HOST, STACK_*). Figures go to stdout, progress
 # to stderr. Knobs: BENCH_RUNS=N, BENCH_QUICK=1, BENCH_ONLY=push,setup,context,startup,scale,
-# BENCH_KEEP=1. The bench is its own Go module (bench/go.mod), so its toxiproxy dependency
-# stays out of the product's go.mod.
+# BENCH_KEEP=1.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
