@@ -5,6 +5,8 @@
 package policies
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -201,6 +203,17 @@ func Equivalent(have string, want Document) (bool, error) {
 		return false, err
 	}
 	return d.canonical() == want.canonical(), nil
+}
+
+// Digest returns the hex SHA-256 of d's canonical form: the same for every
+// document Equivalent finds equal to d (statements or list elements in
+// another order, a one-element list written as a string), different when
+// what it grants differs. Setup records it in the policy's tags so that a
+// rerun can tell the default version is the wanted document without reading
+// it.
+func (d Document) Digest() string {
+	sum := sha256.Sum256([]byte(d.canonical()))
+	return hex.EncodeToString(sum[:])
 }
 
 // PartitionOf returns the ARN partition of a region.

@@ -98,3 +98,61 @@ func TestARNsFollowThePartition(t *testing.T) {
 		t.Errorf("repository ARN = %s", got)
 	}
 }
+
+func TestDigestIgnoresLayoutNotContent(t *testing.T) {
+	want := Permissions(target, PermissionOptions{})
+	d := want.Digest()
+	if len(d) != 64 || strings.Trim(d, "0123456789abcdef") != "" {
+		t.Fatalf("digest %q is not hex SHA-256", d)
+	}
+	if again := Permissions(target, PermissionOptions{}).Digest(); again != d {
+		t.Fatalf("digest not stable: %s then %s", d, again)
+	}
+	parse := func(text string) Document {
+		t.Helper()
+		doc, err := Parse(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+
+	// Same grants, written differently: same digest.
+	reordered := Permissions(target, PermissionOptions{})
+	a := append(Values(nil), reordered.Statement[0].Action...)
+	a[0], a[len(a)-1] = a[len(a)-1], a[0]
+	reordered.Statement[0].Action = a
+	reordered.Statement[0], reordered.Statement[2] = reordered.Statement[2], reordered.Statement[0]
+	trust := Trust("arn:aws:iam::123456789012:user/circleci")
+	for name, c := range map[string]struct{ doc, of Document }{
+		"reordered actions and statements": {reordered, want},
+		"URL-encoded, as IAM returns it":   {parse(url.QueryEscape(want.JSON())), want},
+		"list instead of string": {parse(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:user/circleci"]},"Action":["sts:AssumeRole"]}]}`),
+			trust},
+	} {
+		if c.doc.Digest() != c.of.Digest() {
+			t.Errorf("%s: digest changed", name)
+		}
+	}
+
+	// Different grants: different digest.
+	other := target
+	other.Repository = "other"
+	dropped := Permissions(target, PermissionOptions{})
+	dropped.Statement[0].Action = dropped.Statement[0].Action[1:]
+	deny := Permissions(target, PermissionOptions{})
+	deny.Statement[1].Effect = "Deny"
+	for name, doc := range map[string]Document{
+		"DescribeImages added": Permissions(target, PermissionOptions{AllowDescribeImages: true}),
+		"another repository":   Permissions(other, PermissionOptions{}),
+		"an action dropped":    dropped,
+		"allow becomes deny":   deny,
+	} {
+		if doc.Digest() == d {
+			t.Errorf("%s: same digest", name)
+		}
+	}
+	if trust.Digest() == Trust("arn:aws:iam::123456789012:user/someone").Digest() {
+		t.Errorf("trust for another user: same digest")
+	}
+}
