@@ -15,7 +15,9 @@
 //     inline policies exist or the role is in an instance profile; DeleteUser
 //     refuses while the user has access keys, policies or a login profile
 //     (all DeleteConflict). GetRole and GetPolicyVersion return documents
-//     URL-encoded, as IAM does.
+//     URL-encoded, as IAM does. Tags follow IAM's rules (key 1-128
+//     characters, value at most 256, letters, digits, white space and
+//     _.:/=+-@, no "aws:" prefix: InvalidInput; at most 50: LimitExceeded).
 //   - IAM is eventually consistent: with PrincipalDelay set, a trust policy
 //     naming a user or role created less than that long ago (or one that does
 //     not exist) is refused with MalformedPolicyDocument "Invalid principal in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -207,6 +208,60 @@ func TestPolicyVersions(t *testing.T) {
 	must(c.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{RoleName: aws.String("r"), InstanceProfileName: aws.String("ip")}))
 	must(c.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String("r")}))
 	must(c.DeletePolicy(ctx, &iam.DeletePolicyInput{PolicyArn: p.Arn}))
+}
+
+func TestPolicyTags(t *testing.T) {
+	a := New(Config{})
+	c := a.IAM()
+	tag := func(k, v string) iamtypes.Tag { return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)} }
+	p := must(c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String("P"), PolicyDocument: aws.String(doc),
+		Tags: []iamtypes.Tag{tag("managed-by", "containerise"), tag("containerise/default-version", "v1")}})).Policy
+	if len(p.Tags) != 2 || *p.DefaultVersionId != "v1" {
+		t.Fatalf("created policy %+v", p)
+	}
+	// TagPolicy adds or replaces by key; GetPolicy returns the tags.
+	must(c.TagPolicy(ctx, &iam.TagPolicyInput{PolicyArn: p.Arn, Tags: []iamtypes.Tag{
+		tag("containerise/default-version", "v2"), tag("containerise/document-sha256", strings.Repeat("0f", 32))}}))
+	got := must(c.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: p.Arn})).Policy.Tags
+	have := map[string]string{}
+	for _, t := range got {
+		have[*t.Key] = *t.Value
+	}
+	if len(have) != 3 || have["containerise/default-version"] != "v2" || have["managed-by"] != "containerise" || len(have["containerise/document-sha256"]) != 64 {
+		t.Fatalf("tags %v", have)
+	}
+	if m := strings.Join(a.Mutating(), " "); m != "iam.CreatePolicy iam.TagPolicy" {
+		t.Fatalf("mutating %s", m)
+	}
+
+	// IAM's rules: key 1-128 characters, value at most 256, letters, digits,
+	// white space and _.:/=+-@; no aws: prefix; at most 50 tags.
+	for name, bad := range map[string]iamtypes.Tag{
+		"empty key":     tag("", "x"),
+		"long key":      tag(strings.Repeat("k", 129), "x"),
+		"long value":    tag("k", strings.Repeat("v", 257)),
+		"key character": tag("containerise#version", "x"),
+		"value comma":   tag("k", "a,b"),
+		"aws: prefix":   tag("AWS:thing", "x"),
+	} {
+		_, err := c.TagPolicy(ctx, &iam.TagPolicyInput{PolicyArn: p.Arn, Tags: []iamtypes.Tag{bad}})
+		wantErr[*iamtypes.InvalidInputException](t, err, "")
+		_, err = c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String("Q"), PolicyDocument: aws.String(doc), Tags: []iamtypes.Tag{bad}})
+		if err == nil {
+			t.Errorf("%s: CreatePolicy accepted tag %q=%q", name, *bad.Key, *bad.Value)
+		}
+	}
+	must(c.TagPolicy(ctx, &iam.TagPolicyInput{PolicyArn: p.Arn, Tags: []iamtypes.Tag{
+		tag(strings.Repeat("k", 128), strings.Repeat("v", 256)), tag("Ünïcode key with spaces_.:/=+-@", "")}}))
+	var many []iamtypes.Tag
+	for i := 0; i < 46; i++ {
+		many = append(many, tag(fmt.Sprintf("t%d", i), "x"))
+	}
+	_, err := c.TagPolicy(ctx, &iam.TagPolicyInput{PolicyArn: p.Arn, Tags: many})
+	wantErr[*iamtypes.LimitExceededException](t, err, "maximum")
+	must(c.TagPolicy(ctx, &iam.TagPolicyInput{PolicyArn: p.Arn, Tags: many[:45]}))
+	_, err = c.TagUser(ctx, &iam.TagUserInput{UserName: aws.String("nobody"), Tags: many})
+	wantErr[*iamtypes.NoSuchEntityException](t, err, "")
 }
 
 func TestInvalidPrincipal(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -118,6 +119,39 @@ func copyTags(tags []iamtypes.Tag) []iamtypes.Tag {
 	return out
 }
 
+// IAM's tag rules.
+const maxTags = 50
+
+var tagRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+
+// checkTags applies IAM's tag rules to tags being set over have: a key of
+// 1 to 128 characters, a value of at most 256, both of letters, digits,
+// white space and _.:/=+-@; no key starting with "aws:"; no key twice in
+// one call; at most 50 tags on a resource.
+func checkTags(have, set []iamtypes.Tag) error {
+	seen := map[string]bool{}
+	for i, t := range set {
+		key, value := str(t.Key), str(t.Value)
+		if n := utf8.RuneCountInString(key); n < 1 || n > 128 || !tagRE.MatchString(key) {
+			return invalidInput("1 validation error detected: Value '%s' at 'tags.%d.member.key' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+ and length between 1 and 128", key, i+1)
+		}
+		if utf8.RuneCountInString(value) > 256 || !tagRE.MatchString(value) {
+			return invalidInput("1 validation error detected: Value '%s' at 'tags.%d.member.value' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]* and length at most 256", value, i+1)
+		}
+		if strings.HasPrefix(strings.ToLower(key), "aws:") {
+			return invalidInput("Tag keys starting with 'aws:' are reserved for internal use.")
+		}
+		if seen[strings.ToLower(key)] {
+			return invalidInput("Duplicate tag keys found. Please note that Tag keys are case insensitive.")
+		}
+		seen[strings.ToLower(key)] = true
+	}
+	if len(mergeTags(have, set)) > maxTags {
+		return limitExceeded("The number of tags has reached the maximum limit.")
+	}
+	return nil
+}
+
 // mergeTags sets tags over existing ones, by key.
 func mergeTags(have, set []iamtypes.Tag) []iamtypes.Tag {
 	out := copyTags(have)
@@ -170,6 +204,9 @@ func (f *IAM) CreateUser(ctx context.Context, in *iam.CreateUserInput, _ ...func
 		}
 		if _, ok := f.a.users[name]; ok {
 			return alreadyExists("User with name %s already exists.", name)
+		}
+		if err := checkTags(nil, in.Tags); err != nil {
+			return err
 		}
 		u := &user{
 			name: name, id: f.a.newID("AIDA", 17), arn: fmt.Sprintf("arn:%s:iam::%s:user/%s", f.a.partition, f.a.id, name),
@@ -258,6 +295,9 @@ func (f *IAM) TagUser(ctx context.Context, in *iam.TagUserInput, _ ...func(*iam.
 	err := f.a.call(ctx, "iam.TagUser", func() error {
 		u, err := f.a.user(str(in.UserName))
 		if err != nil {
+			return err
+		}
+		if err := checkTags(u.tags, in.Tags); err != nil {
 			return err
 		}
 		u.tags = mergeTags(u.tags, in.Tags)
@@ -608,6 +648,9 @@ func (f *IAM) CreateRole(ctx context.Context, in *iam.CreateRoleInput, _ ...func
 		if err := f.a.checkTrust(str(in.AssumeRolePolicyDocument)); err != nil {
 			return err
 		}
+		if err := checkTags(nil, in.Tags); err != nil {
+			return err
+		}
 		r := &role{
 			name: name, id: f.a.newID("AROA", 17), arn: fmt.Sprintf("arn:%s:iam::%s:role/%s", f.a.partition, f.a.id, name),
 			description: str(in.Description), trust: str(in.AssumeRolePolicyDocument), created: f.a.now,
@@ -678,6 +721,9 @@ func (f *IAM) TagRole(ctx context.Context, in *iam.TagRoleInput, _ ...func(*iam.
 	err := f.a.call(ctx, "iam.TagRole", func() error {
 		r, err := f.a.role(str(in.RoleName))
 		if err != nil {
+			return err
+		}
+		if err := checkTags(r.tags, in.Tags); err != nil {
 			return err
 		}
 		r.tags = mergeTags(r.tags, in.Tags)
@@ -993,6 +1039,9 @@ func (f *IAM) CreatePolicy(ctx context.Context, in *iam.CreatePolicyInput, _ ...
 		if _, err := parseDoc(str(in.PolicyDocument)); err != nil {
 			return err
 		}
+		if err := checkTags(nil, in.Tags); err != nil {
+			return err
+		}
 		p := &policy{
 			name: name, id: f.a.newID("ANPA", 17), arn: arn, path: path, description: str(in.Description),
 			created: f.a.now, updated: f.a.now, tags: copyTags(in.Tags), next: 2,
@@ -1196,6 +1245,9 @@ func (f *IAM) TagPolicy(ctx context.Context, in *iam.TagPolicyInput, _ ...func(*
 	err := f.a.call(ctx, "iam.TagPolicy", func() error {
 		p, err := f.a.policy(str(in.PolicyArn))
 		if err != nil {
+			return err
+		}
+		if err := checkTags(p.tags, in.Tags); err != nil {
 			return err
 		}
 		p.tags = mergeTags(p.tags, in.Tags)
