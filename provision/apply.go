@@ -161,7 +161,9 @@ func (a *applier) policy(ctx context.Context, r *Resource) error {
 		a.p.logf("creating IAM policy %s", name)
 		out, err := a.p.IAM.CreatePolicy(ctx, &iam.CreatePolicyInput{
 			PolicyName: aws.String(name), PolicyDocument: aws.String(doc),
-			Description: aws.String(policyPrefix + a.o.Repository), Tags: managed.IAMTags(),
+			Description: aws.String(policyPrefix + a.o.Repository),
+			// A new policy's first version is always v1.
+			Tags: append(managed.IAMTags(), versionTags("v1", a.pl.perms)...),
 		})
 		var exists *iamtypes.EntityAlreadyExistsException
 		if errors.As(err, &exists) {
@@ -173,10 +175,14 @@ func (a *applier) policy(ctx context.Context, r *Resource) error {
 		r.Status, r.ARN = Created, aws.ToString(out.Policy.Arn)
 		return nil
 	case a.pl.updatePolicy:
-		if err := a.newDefaultVersion(ctx); err != nil {
+		version, err := a.newDefaultVersion(ctx)
+		if err != nil {
 			return err
 		}
 		r.Status = Updated
+		a.recordVersion(ctx, version)
+	case a.pl.retagVersion != "":
+		a.recordVersion(ctx, a.pl.retagVersion)
 	}
 	return nil
 }
@@ -196,15 +202,19 @@ func (a *applier) policyCreatedMeanwhile(ctx context.Context, r *Resource) error
 	r.Status, r.Managed = Exists, managed.IAM(out.Policy.Tags)
 	same, _ := policies.Equivalent(have, a.pl.perms)
 	switch {
+	case same && r.Managed && !knownCurrent(out.Policy, a.pl.perms):
+		a.recordVersion(ctx, aws.ToString(out.Policy.DefaultVersionId))
 	case same:
 	case !r.Managed:
 		r.Status, r.Changes = Unmanaged, differences(have, a.pl.perms)
 		a.warn("policy %s was created meanwhile, not by containerise, and differs from what setup makes; left as is", name)
 	default:
-		if err := a.newDefaultVersion(ctx); err != nil {
+		version, err := a.newDefaultVersion(ctx)
+		if err != nil {
 			return err
 		}
 		r.Status, r.Changes = Updated, []string{"new default version"}
+		a.recordVersion(ctx, version)
 	}
 	if !r.Managed {
 		r.Status = Unmanaged
@@ -214,9 +224,10 @@ func (a *applier) policyCreatedMeanwhile(ctx context.Context, r *Resource) error
 
 // newDefaultVersion makes the wanted document the policy's default version,
 // first deleting the oldest non-default version when the policy already has
-// the five AWS allows.
-func (a *applier) newDefaultVersion(ctx context.Context) error {
+// the five AWS allows. It returns the new default version's ID.
+func (a *applier) newDefaultVersion(ctx context.Context) (string, error) {
 	name, arn := a.o.Policy, a.pl.policyARN
+	var version string
 	// CreatePolicyVersion is not idempotent either: after an uncertain
 	// failure, look whether the version was made before trying again, so
 	// that a lost answer leaves no stray version.
@@ -224,15 +235,19 @@ func (a *applier) newDefaultVersion(ctx context.Context) error {
 		noRetry := func(o *iam.Options) { o.RetryMaxAttempts = 1 }
 		backoff := 500 * time.Millisecond
 		for attempt := 1; ; attempt++ {
-			_, err := a.p.IAM.CreatePolicyVersion(ctx, &iam.CreatePolicyVersionInput{
+			out, err := a.p.IAM.CreatePolicyVersion(ctx, &iam.CreatePolicyVersionInput{
 				PolicyArn: aws.String(arn), PolicyDocument: aws.String(a.pl.perms.JSON()), SetAsDefault: true,
 			}, noRetry)
+			if err == nil && out.PolicyVersion != nil {
+				version = aws.ToString(out.PolicyVersion.VersionId)
+			}
 			if err == nil || !uncertain(err) || ctx.Err() != nil {
 				return err
 			}
 			if pol, gerr := a.p.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)}); gerr == nil {
 				if have, verr := a.p.policyDocument(ctx, pol.Policy); verr == nil {
 					if same, _ := policies.Equivalent(have, a.pl.perms); same {
+						version = aws.ToString(pol.Policy.DefaultVersionId)
 						return nil // made despite the error
 					}
 				}
@@ -250,22 +265,23 @@ func (a *applier) newDefaultVersion(ctx context.Context) error {
 	err := create()
 	var limit *iamtypes.LimitExceededException
 	if !errors.As(err, &limit) {
-		return fail("updating policy "+name+" (new default version)", "iam:CreatePolicyVersion", err)
+		return version, fail("updating policy "+name+" (new default version)", "iam:CreatePolicyVersion", err)
 	}
 	out, lerr := a.p.IAM.ListPolicyVersions(ctx, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(arn)})
 	if lerr != nil {
-		return fail("listing the versions of policy "+name, "iam:ListPolicyVersions", lerr)
+		return "", fail("listing the versions of policy "+name, "iam:ListPolicyVersions", lerr)
 	}
 	oldest := oldestNonDefault(out.Versions)
 	if oldest == "" {
-		return fail("updating policy "+name, "iam:CreatePolicyVersion", err)
+		return "", fail("updating policy "+name, "iam:CreatePolicyVersion", err)
 	}
 	a.p.logf("policy %s has the %d versions AWS allows: deleting the oldest non-default one, %s", name, len(out.Versions), oldest)
 	_, derr := a.p.IAM.DeletePolicyVersion(ctx, &iam.DeletePolicyVersionInput{PolicyArn: aws.String(arn), VersionId: aws.String(oldest)})
 	if derr != nil && !isNoSuchEntity(derr) {
-		return fail(fmt.Sprintf("deleting version %s of policy %s", oldest, name), "iam:DeletePolicyVersion", derr)
+		return "", fail(fmt.Sprintf("deleting version %s of policy %s", oldest, name), "iam:DeletePolicyVersion", derr)
 	}
-	return fail("updating policy "+name+" (new default version)", "iam:CreatePolicyVersion", create())
+	err = create()
+	return version, fail("updating policy "+name+" (new default version)", "iam:CreatePolicyVersion", err)
 }
 
 // oldestNonDefault returns the ID of the oldest non-default version.

@@ -138,6 +138,30 @@ func checkConverged(t *testing.T, a *awsfake.Account, wantVersions int) {
 	}
 }
 
+// policyTags returns the policy's tags by key.
+func policyTags(t *testing.T, a *awsfake.Account) map[string]string {
+	t.Helper()
+	pol, err := a.IAM().GetPolicy(bg, &iam.GetPolicyInput{PolicyArn: aws.String(policyARN)})
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	out := map[string]string{}
+	for _, tag := range pol.Policy.Tags {
+		out[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+	}
+	return out
+}
+
+func countOp(ops []string, op string) int {
+	n := 0
+	for _, o := range ops {
+		if o == op {
+			n++
+		}
+	}
+	return n
+}
+
 func statuses(r *Result) string {
 	var s []string
 	for _, res := range r.Resources {
@@ -168,8 +192,12 @@ func TestColdSetupThenRerun(t *testing.T) {
 	if rounds > 6 {
 		t.Errorf("cold setup took %d rounds, want at most 6", rounds)
 	}
-	if mutating != 6 {
-		t.Errorf("cold setup made %d mutating calls: %v", mutating, e.acct.Mutating())
+	if calls != 14 || mutating != 6 {
+		t.Errorf("cold setup made %d calls, %d mutating (want 14, 6): %v", calls, mutating, e.acct.Ops())
+	}
+	// The policy's version tags come with CreatePolicy: no TagPolicy.
+	if tags := policyTags(t, e.acct); tags[tagDefaultVersion] != "v1" || tags[tagDocumentSHA256] != wantPerms().Digest() || tags[managed.TagKey] != managed.TagValue {
+		t.Errorf("policy tags %v", tags)
 	}
 
 	e.acct.ResetCalls()
@@ -179,8 +207,10 @@ func TestColdSetupThenRerun(t *testing.T) {
 	}
 	calls, rounds = len(e.acct.Calls()), e.acct.Rounds()
 	t.Logf("rerun: %d calls, %d rounds: %s", calls, rounds, strings.Join(e.acct.Ops(), " "))
-	if rounds > 3 {
-		t.Errorf("rerun took %d rounds, want at most 3", rounds)
+	// The policy's tags show its default version holds the wanted
+	// document: no GetPolicyVersion, so two levels of reads.
+	if calls != 8 || rounds != 2 || countOp(e.acct.Ops(), "iam.GetPolicyVersion") != 0 {
+		t.Errorf("rerun made %d calls in %d rounds, want 8 in 2 (no GetPolicyVersion): %v", calls, rounds, e.acct.Ops())
 	}
 	if got := statuses(again); got != "repository=unchanged policy=unchanged user=unchanged access-key=unchanged role=unchanged" {
 		t.Fatalf("statuses: %s", got)
@@ -276,7 +306,7 @@ func TestDriftRepaired(t *testing.T) {
 	}{
 		{"policy document", func(ic *awsfake.IAM) {
 			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), PolicyDocument: aws.String(other), SetAsDefault: true}))
-		}, "iam.CreatePolicyVersion", 3},
+		}, "iam.CreatePolicyVersion iam.TagPolicy", 3},
 		{"trust", func(ic *awsfake.IAM) {
 			must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyDocument: aws.String(ec2Trust)}))
 		}, "iam.UpdateAssumeRolePolicy", 1},
@@ -287,7 +317,7 @@ func TestDriftRepaired(t *testing.T) {
 			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), PolicyDocument: aws.String(other), SetAsDefault: true}))
 			must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyDocument: aws.String(ec2Trust)}))
 			must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
-		}, "iam.CreatePolicyVersion iam.UpdateAssumeRolePolicy iam.AttachRolePolicy", 3},
+		}, "iam.CreatePolicyVersion iam.TagPolicy iam.UpdateAssumeRolePolicy iam.AttachRolePolicy", 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -328,6 +358,9 @@ func TestDriftRepaired(t *testing.T) {
 			if m := e.acct.Mutating(); len(m) != 0 {
 				t.Errorf("rerun made mutating calls: %v", m)
 			}
+			if ops := e.acct.Ops(); len(ops) != 8 || countOp(ops, "iam.GetPolicyVersion") != 0 {
+				t.Errorf("rerun after the repair read the policy's document: %v", ops)
+			}
 		})
 	}
 }
@@ -343,8 +376,11 @@ func TestPolicyVersionLimit(t *testing.T) {
 	// v3 is the default; v1 the oldest non-default.
 	e.acct.ResetCalls()
 	e.run(t, defaults())
-	if got := strings.Join(e.acct.Mutating(), " "); got != "iam.CreatePolicyVersion iam.DeletePolicyVersion iam.CreatePolicyVersion" {
+	if got := strings.Join(e.acct.Mutating(), " "); got != "iam.CreatePolicyVersion iam.DeletePolicyVersion iam.CreatePolicyVersion iam.TagPolicy" {
 		t.Fatalf("mutating calls: %s", got)
+	}
+	if tags := policyTags(t, e.acct); tags[tagDefaultVersion] != "v6" {
+		t.Fatalf("policy tags %v, want default version v6", tags)
 	}
 	vs := must(ic.ListPolicyVersions(bg, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(policyARN)})).Versions
 	var ids []string

@@ -34,6 +34,9 @@ type state struct {
 
 	policy    *iamtypes.Policy
 	policyDoc string // the default version's document, as IAM returns it
+	// policyCurrent: the policy's tags show its default version holds the
+	// wanted document, which was therefore not read (policyDoc is empty).
+	policyCurrent bool
 }
 
 func isNoSuchEntity(err error) bool {
@@ -46,9 +49,10 @@ func isRepositoryNotFound(err error) bool {
 	return errors.As(err, &e)
 }
 
-// read reads the account in three concurrent rounds: everything named by
-// the options, then what needs the account ID (the policy) or the
-// repository's ARN (its tags), then the policy's default version.
+// read reads the account in concurrent rounds: everything named by the
+// options, then what needs the account ID (the policy) or the repository's
+// ARN (its tags), then, only when the policy's tags do not show that its
+// default version holds the wanted document, that version's document.
 func (p *Provisioner) read(ctx context.Context, o Options) (*state, error) {
 	s := &state{}
 	g, gctx := errgroup.WithContext(ctx)
@@ -172,7 +176,9 @@ func (p *Provisioner) read(ctx context.Context, o Options) (*state, error) {
 		return nil, err
 	}
 
-	if s.policy != nil {
+	if s.policy != nil && knownCurrent(s.policy, wantPermissions(o, s.partition, s.account)) {
+		s.policyCurrent = true
+	} else if s.policy != nil {
 		doc, err := p.policyDocument(ctx, s.policy)
 		if isNoSuchEntity(err) {
 			s.policy = nil // deleted meanwhile

@@ -25,6 +25,10 @@ type plan struct {
 	oldKey                                             string // the key a rotation replaces
 	createRole, updateTrust, attach                    bool
 	initialKeys                                        map[string]bool
+
+	// retagVersion: the policy's default version, read and found right, is
+	// not the one its tags name: record it (see versionTags).
+	retagVersion string
 }
 
 // Indices of the resources in Result.Resources.
@@ -66,8 +70,7 @@ func (p *Provisioner) plan(o Options, s *state) (*plan, error) {
 		roleARN:     policies.RoleARN(s.partition, s.account, o.Role),
 		initialKeys: map[string]bool{},
 	}
-	pl.perms = policies.Permissions(policies.Target{Partition: s.partition, Region: o.Region, AccountID: s.account, Repository: o.Repository},
-		policies.PermissionOptions{AllowDescribeImages: o.AllowDescribeImages})
+	pl.perms = wantPermissions(o, s.partition, s.account)
 	if s.user != nil && s.user.Arn != nil {
 		pl.userARN = *s.user.Arn
 	}
@@ -105,11 +108,15 @@ func (p *Provisioner) plan(o Options, s *state) (*plan, error) {
 		pol.Status = would(true)
 	} else {
 		pol.Managed = managed.IAM(s.policy.Tags)
-		same, err := policies.Equivalent(s.policyDoc, pl.perms)
-		if err != nil {
-			same = false
+		same := s.policyCurrent
+		var diffs []string
+		if !same {
+			var err error
+			if same, err = policies.Equivalent(s.policyDoc, pl.perms); err != nil {
+				same = false
+			}
+			diffs = differences(s.policyDoc, pl.perms)
 		}
-		diffs := differences(s.policyDoc, pl.perms)
 		switch {
 		case !pol.Managed:
 			pol.Status = Unmanaged
@@ -126,6 +133,11 @@ func (p *Provisioner) plan(o Options, s *state) (*plan, error) {
 			pl.updatePolicy = true
 			pol.Status = would(false)
 			pol.Changes = append([]string{"new default version"}, diffs...)
+		case !s.policyCurrent:
+			// Right, but its tags do not say so (made by an earlier
+			// containerise, a failed TagPolicy, a default version set by
+			// hand to an equivalent one): the status stays unchanged.
+			pl.retagVersion = aws.ToString(s.policy.DefaultVersionId)
 		}
 	}
 	r.Resources[iPolicy] = pol
@@ -227,6 +239,12 @@ func (p *Provisioner) plan(o Options, s *state) (*plan, error) {
 	r.Variables.RoleARN = pl.roleARN
 	r.Variables.Region = o.Region
 	return pl, nil
+}
+
+// wantPermissions is the policy document setup makes.
+func wantPermissions(o Options, partition, account string) policies.Document {
+	return policies.Permissions(policies.Target{Partition: partition, Region: o.Region, AccountID: account, Repository: o.Repository},
+		policies.PermissionOptions{AllowDescribeImages: o.AllowDescribeImages})
 }
 
 // sortKeys orders keys oldest first (ties by ID).
