@@ -32,6 +32,8 @@ type engineAPI interface {
 	ClientVersion() string
 	DaemonHost() string
 	ImageBuild(ctx context.Context, buildContext io.Reader, options build.ImageBuildOptions) (build.ImageBuildResponse, error)
+	// ImageTag gives an image (here, a built image's ID) another reference.
+	ImageTag(ctx context.Context, image, ref string) error
 	ImagePush(ctx context.Context, image string, options image.PushOptions) (io.ReadCloser, error)
 }
 
@@ -168,12 +170,21 @@ func (bc buildContext) tar() (io.ReadCloser, error) {
 	return rc, nil
 }
 
-// build builds the Dockerfile once, with every ref as a tag.
-func (p *Pusher) build(ctx context.Context, o Options, bc buildContext, refs []string) error {
-	p.logf("building %s (context %s, %s)", strings.Join(refs, ", "), bc.Dir, bc.Dockerfile)
+// build builds the Dockerfile once and returns the image ID the build
+// stream reports. With refs, the engine tags the image with each of them when
+// the build succeeds; without, the image is left untagged for the caller to
+// tag (names are then the repository:tag pairs the progress line shows).
+func (p *Pusher) build(ctx context.Context, o Options, bc buildContext, refs []string) (string, error) {
+	names := refs
+	if len(names) == 0 {
+		for _, tag := range o.Tags {
+			names = append(names, o.Repository+":"+tag)
+		}
+	}
+	p.logf("building %s (context %s, %s)", strings.Join(names, ", "), bc.Dir, bc.Dockerfile)
 	tarball, err := bc.tar()
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer tarball.Close()
 	resp, err := p.Engine.ImageBuild(ctx, tarball, build.ImageBuildOptions{
@@ -189,9 +200,12 @@ func (p *Pusher) build(ctx context.Context, o Options, bc buildContext, refs []s
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			return err
+			return "", err
 		}
-		return fmt.Errorf("building: the Docker engine refused the build: %v", err)
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("building: the Docker engine refused the build: %v", err)
 	}
 	defer resp.Body.Close()
 
@@ -207,18 +221,43 @@ func (p *Pusher) build(ctx context.Context, o Options, bc buildContext, refs []s
 	switch {
 	case errors.As(err, &jerr):
 		if steps.last != "" {
-			return fmt.Errorf("build failed at %s: %s", steps.last, jerr.Message)
+			return "", fmt.Errorf("build failed at %s: %s", steps.last, jerr.Message)
 		}
-		return fmt.Errorf("build failed: %s", jerr.Message)
+		return "", fmt.Errorf("build failed: %s", jerr.Message)
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return "", ctx.Err()
 	case err != nil:
-		return fmt.Errorf("building: the connection to %s broke off mid-build (%v): check that the engine is still running, then rerun", p.engineDescription(), err)
+		return "", fmt.Errorf("building: the connection to %s broke off mid-build (%v): check that the engine is still running, then rerun", p.engineDescription(), err)
 	case imageID == "":
-		return errors.New("building: the Docker engine's build output ended without an image ID: the build did not finish")
+		return "", errors.New("building: the Docker engine's build output ended without an image ID: the build did not finish")
 	}
-	p.debugf("docker: built %s", imageID)
+	return imageID, nil
+}
+
+// tag gives the built image each ref, now that ECR has named the registry.
+func (p *Pusher) tag(ctx context.Context, imageID string, refs []string) error {
+	for _, ref := range refs {
+		if err := p.Engine.ImageTag(ctx, imageID, ref); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("tagging the built image %s as %s on %s: %v", shortID(imageID), ref, p.engineDescription(), err)
+		}
+	}
+	p.logf("tagged %s as %s", shortID(imageID), strings.Join(refs, ", "))
 	return nil
+}
+
+// shortID is an image ID as the docker CLI shows it: 12 hex digits.
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // push pushes one tag with the registry credentials in the request and

@@ -4,12 +4,14 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
@@ -24,18 +26,34 @@ type fakeEngine struct {
 
 	// PingErr makes the engine unreachable.
 	PingErr error
-	// Build is the build stream to replay; Push maps a tag to its push
-	// stream ("" is any tag without its own). A value is a testdata file name
-	// or a func() io.ReadCloser.
+	// Build is the build stream to replay; nil replays the recorded
+	// success, with its "Successfully tagged" lines when the build has tags.
+	// Push maps a tag to its push stream ("" is any tag without its own). A
+	// value is a testdata file name, a func() io.ReadCloser or a
+	// func(context.Context) io.ReadCloser (given the request's context).
 	Build any
 	Push  map[string]any
+	// TagErr fails every ImageTag.
+	TagErr error
+	// OnBuild, when set, runs as ImageBuild is received.
+	OnBuild func()
+
+	// buildStarted is closed when the first ImageBuild is received.
+	buildStarted chan struct{}
+	startOnce    sync.Once
 
 	mu         sync.Mutex
 	negotiated bool
 	version    string
 	calls      []string
 	builds     []buildCall
+	tags       []tagCall
 	pushes     []pushCall
+}
+
+type tagCall struct {
+	Image string
+	Ref   string
 }
 
 type buildCall struct {
@@ -52,9 +70,9 @@ type pushCall struct {
 }
 
 func newFakeEngine(t *testing.T) *fakeEngine {
-	return &fakeEngine{t: t, Build: "build-ok.jsonl", Push: map[string]any{
+	return &fakeEngine{t: t, Push: map[string]any{
 		"v1": "push-ok-v1.jsonl", "v2": "push-ok-v2.jsonl",
-	}}
+	}, buildStarted: make(chan struct{})}
 }
 
 func (e *fakeEngine) record(call string) {
@@ -90,9 +108,19 @@ func (e *fakeEngine) requireNegotiated(call string) {
 	}
 }
 
+// cancelled is what the docker client returns for a request whose context
+// is done.
+func cancelled(ctx context.Context, call string) error {
+	return fmt.Errorf("error during connect: %s: %w", call, ctx.Err())
+}
+
 func (e *fakeEngine) ImageBuild(ctx context.Context, body io.Reader, o build.ImageBuildOptions) (build.ImageBuildResponse, error) {
 	e.record("ImageBuild")
 	e.requireNegotiated("ImageBuild")
+	e.startOnce.Do(func() { close(e.buildStarted) })
+	if e.OnBuild != nil {
+		e.OnBuild()
+	}
 	_, streamed := body.(*io.PipeReader)
 	files := map[string]string{}
 	tr := tar.NewReader(body)
@@ -113,7 +141,32 @@ func (e *fakeEngine) ImageBuild(ctx context.Context, body io.Reader, o build.Ima
 	e.mu.Lock()
 	e.builds = append(e.builds, buildCall{Options: o, Files: files, Streamed: streamed})
 	e.mu.Unlock()
-	return build.ImageBuildResponse{Body: e.stream(e.Build)}, nil
+	if ctx.Err() != nil {
+		return build.ImageBuildResponse{}, cancelled(ctx, "POST /build")
+	}
+	s := e.Build
+	if s == nil {
+		s = "build-ok-untagged.jsonl"
+		if len(o.Tags) > 0 {
+			s = "build-ok.jsonl"
+		}
+	}
+	return build.ImageBuildResponse{Body: e.stream(ctx, s)}, nil
+}
+
+func (e *fakeEngine) ImageTag(ctx context.Context, image, ref string) error {
+	e.record("ImageTag")
+	e.requireNegotiated("ImageTag")
+	if ctx.Err() != nil {
+		return cancelled(ctx, "POST /images/"+image+"/tag")
+	}
+	if e.TagErr != nil {
+		return e.TagErr
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tags = append(e.tags, tagCall{Image: image, Ref: ref})
+	return nil
 }
 
 func (e *fakeEngine) ImagePush(ctx context.Context, ref string, o image.PushOptions) (io.ReadCloser, error) {
@@ -122,27 +175,34 @@ func (e *fakeEngine) ImagePush(ctx context.Context, ref string, o image.PushOpti
 	e.mu.Lock()
 	e.pushes = append(e.pushes, pushCall{Ref: ref, Auth: o.RegistryAuth})
 	e.mu.Unlock()
+	if ctx.Err() != nil {
+		return nil, cancelled(ctx, "POST /images/"+ref+"/push")
+	}
 	tag := ref[strings.LastIndexByte(ref, ':')+1:]
 	s, ok := e.Push[tag]
 	if !ok {
 		s = e.Push[""]
 	}
-	return e.stream(s), nil
+	return e.stream(ctx, s), nil
 }
 
-func (e *fakeEngine) stream(s any) io.ReadCloser {
+// stream returns the body of a response. It is called on the goroutine of
+// the call, so it reports with Errorf, not Fatalf.
+func (e *fakeEngine) stream(ctx context.Context, s any) io.ReadCloser {
 	switch v := s.(type) {
 	case string:
 		b, err := os.ReadFile(filepath.Join("testdata", v))
 		if err != nil {
-			e.t.Fatalf("fake engine: %v", err)
+			e.t.Errorf("fake engine: %v", err)
 		}
 		return io.NopCloser(strings.NewReader(string(b)))
 	case func() io.ReadCloser:
 		return v()
+	case func(context.Context) io.ReadCloser:
+		return v(ctx)
 	default:
-		e.t.Fatalf("fake engine: no stream for %v", s)
-		return nil
+		e.t.Errorf("fake engine: no stream for %v", s)
+		return io.NopCloser(strings.NewReader(""))
 	}
 }
 
@@ -164,3 +224,73 @@ func brokenStream(t *testing.T, file string, n int) func() io.ReadCloser {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// stalledStream replays the first n bytes of a recorded stream, then hangs as
+// a build does in a long silent RUN step, until the request's context is
+// done; then it fails as the docker client's response body does, and says
+// so on ended. A stream never cancelled gives up after guard, failing the
+// test, so that a missing cancellation cannot hang it.
+type stalledStream struct {
+	head  io.Reader
+	ctx   context.Context
+	guard time.Duration
+	// hanging is closed when the reader first hangs, that is when the head
+	// has been read and shown.
+	hanging chan struct{}
+	once    sync.Once
+	t       *testing.T
+
+	mu        sync.Mutex
+	cancelled bool
+	closed    bool
+}
+
+func newStalledStream(t *testing.T, file string, n int) *stalledStream {
+	b, err := os.ReadFile(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > len(b) {
+		n = len(b)
+	}
+	return &stalledStream{head: strings.NewReader(string(b[:n])), guard: 10 * time.Second, hanging: make(chan struct{}), t: t}
+}
+
+// body is the fake engine's stream value.
+func (s *stalledStream) body(ctx context.Context) io.ReadCloser {
+	s.ctx = ctx
+	return s
+}
+
+func (s *stalledStream) Read(b []byte) (int, error) {
+	if n, err := s.head.Read(b); err == nil {
+		return n, nil
+	}
+	s.once.Do(func() { close(s.hanging) })
+	t := time.NewTimer(s.guard)
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+		s.mu.Lock()
+		s.cancelled = true
+		s.mu.Unlock()
+		return 0, fmt.Errorf("reading the response body: %w", s.ctx.Err())
+	case <-t.C:
+		s.t.Errorf("the stalled stream was never cancelled (waited %s)", s.guard)
+		return 0, errors.New("fake engine: never cancelled")
+	}
+}
+
+func (s *stalledStream) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// ended says whether the stream was cancelled and closed.
+func (s *stalledStream) ended() (cancelled, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cancelled, s.closed
+}

@@ -142,9 +142,11 @@ func (p *Pusher) Run(ctx context.Context, o Options) error {
 	for i, tag := range tags {
 		refs[i] = reg.ref(o.Repository, tag)
 	}
-	if err := p.build(ctx, o, bc, refs); err != nil {
+	imageID, err := p.build(ctx, o, bc, refs)
+	if err != nil {
 		return err
 	}
+	p.debugf("docker: built %s", imageID)
 	for i, ref := range refs {
 		digest, err := p.push(ctx, ref, tags[i], reg)
 		if err != nil {
