@@ -834,3 +834,250 @@ func TestInvalidNamesRefusedBeforeAnyCall(t *testing.T) {
 		}
 	}
 }
+
+// A rerun skips reading the policy's document (GetPolicyVersion) only when
+// the policy's tags show its default version holds the wanted document.
+// Whatever else happened to the policy, it reads and compares, repairs
+// drift, and, when the document is right but the tags are stale, re-tags
+// once; the rerun after that makes no mutating call and no read of the
+// document.
+func TestRerunReadsThePolicyDocumentUnlessItsTagsProveIt(t *testing.T) {
+	other := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`
+	arn := aws.String(policyARN)
+	tag := func(k, v string) iamtypes.Tag { return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)} }
+	withDescribe := func() Options { o := defaults(); o.AllowDescribeImages = true; return o }
+	// Same grants, written differently from setup's JSON.
+	sameGrants := wantPerms()
+	sameGrants.Statement[0], sameGrants.Statement[2] = sameGrants.Statement[2], sameGrants.Statement[0]
+
+	cases := []struct {
+		name    string
+		change  func(t *testing.T, e *env) // after a clean setup
+		opts    func() Options
+		read    bool   // the next run reads the document
+		mutates string // its mutating calls
+		status  Status // the policy's status
+		version string // the default version tagged afterwards
+	}{
+		{name: "plain rerun", change: func(*testing.T, *env) {}, status: Unchanged, version: "v1"},
+		{name: "another version made default by hand", change: func(t *testing.T, e *env) {
+			ic := e.acct.IAM()
+			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: arn, PolicyDocument: aws.String(other)}))
+			must(ic.SetDefaultPolicyVersion(bg, &iam.SetDefaultPolicyVersionInput{PolicyArn: arn, VersionId: aws.String("v2")}))
+		}, read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: Updated, version: "v3"},
+		{name: "an equivalent version made default by hand", change: func(t *testing.T, e *env) {
+			ic := e.acct.IAM()
+			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: arn, PolicyDocument: aws.String(sameGrants.JSON()), SetAsDefault: true}))
+		}, read: true, mutates: "iam.TagPolicy", status: Unchanged, version: "v2"},
+		{name: "drifted and tagged as its own version", change: func(t *testing.T, e *env) {
+			// Tags naming the drifted default, with that document's digest:
+			// consistent, but not the wanted document.
+			ic := e.acct.IAM()
+			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: arn, PolicyDocument: aws.String(other), SetAsDefault: true}))
+			must(ic.TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{
+				tag(tagDefaultVersion, "v2"), tag(tagDocumentSHA256, must(policies.Parse(other)).Digest())}}))
+		}, read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: Updated, version: "v3"},
+		{name: "digest tag edited", change: func(t *testing.T, e *env) {
+			must(e.acct.IAM().TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{tag(tagDocumentSHA256, strings.Repeat("0", 64))}}))
+		}, read: true, mutates: "iam.TagPolicy", status: Unchanged, version: "v1"},
+		{name: "version tag edited", change: func(t *testing.T, e *env) {
+			must(e.acct.IAM().TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{tag(tagDefaultVersion, "v7")}}))
+		}, read: true, mutates: "iam.TagPolicy", status: Unchanged, version: "v1"},
+		{name: "tags emptied", change: func(t *testing.T, e *env) {
+			must(e.acct.IAM().TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{tag(tagDefaultVersion, ""), tag(tagDocumentSHA256, "")}}))
+		}, read: true, mutates: "iam.TagPolicy", status: Unchanged, version: "v1"},
+		{name: "--allow-skip-existing added", change: func(*testing.T, *env) {}, opts: withDescribe,
+			read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: Updated, version: "v2"},
+		{name: "--allow-skip-existing dropped", change: func(t *testing.T, e *env) {
+			e.run(t, withDescribe())
+		}, read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: Updated, version: "v3"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, awsfake.Config{})
+			e.acct.SetLatency(20 * time.Millisecond)
+			e.run(t, defaults())
+			c.change(t, e)
+			o := defaults()
+			if c.opts != nil {
+				o = c.opts()
+			}
+
+			// A dry run plans the same reads and changes nothing.
+			e.acct.ResetCalls()
+			dry := o
+			dry.DryRun = true
+			e.run(t, dry)
+			if m := e.acct.Mutating(); len(m) != 0 {
+				t.Fatalf("dry run made mutating calls: %v", m)
+			}
+
+			e.acct.ResetCalls()
+			res := e.run(t, o)
+			ops, rounds := e.acct.Ops(), e.acct.Rounds()
+			if read := countOp(ops, "iam.GetPolicyVersion") == 1; read != c.read {
+				t.Errorf("read the document: %v, want %v: %v", read, c.read, ops)
+			}
+			if got := strings.Join(e.acct.Mutating(), " "); got != c.mutates {
+				t.Errorf("mutating calls %q, want %q", got, c.mutates)
+			}
+			if got := res.Resource(KindPolicy).Status; got != c.status {
+				t.Errorf("policy status %s, want %s", got, c.status)
+			}
+			if !c.read && (len(ops) != 8 || rounds != 2) {
+				t.Errorf("%d calls in %d rounds, want 8 in 2: %v", len(ops), rounds, ops)
+			}
+			tags := policyTags(t, e.acct)
+			want := wantPermissions(o, "aws", account)
+			if tags[tagDefaultVersion] != c.version || tags[tagDocumentSHA256] != want.Digest() {
+				t.Errorf("tags %v, want version %s and digest %s", tags, c.version, want.Digest())
+			}
+			pol := must(e.acct.IAM().GetPolicy(bg, &iam.GetPolicyInput{PolicyArn: arn})).Policy
+			doc := must(e.acct.IAM().GetPolicyVersion(bg, &iam.GetPolicyVersionInput{PolicyArn: arn, VersionId: pol.DefaultVersionId}))
+			if same, _ := policies.Equivalent(*doc.PolicyVersion.Document, want); !same || *pol.DefaultVersionId != c.version {
+				t.Errorf("default version %s holds %s", *pol.DefaultVersionId, *doc.PolicyVersion.Document)
+			}
+
+			// Then a rerun knows the document from the tags.
+			e.acct.ResetCalls()
+			again := e.run(t, o)
+			ops, rounds = e.acct.Ops(), e.acct.Rounds()
+			if m := e.acct.Mutating(); len(m) != 0 {
+				t.Errorf("the next rerun made mutating calls: %v", m)
+			}
+			if len(ops) != 8 || rounds != 2 || countOp(ops, "iam.GetPolicyVersion") != 0 {
+				t.Errorf("the next rerun: %d calls in %d rounds, want 8 in 2 without GetPolicyVersion: %v", len(ops), rounds, ops)
+			}
+			if got := statuses(again); got != "repository=unchanged policy=unchanged user=unchanged access-key=unchanged role=unchanged" {
+				t.Errorf("statuses: %s", got)
+			}
+		})
+	}
+}
+
+// A policy made by an earlier containerise carries only managed-by: the
+// first rerun reads its document and tags it, once.
+func TestPolicyWithoutVersionTagsIsTaggedOnce(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	seed(t, e.acct, pRepo|pPolicy|pUser|pKey|pRole|pAttach, true)
+	e.acct.ResetCalls()
+	res := e.run(t, defaults())
+	if got := strings.Join(e.acct.Mutating(), " "); got != "iam.TagPolicy" || countOp(e.acct.Ops(), "iam.GetPolicyVersion") != 1 {
+		t.Fatalf("calls %v", e.acct.Ops())
+	}
+	if got := statuses(res); got != "repository=unchanged policy=unchanged user=unchanged access-key=unchanged role=unchanged" {
+		t.Fatalf("statuses: %s", got)
+	}
+	if !strings.Contains(e.logText(), "tagging IAM policy ECRContainerise: its default version v1 holds setup's document") {
+		t.Fatalf("the log does not say why the rerun tagged the policy:\n%s", e.logText())
+	}
+	e.acct.ResetCalls()
+	e.run(t, defaults())
+	if ops := e.acct.Ops(); len(ops) != 8 || len(e.acct.Mutating()) != 0 {
+		t.Fatalf("rerun after tagging: %v", ops)
+	}
+}
+
+// A policy setup does not manage is read and compared on every run and
+// never tagged, even when it carries version tags (copied, say) that would
+// match.
+func TestUnmanagedPolicyIsAlwaysReadAndNeverTagged(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	seed(t, e.acct, pRepo|pUser|pKey|pRole, true)
+	ic := e.acct.IAM()
+	must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(DefaultPolicy), PolicyDocument: aws.String(wantPerms().JSON()),
+		Tags: versionTags("v1", wantPerms())}))
+	must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+	for run := 1; run <= 2; run++ {
+		e.acct.ResetCalls()
+		res := e.run(t, defaults())
+		if countOp(e.acct.Ops(), "iam.GetPolicyVersion") != 1 || len(e.acct.Mutating()) != 0 {
+			t.Fatalf("run %d: calls %v", run, e.acct.Ops())
+		}
+		if p := res.Resource(KindPolicy); p.Status != Unmanaged || p.Managed {
+			t.Fatalf("run %d: policy %+v", run, p)
+		}
+	}
+	// Its document changed by hand: reported, left alone, still untagged.
+	must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), SetAsDefault: true,
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`)}))
+	e.acct.ResetCalls()
+	res := e.run(t, defaults())
+	if len(e.acct.Mutating()) != 0 || len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "policy ECRContainerise is not managed") {
+		t.Fatalf("calls %v, warnings %q", e.acct.Mutating(), res.Warnings)
+	}
+	if tags := policyTags(t, e.acct); tags[tagDefaultVersion] != "v1" {
+		t.Fatalf("tags %v", tags)
+	}
+}
+
+// TagPolicy failing after a new default version fails nothing: the policy
+// is right. The rerun reads the document (the tags name the old version),
+// finds no drift, and tags it; the rerun after that is a plain one.
+func TestTagPolicyFailureAfterNewVersionThenRerunConverges(t *testing.T) {
+	drift := func(t *testing.T, e *env) {
+		must(e.acct.IAM().CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), SetAsDefault: true,
+			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`)}))
+	}
+	for _, c := range []struct {
+		name   string
+		fault  func(a *awsfake.Account) awsfake.Fault
+		retags bool // the rerun must tag
+	}{
+		{"server error", func(*awsfake.Account) awsfake.Fault {
+			return awsfake.Fault{Op: "iam.TagPolicy", Err: awsfake.ServerError()}
+		}, true},
+		{"access denied", func(a *awsfake.Account) awsfake.Fault {
+			return awsfake.Fault{Op: "iam.TagPolicy", Err: a.AccessDenied("iam:TagPolicy")}
+		}, true},
+		{"response lost", func(*awsfake.Account) awsfake.Fault {
+			return awsfake.Fault{Op: "iam.TagPolicy", Applied: true, Err: awsfake.ServerError()}
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, awsfake.Config{})
+			e.run(t, defaults())
+			drift(t, e)
+			e.acct.Inject(c.fault(e.acct))
+			e.acct.ResetCalls()
+			res, err := e.p.Run(bg, defaults())
+			if err != nil {
+				t.Fatalf("a failed TagPolicy failed setup: %v", err)
+			}
+			if got := strings.Join(e.acct.Mutating(), " "); got != "iam.CreatePolicyVersion iam.TagPolicy" {
+				t.Fatalf("mutating calls: %s", got)
+			}
+			if p := res.Resource(KindPolicy); p.Status != Updated {
+				t.Fatalf("policy %+v", p)
+			}
+			if !strings.Contains(e.logText(), "warning: could not tag IAM policy ECRContainerise with its default version") {
+				t.Fatalf("no warning in the log:\n%s", e.logText())
+			}
+			checkConverged(t, e.acct, 3)
+			e.acct.ClearFaults()
+
+			e.acct.ResetCalls()
+			again := e.run(t, defaults())
+			wantMut, wantRead := "", 0
+			if c.retags {
+				wantMut, wantRead = "iam.TagPolicy", 1
+			}
+			if got := strings.Join(e.acct.Mutating(), " "); got != wantMut || countOp(e.acct.Ops(), "iam.GetPolicyVersion") != wantRead {
+				t.Fatalf("rerun: mutating %q (want %q), calls %v", got, wantMut, e.acct.Ops())
+			}
+			if p := again.Resource(KindPolicy); p.Status != Unchanged {
+				t.Fatalf("rerun: policy %+v", p)
+			}
+			if tags := policyTags(t, e.acct); tags[tagDefaultVersion] != "v3" || tags[tagDocumentSHA256] != wantPerms().Digest() {
+				t.Fatalf("tags %v", tags)
+			}
+
+			e.acct.ResetCalls()
+			e.run(t, defaults())
+			if ops := e.acct.Ops(); len(ops) != 8 || len(e.acct.Mutating()) != 0 {
+				t.Fatalf("third run: %v", ops)
+			}
+			checkConverged(t, e.acct, 3)
+		})
+	}
+}
