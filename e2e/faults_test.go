@@ -294,7 +294,6 @@ func fxCheckComplete(t *testing.T, state string) {
 	userARN := fmt.Sprintf("arn:aws:iam::%s:user/%s", fxAccount(), fxUser)
 	for _, want := range []string{
 		"repository " + fxRepo + " tags=[managed-by=containerise]",
-		"policy " + fxPolicy + " versions=1 tags=[managed-by=containerise] attached=[role:" + fxRole + "]",
 		"user " + fxUser + " keys=1 active=1 tags=[managed-by=containerise] attached=0 inline=0",
 		"role " + fxRole + " tags=[managed-by=containerise] attached=[" + fxPolicy + "] inline=0",
 		`"AWS":"` + userARN + `"`,
@@ -302,6 +301,13 @@ func fxCheckComplete(t *testing.T, state string) {
 		if !strings.Contains(state, want) {
 			t.Errorf("end state lacks %q:\n%s", want, state)
 		}
+	}
+	// The policy also carries the tags a rerun reads instead of the
+	// document: its only version, v1, and that document's digest.
+	policy := regexp.MustCompile(`(?m)^policy ` + regexp.QuoteMeta(fxPolicy) + ` versions=1 tags=\[containerise/default-version=v1,` +
+		`containerise/document-sha256=[0-9a-f]{64},managed-by=containerise\] attached=\[role:` + regexp.QuoteMeta(fxRole) + `\]$`)
+	if !policy.MatchString(state) {
+		t.Errorf("end state lacks the policy, version 1, tagged managed-by=containerise with its version and digest, attached to role %s:\n%s", fxRole, state)
 	}
 }
 

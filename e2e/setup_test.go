@@ -83,8 +83,10 @@ func setupAccount(t *testing.T, c clients) string {
 
 // checkSetUp checks through the admin API everything setup makes: the
 // tagged repository, policy (whose default version grants what
-// policies.Permissions says), user with exactly one key (keyID when given),
-// and role trusting that user with the policy attached.
+// policies.Permissions says, and whose tags name that version and the
+// wanted document's digest, as a rerun reads them), user with exactly one
+// key (keyID when given), and role trusting that user with the policy
+// attached.
 func checkSetUp(t *testing.T, c clients, keyID string) {
 	t.Helper()
 	ctx := context.Background()
@@ -118,6 +120,14 @@ func checkSetUp(t *testing.T, c clients, keyID string) {
 	want := policies.Permissions(policies.Target{Region: region, AccountID: account, Repository: setupNames.repo}, policies.PermissionOptions{})
 	if ok, err := policies.Equivalent(aws.ToString(ver.PolicyVersion.Document), want); !ok || err != nil {
 		t.Errorf("policy document %s (%v)", aws.ToString(ver.PolicyVersion.Document), err)
+	}
+	versionTags := map[string]string{}
+	for _, tag := range pol.Policy.Tags {
+		versionTags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+	}
+	if versionTags["containerise/default-version"] != aws.ToString(pol.Policy.DefaultVersionId) || versionTags["containerise/document-sha256"] != want.Digest() {
+		t.Errorf("policy tags %v from GetPolicy, want containerise/default-version=%s and containerise/document-sha256=%s",
+			versionTags, aws.ToString(pol.Policy.DefaultVersionId), want.Digest())
 	}
 
 	user, err := c.IAM.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(setupNames.user)})
@@ -202,6 +212,12 @@ func TestSetupColdThenRerunMakesNoMutatingCall(t *testing.T) {
 		t.Fatalf("no call log in the rerun's stderr:\n%s", again.Stderr)
 	}
 	t.Logf("rerun: %d calls: %v", len(ops), ops)
+	// The policy's tags show its default version holds the wanted document,
+	// so the rerun does not read it: 6 reads, then GetPolicy and the
+	// repository's tags.
+	if len(ops) != 8 || strings.Contains(strings.Join(ops, " "), "iam.GetPolicyVersion") {
+		t.Errorf("rerun made %d calls, want 8 without iam.GetPolicyVersion: %v", len(ops), ops)
+	}
 	if strings.Contains(again.Stdout, vars["AWS_IAM_USER_SECRET_ACCESS_KEY"]) || !strings.Contains(again.Stdout, "--rotate-key") ||
 		strings.Count(again.Stdout, "unchanged") < 5 {
 		t.Fatalf("rerun output:\n%s", again.Stdout)
@@ -391,7 +407,7 @@ func TestSetupRepairsDrift(t *testing.T) {
 		t.Fatalf("repair failed:\n%s", fix)
 	}
 	m := strings.Join(mutatingOps(fix.Stderr), " ")
-	for _, op := range []string{"iam.CreatePolicyVersion", "iam.UpdateAssumeRolePolicy", "iam.AttachRolePolicy"} {
+	for _, op := range []string{"iam.CreatePolicyVersion", "iam.TagPolicy", "iam.UpdateAssumeRolePolicy", "iam.AttachRolePolicy"} {
 		if !strings.Contains(m, op) {
 			t.Errorf("no %s among the repair's calls: %s", op, m)
 		}
@@ -411,6 +427,10 @@ func TestSetupRepairsDrift(t *testing.T) {
 	again := run(t, nil, "setup", "--verbose")
 	if again.Code != 0 || len(mutatingOps(again.Stderr)) != 0 {
 		t.Fatalf("rerun after the repair:\n%s", again)
+	}
+	// The repair tagged the new version: the rerun need not read it.
+	if ops := strings.Join(calledOps(again.Stderr), " "); strings.Contains(ops, "iam.GetPolicyVersion") {
+		t.Errorf("the rerun after the repair read the policy's document: %s", ops)
 	}
 }
 
