@@ -1081,3 +1081,24 @@ func TestTagPolicyFailureAfterNewVersionThenRerunConverges(t *testing.T) {
 		})
 	}
 }
+
+// A policy another setup created between the read and CreatePolicy carries
+// its version tags already: used as it is, with no TagPolicy.
+func TestPolicyCreatedMeanwhileIsNotRetagged(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	e.acct.Inject(awsfake.Fault{Op: "iam.CreatePolicy", Times: 1, Applied: true,
+		Err: &iamtypes.EntityAlreadyExistsException{Message: aws.String("A policy called ECRContainerise already exists.")}})
+	res := e.run(t, defaults())
+	if p := res.Resource(KindPolicy); p.Status != Exists || !p.Managed {
+		t.Fatalf("policy %+v", p)
+	}
+	if n := countOp(e.acct.Mutating(), "iam.TagPolicy"); n != 0 {
+		t.Fatalf("tagged a policy whose tags were right: %v", e.acct.Mutating())
+	}
+	checkConverged(t, e.acct, 1)
+	e.acct.ResetCalls()
+	e.run(t, defaults())
+	if ops := e.acct.Ops(); len(ops) != 8 || len(e.acct.Mutating()) != 0 {
+		t.Fatalf("rerun: %v", ops)
+	}
+}

@@ -67,7 +67,9 @@ creates a second access key. A changed policy document gets a new default
 version (the oldest is pruned when AWS's 5 are reached), a changed trust
 policy is restored, a detached policy is re-attached. What setup creates is
 tagged managed-by=containerise; resources without that tag (made by hand)
-are used as they are, never changed, and reported as unmanaged.
+are used as they are, never changed, and reported as unmanaged. The policy's
+containerise/default-version and containerise/document-sha256 tags let a
+rerun skip reading its document; a rerun finding them stale rewrites them.
 
 The secret access key exists only when the key is created: it is printed
 then (stdout, never logs) and written to --env-file if given (mode 0600).
