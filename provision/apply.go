@@ -58,6 +58,9 @@ type applier struct {
 
 	mu                     sync.Mutex // guards the result's notes and warnings
 	userReady, policyReady *gate
+	// recordVersion is the policy version to record in the policy's tags
+	// once the policy step is done (and the attachment free to go on).
+	recordVersion string
 }
 
 func (a *applier) note(format string, args ...any) {
@@ -97,6 +100,9 @@ func (p *Provisioner) apply(ctx context.Context, o Options, pl *plan) error {
 	step(iPolicy, func(r *Resource) error {
 		err := a.policy(ctx, r)
 		a.policyReady.open(err == nil)
+		if err == nil {
+			a.tagVersion(ctx, a.recordVersion)
+		}
 		return err
 	})
 	step(iUser, func(r *Resource) error {
@@ -180,9 +186,9 @@ func (a *applier) policy(ctx context.Context, r *Resource) error {
 			return err
 		}
 		r.Status = Updated
-		a.recordVersion(ctx, version)
+		a.recordVersion = version
 	case a.pl.retagVersion != "":
-		a.recordVersion(ctx, a.pl.retagVersion)
+		a.recordVersion = a.pl.retagVersion
 	}
 	return nil
 }
@@ -203,7 +209,7 @@ func (a *applier) policyCreatedMeanwhile(ctx context.Context, r *Resource) error
 	same, _ := policies.Equivalent(have, a.pl.perms)
 	switch {
 	case same && r.Managed && !knownCurrent(out.Policy, a.pl.perms):
-		a.recordVersion(ctx, aws.ToString(out.Policy.DefaultVersionId))
+		a.recordVersion = aws.ToString(out.Policy.DefaultVersionId)
 	case same:
 	case !r.Managed:
 		r.Status, r.Changes = Unmanaged, differences(have, a.pl.perms)
@@ -214,7 +220,7 @@ func (a *applier) policyCreatedMeanwhile(ctx context.Context, r *Resource) error
 			return err
 		}
 		r.Status, r.Changes = Updated, []string{"new default version"}
-		a.recordVersion(ctx, version)
+		a.recordVersion = version
 	}
 	if !r.Managed {
 		r.Status = Unmanaged

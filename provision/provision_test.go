@@ -1102,3 +1102,24 @@ func TestPolicyCreatedMeanwhileIsNotRetagged(t *testing.T) {
 		t.Fatalf("rerun: %v", ops)
 	}
 }
+
+// Tagging the new version does not hold up the attachment: repairing all
+// three drifts takes as many rounds as before the tags existed (3 of reads,
+// CreatePolicyVersion ‖ UpdateAssumeRolePolicy, TagPolicy ‖ AttachRolePolicy).
+func TestTaggingDoesNotDelayTheAttachment(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	e.run(t, defaults())
+	ic := e.acct.IAM()
+	must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), SetAsDefault: true,
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`)}))
+	must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)}))
+	must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+	e.acct.SetLatency(30 * time.Millisecond)
+	e.acct.ResetCalls()
+	e.run(t, defaults())
+	if n, r := len(e.acct.Calls()), e.acct.Rounds(); n != 13 || r != 5 {
+		t.Errorf("repair: %d calls in %d rounds, want 13 in 5: %v", n, r, e.acct.Ops())
+	}
+	checkConverged(t, e.acct, 3)
+}

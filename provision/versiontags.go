@@ -62,10 +62,10 @@ func knownCurrent(pol *iamtypes.Policy, want policies.Document) bool {
 	return version == def && digest == want.Digest()
 }
 
-// recordVersion tags the policy: its version holds the wanted document.
-// The tags only spare a later rerun a read, so failing to write them fails
+// tagVersion tags the policy: its version holds the wanted document. The
+// tags only spare a later rerun a read, so failing to write them fails
 // nothing: the next setup reads the document, finds it right, and tags it.
-func (a *applier) recordVersion(ctx context.Context, version string) {
+func (a *applier) tagVersion(ctx context.Context, version string) {
 	if version == "" {
 		return
 	}
