@@ -206,18 +206,26 @@ func registryClient(t *testing.T) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
-// manifestDigest returns the registry's digest for repo:ref (a tag or a
-// digest), or "" when the registry does not have it.
-func manifestDigest(t *testing.T, repo, ref string) string {
+// manifestRequest asks the stack's registry for repo:ref's manifest (a tag
+// or a digest) with the registry's credentials. The caller closes the body.
+func manifestRequest(t *testing.T, method, repo, ref string) *http.Response {
 	t.Helper()
 	url := fmt.Sprintf("https://%s/v2/%s/manifests/%s", os.Getenv("STACK_REGISTRY_HOST"), repo, ref)
-	req, _ := http.NewRequest(http.MethodHead, url, nil)
+	req, _ := http.NewRequest(method, url, nil)
 	req.SetBasicAuth("AWS", os.Getenv("STACK_REGISTRY_PASSWORD"))
 	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")
 	resp, err := registryClient(t).Do(req)
 	if err != nil {
 		t.Fatalf("asking the registry for %s:%s: %v", repo, ref, err)
 	}
+	return resp
+}
+
+// manifestDigest returns the registry's digest for repo:ref, or "" when the
+// registry does not have it.
+func manifestDigest(t *testing.T, repo, ref string) string {
+	t.Helper()
+	resp := manifestRequest(t, http.MethodHead, repo, ref)
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
 		return ""

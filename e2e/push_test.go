@@ -498,14 +498,7 @@ func TestPushSkipExisting(t *testing.T) {
 // manifestBody fetches repo:ref's manifest from the stack's registry.
 func manifestBody(t *testing.T, repo, ref string) string {
 	t.Helper()
-	url := fmt.Sprintf("https://%s/v2/%s/manifests/%s", os.Getenv("STACK_REGISTRY_HOST"), repo, ref)
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.SetBasicAuth("AWS", os.Getenv("STACK_REGISTRY_PASSWORD"))
-	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
-	resp, err := registryClient(t).Do(req)
-	if err != nil {
-		t.Fatalf("fetching %s:%s: %v", repo, ref, err)
-	}
+	resp := manifestRequest(t, http.MethodGet, repo, ref)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
