@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultRepository and DefaultTag are the blog's.
@@ -95,8 +96,11 @@ func (p *Pusher) debugf(format string, args ...any) {
 //
 // Order: the build inputs are checked first (a usage error, before any
 // call), then the engine is reached and its API version negotiated (so a
-// missing engine fails before AWS is asked anything), then STS, ECR, the
-// build and the pushes.
+// missing engine fails before AWS is asked anything). Then the AWS half (STS,
+// then ECR) and the build run together, since the build needs nothing from
+// AWS; the image is tagged for the registry once ECR has named it, and every
+// tag is pushed. With SkipExisting, whether to build depends on ECR's answer,
+// so AWS comes first and the build after it.
 func (p *Pusher) Run(ctx context.Context, o Options) error {
 	bc, err := prepareContext(o.Context, o.Dockerfile)
 	if err != nil {
@@ -106,53 +110,138 @@ func (p *Pusher) Run(ctx context.Context, o Options) error {
 		return err
 	}
 	deadline := time.Now().Add(o.Wait)
-	creds, err := p.assumeRole(ctx, o, deadline)
-	if err != nil {
-		return err
-	}
-	ecrClient := p.NewECR(creds)
-	reg, err := p.registryLogin(ctx, ecrClient, deadline)
-	if err != nil {
-		return err
-	}
-
-	tags := o.Tags
+	var (
+		reg  registryAuth
+		tags []string
+	)
 	if o.SkipExisting {
-		existing, err := p.existingTags(ctx, ecrClient, o.Repository, o.Tags)
-		if err != nil {
-			return err
-		}
-		tags = nil
-		for _, tag := range o.Tags {
-			ref := reg.ref(o.Repository, tag)
-			if digest, ok := existing[tag]; ok {
-				p.logf("%s: exists, skipped", ref)
-				fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
-				continue
-			}
-			tags = append(tags, tag)
-		}
-		if len(tags) == 0 {
-			p.logf("every tag already exists in %s: nothing to build", o.Repository)
-			return nil
-		}
+		reg, tags, err = p.loginThenBuild(ctx, o, bc, deadline)
+	} else {
+		reg, err = p.buildWhileLoggingIn(ctx, o, bc, deadline)
+		tags = o.Tags
 	}
-
-	refs := make([]string, len(tags))
-	for i, tag := range tags {
-		refs[i] = reg.ref(o.Repository, tag)
-	}
-	imageID, err := p.build(ctx, o, bc, refs)
 	if err != nil {
 		return err
 	}
-	p.debugf("docker: built %s", imageID)
-	for i, ref := range refs {
-		digest, err := p.push(ctx, ref, tags[i], reg)
+	for _, tag := range tags {
+		ref := reg.ref(o.Repository, tag)
+		digest, err := p.push(ctx, ref, tag, reg)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
 	}
 	return nil
+}
+
+// login is the AWS half: the role's credentials, then the ECR token. It
+// returns the ECR client too, signed as the role.
+func (p *Pusher) login(ctx context.Context, o Options, deadline time.Time) (registryAuth, ecrAPI, error) {
+	creds, err := p.assumeRole(ctx, o, deadline)
+	if err != nil {
+		return registryAuth{}, nil, err
+	}
+	ecrClient := p.NewECR(creds)
+	reg, err := p.registryLogin(ctx, ecrClient, deadline)
+	if err != nil {
+		return registryAuth{}, nil, err
+	}
+	return reg, ecrClient, nil
+}
+
+// buildWhileLoggingIn runs the AWS half and the build together. The build
+// cannot know the registry's host name, which only ECR's answer gives, so it
+// builds untagged and the image is tagged <registry>/<repository>:<tag> once
+// both halves are done. The first failure of either half cancels the other
+// and is the error returned (errgroup keeps the first error, and cancels the
+// shared context only after recording it, so the cancelled half's "context
+// canceled" is never the one reported).
+//
+// What a failure leaves on the engine: a build that fails or is cancelled
+// leaves no tag, as before. A build that succeeded while the AWS half failed
+// or was interrupted leaves its image without this push's tags (dangling,
+// unless an earlier build already tagged the same image). It is left there
+// on purpose, and said on stderr: it is what a rerun's build finds in its
+// cache, removing it could take another tag's image, and `docker image
+// prune` removes it if nothing else tags it.
+func (p *Pusher) buildWhileLoggingIn(ctx context.Context, o Options, bc buildContext, deadline time.Time) (registryAuth, error) {
+	// The two halves share stderr through progress; each works on its own
+	// copy of the Pusher, whose writers lead there.
+	out := newProgress(p.Err, p.Terminal)
+	awsHalf, buildHalf := *p, *p
+	awsHalf.Err = out.lines()
+	if p.Debugf != nil {
+		awsHalf.Debugf = func(format string, args ...any) {
+			line := fmt.Sprintf(format, args...)
+			out.say(func() { p.Debugf("%s", line) })
+		}
+	}
+	buildHalf.Err = out
+
+	var (
+		reg     registryAuth
+		imageID string
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		reg, _, err = awsHalf.login(gctx, o, deadline)
+		return err
+	})
+	g.Go(func() error {
+		defer out.done()
+		var err error
+		imageID, err = buildHalf.build(gctx, o, bc, nil)
+		return err
+	})
+	err := g.Wait()
+	if imageID != "" {
+		p.debugf("docker: built %s", imageID)
+	}
+	if err != nil {
+		if imageID != "" {
+			p.logf("the built image %s stays on the engine without this push's tags; docker image prune removes it if nothing else tags it", shortID(imageID))
+		}
+		return registryAuth{}, err
+	}
+	refs := make([]string, len(o.Tags))
+	for i, tag := range o.Tags {
+		refs[i] = reg.ref(o.Repository, tag)
+	}
+	return reg, p.tag(ctx, imageID, refs)
+}
+
+// loginThenBuild is the order SkipExisting needs: AWS, then ECR's list of the
+// tags it already has, then a build with the registry refs of the others as
+// its tags. It returns the tags left to push, none when every tag exists.
+func (p *Pusher) loginThenBuild(ctx context.Context, o Options, bc buildContext, deadline time.Time) (registryAuth, []string, error) {
+	reg, ecrClient, err := p.login(ctx, o, deadline)
+	if err != nil {
+		return registryAuth{}, nil, err
+	}
+	existing, err := p.existingTags(ctx, ecrClient, o.Repository, o.Tags)
+	if err != nil {
+		return registryAuth{}, nil, err
+	}
+	var tags, refs []string
+	for _, tag := range o.Tags {
+		ref := reg.ref(o.Repository, tag)
+		if digest, ok := existing[tag]; ok {
+			p.logf("%s: exists, skipped", ref)
+			fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
+			continue
+		}
+		tags = append(tags, tag)
+		refs = append(refs, ref)
+	}
+	if len(tags) == 0 {
+		p.logf("every tag already exists in %s: nothing to build", o.Repository)
+		return reg, nil, nil
+	}
+	imageID, err := p.build(ctx, o, bc, refs)
+	if err != nil {
+		return registryAuth{}, nil, err
+	}
+	p.debugf("docker: built %s", imageID)
+	return reg, tags, nil
 }

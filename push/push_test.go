@@ -28,6 +28,9 @@ import (
 
 const testRepo = "circleci-ecr-test"
 
+// builtID is the image ID in the aux of the recorded build streams.
+const builtID = "sha256:4876b175498b55a053ed1362761cb1457209527f84f53932be6274b9119222bc"
+
 // world is one push against a fake account and a fake engine.
 type world struct {
 	t       *testing.T
@@ -178,8 +181,10 @@ func TestPushBuildsOnceAndPushesEveryTag(t *testing.T) {
 		t.Errorf("stdout:\n%s\nwant:\n%s", w.out, want)
 	}
 
-	// The engine: negotiated first, one build with both tags, one push per tag.
-	if got := strings.Join(w.engine.calls, " "); got != "Ping Negotiate ImageBuild ImagePush ImagePush" {
+	// The engine: negotiated first, one build, then the built image tagged
+	// with each registry ref, then one push per tag. The build has no tags:
+	// it ran before ECR named the registry.
+	if got := strings.Join(w.engine.calls, " "); got != "Ping Negotiate ImageBuild ImageTag ImageTag ImagePush ImagePush" {
 		t.Errorf("engine calls: %s", got)
 	}
 	if len(w.engine.builds) != 1 {
@@ -187,8 +192,15 @@ func TestPushBuildsOnceAndPushesEveryTag(t *testing.T) {
 	}
 	b := w.engine.builds[0]
 	wantTags := []string{host + "/" + testRepo + ":v1", host + "/" + testRepo + ":v2"}
-	if strings.Join(b.Options.Tags, " ") != strings.Join(wantTags, " ") {
-		t.Errorf("build tags %v, want %v", b.Options.Tags, wantTags)
+	if len(b.Options.Tags) != 0 {
+		t.Errorf("build tags %v, want none (the image is tagged after the build)", b.Options.Tags)
+	}
+	wantTagCalls := []tagCall{{builtID, wantTags[0]}, {builtID, wantTags[1]}}
+	if fmt.Sprint(w.engine.tags) != fmt.Sprint(wantTagCalls) {
+		t.Errorf("ImageTag calls %v, want %v", w.engine.tags, wantTagCalls)
+	}
+	if !strings.Contains(w.err.String(), "tagged 4876b175498b as "+wantTags[0]+", "+wantTags[1]+"\n") {
+		t.Errorf("stderr does not say how the image was tagged:\n%s", w.err)
 	}
 	if b.Options.Dockerfile != "Dockerfile" || b.Options.Target != "runtime" || *b.Options.BuildArgs["VERSION"] != "1.2" ||
 		b.Options.Labels["org.opencontainers.image.source"] == "" || b.Options.Version != build.BuilderV1 || !b.Options.Remove {
@@ -259,7 +271,9 @@ func TestPushFailsOnEngineErrors(t *testing.T) {
 		name       string
 		build      any
 		push       map[string]any
+		tagErr     error
 		want       []string
+		wantTags   int // ImageTag calls that succeeded
 		wantPushes int
 		wantOut    int // lines on stdout
 	}{
@@ -271,13 +285,15 @@ func TestPushFailsOnEngineErrors(t *testing.T) {
 			want: []string{"without an image ID"}},
 		{name: "connection dies mid-build", build: brokenStream(t, "build-ok.jsonl", 400),
 			want: []string{"broke off mid-build", "DOCKER_HOST", "connection reset by peer"}},
-		{name: "push refused", push: map[string]any{"": "push-unauthorized.jsonl"}, wantPushes: 1,
+		{name: "tag refused", tagErr: errors.New("Error response from daemon: No such image: sha256:4876b175498b"),
+			want: []string{"tagging the built image 4876b175498b as ", ":v1 on the Docker engine at", "No such image"}},
+		{name: "push refused", push: map[string]any{"": "push-unauthorized.jsonl"}, wantTags: 2, wantPushes: 1,
 			want: []string{":v1: unauthorized: authentication required", "refused the ECR token"}},
-		{name: "push stream without a digest", push: map[string]any{"": "push-no-digest.jsonl"}, wantPushes: 1,
+		{name: "push stream without a digest", push: map[string]any{"": "push-no-digest.jsonl"}, wantTags: 2, wantPushes: 1,
 			want: []string{"ended without the pushed digest"}},
-		{name: "connection dies mid-push", push: map[string]any{"": brokenStream(t, "push-ok-v1.jsonl", 300)}, wantPushes: 1,
+		{name: "connection dies mid-push", push: map[string]any{"": brokenStream(t, "push-ok-v1.jsonl", 300)}, wantTags: 2, wantPushes: 1,
 			want: []string{"broke off mid-push", "DOCKER_HOST"}},
-		{name: "second tag refused", push: map[string]any{"v1": "push-ok-v1.jsonl", "": "push-unauthorized.jsonl"}, wantPushes: 2, wantOut: 1,
+		{name: "second tag refused", push: map[string]any{"v1": "push-ok-v1.jsonl", "": "push-unauthorized.jsonl"}, wantTags: 2, wantPushes: 2, wantOut: 1,
 			want: []string{":v2: unauthorized"}},
 	}
 	for _, tt := range tests {
@@ -289,6 +305,7 @@ func TestPushFailsOnEngineErrors(t *testing.T) {
 			if tt.push != nil {
 				w.engine.Push = tt.push
 			}
+			w.engine.TagErr = tt.tagErr
 			err := w.run()
 			if err == nil {
 				t.Fatalf("push succeeded; want an error\n%s", w.err)
@@ -300,6 +317,11 @@ func TestPushFailsOnEngineErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q lacks %q", err, s)
 				}
+			}
+			// A failed build leaves no tag: the image is tagged only
+			// after it is built and ECR has answered.
+			if len(w.engine.tags) != tt.wantTags {
+				t.Errorf("%d tags, want %d", len(w.engine.tags), tt.wantTags)
 			}
 			if len(w.engine.pushes) != tt.wantPushes {
 				t.Errorf("%d pushes, want %d", len(w.engine.pushes), tt.wantPushes)
@@ -420,8 +442,10 @@ func TestPushGivesUpAfterTheWait(t *testing.T) {
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("gave up after %s; the bound was 50ms", took)
 			}
-			if len(w.engine.builds) != 0 {
-				t.Error("built without credentials")
+			// The build needs no credentials and ran alongside; what needs
+			// the registry never happened.
+			if len(w.engine.tags)+len(w.engine.pushes) != 0 {
+				t.Errorf("tagged or pushed without credentials: %v", w.engine.calls)
 			}
 		})
 	}
@@ -474,8 +498,18 @@ func TestPushSkipExisting(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.opts.SkipExisting = true
+		// Whether to build depends on ECR's answer: the order stays
+		// sequential, and the build is tagged by the engine itself.
+		var opsAtBuild []string
+		w.engine.OnBuild = func() { opsAtBuild = w.acct.Ops() }
 		if err := w.run(); err != nil {
 			t.Fatalf("push failed: %v\n%s", err, w.err)
+		}
+		if got := strings.Join(opsAtBuild, " "); got != "sts.AssumeRole ecr.GetAuthorizationToken ecr.DescribeImages ecr.DescribeImages" {
+			t.Errorf("AWS calls done when the build started: %s", got)
+		}
+		if len(w.engine.tags) != 0 {
+			t.Errorf("ImageTag called with --skip-existing: %v", w.engine.tags)
 		}
 		host := w.acct.RegistryHost()
 		lines := strings.Split(strings.TrimSpace(w.out.String()), "\n")
