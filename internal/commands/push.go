@@ -51,6 +51,9 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 ECR token with the role's credentials, builds the Dockerfile through the Docker
 Engine API and pushes every tag, passing the registry credentials with each
 request: no docker login, nothing written to ~/.docker/config.json.
+The build needs nothing from AWS, so it runs while STS and ECR answer, and
+the image is tagged for the registry once ECR names it; with --skip-existing,
+ECR is asked first, since its answer decides what to build.
 
 Environment (the blog's variables, as setup prints them):
   AWS_IAM_USER_ACCESS_KEY_ID      the CI user's access key ID (environment only)
