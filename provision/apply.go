@@ -383,7 +383,7 @@ func (a *applier) accessKey(ctx context.Context, r *Resource) error {
 	}
 	r.Status, r.Name, r.Changes = Exists, keeper, []string{"created at the same time by another setup, which showed its secret"}
 	res.Variables.AccessKeyID, res.Variables.SecretAccessKey, res.SecretAvailable = keeper, "", false
-	a.note("access key %s of user %s was created by another setup running at the same time, which showed its secret. For a new key: containerise setup --rotate-key", keeper, user)
+	a.note("access key %s of user %s was created by another setup running at the same time, which showed its secret. For a new key: %s", keeper, user, a.o.rotateCommand())
 	return nil
 }
 

@@ -91,6 +91,26 @@ type Options struct {
 	PropagationWait time.Duration
 }
 
+// rotateCommand is the setup command line that rotates this user's key,
+// naming every non-default resource so that copying it acts on the same set.
+func (o Options) rotateCommand() string {
+	cmd := "containerise setup --rotate-key"
+	for _, f := range []struct{ flag, value, def string }{
+		{"--repository", o.Repository, DefaultRepository},
+		{"--policy", o.Policy, DefaultPolicy},
+		{"--user", o.User, DefaultUser},
+		{"--role", o.Role, DefaultRole},
+	} {
+		if f.value != "" && f.value != f.def {
+			cmd += " " + f.flag + " " + f.value
+		}
+	}
+	if o.AllowDescribeImages {
+		cmd += " --allow-skip-existing"
+	}
+	return cmd
+}
+
 // Rotation describes a key rotation awaiting confirmation. NewSecret is the
 // new key's secret: show it to the user (never log it) before asking.
 type Rotation struct {

@@ -1123,3 +1123,14 @@ func TestTaggingDoesNotDelayTheAttachment(t *testing.T) {
 	}
 	checkConverged(t, e.acct, 3)
 }
+
+func TestRotateCommandNamesTheSameResources(t *testing.T) {
+	def := Options{Repository: DefaultRepository, Policy: DefaultPolicy, User: DefaultUser, Role: DefaultRole}
+	if got := def.rotateCommand(); got != "containerise setup --rotate-key" {
+		t.Errorf("defaults: %q", got)
+	}
+	custom := Options{Repository: "my-app", Policy: DefaultPolicy, User: "ci-bot", Role: DefaultRole, AllowDescribeImages: true}
+	if got, want := custom.rotateCommand(), "containerise setup --rotate-key --repository my-app --user ci-bot --allow-skip-existing"; got != want {
+		t.Errorf("custom names: %q, want %q", got, want)
+	}
+}

@@ -181,9 +181,9 @@ func (p *Provisioner) plan(o Options, s *state) (*plan, error) {
 		current := newestActive(keys)
 		key.Name = aws.ToString(current.AccessKeyId)
 		r.Variables.AccessKeyID = key.Name
-		note := fmt.Sprintf("access key %s of user %s exists; its secret was shown only when it was created. For a new key: containerise setup --rotate-key", key.Name, o.User)
+		note := fmt.Sprintf("access key %s of user %s exists; its secret was shown only when it was created. For a new key: %s", key.Name, o.User, o.rotateCommand())
 		if current.Status != iamtypes.StatusTypeActive {
-			note = fmt.Sprintf("access key %s of user %s is %s, so CI cannot use it; for a new key: containerise setup --rotate-key", key.Name, o.User, current.Status)
+			note = fmt.Sprintf("access key %s of user %s is %s, so CI cannot use it; for a new key: %s", key.Name, o.User, current.Status, o.rotateCommand())
 		}
 		r.Notes = append(r.Notes, note)
 		if len(keys) > 1 {
