@@ -46,14 +46,6 @@ type signal struct {
 
 func newSignal() *signal { return &signal{ch: make(chan struct{})} }
 func (s *signal) fire()  { s.once.Do(func() { close(s.ch) }) }
-func (s *signal) fired() bool {
-	select {
-	case <-s.ch:
-		return true
-	default:
-		return false
-	}
-}
 
 // hookedSTS runs before ahead of every AssumeRole and after once it returns.
 type hookedSTS struct {
