@@ -284,7 +284,7 @@ func (b *bench) pushTable(variant string, cs []*contender, main bool) {
 		return ms(c.phases[i].median())
 	}
 	fmt.Fprintln(b.out)
-	p := newTable("where the time goes", "start-up + AWS", "build", "push")
+	p := newTable("where the time goes", "start-up", "build (AWS alongside)", "push")
 	p.add("containerise push", phase(cz, 0), phase(cz, 1), phase(cz, 2))
 	p.add("docker build && push", "(login before)", phase(floor, 1), phase(floor, 2))
 	p.write(b.out)
@@ -308,7 +308,8 @@ func (b *bench) pushTable(variant string, cs []*contender, main bool) {
 }
 
 // pushPhases splits a containerise push by the arrival of its "building"
-// and "pushing" progress lines: start-up and AWS, build, push. Zero when the
+// and "pushing" progress lines: start-up, build (with the AWS calls running
+// alongside it), push. Zero when the
 // lines are not found (the wording is containerise's, not a contract).
 func pushPhases(r run) [3]time.Duration {
 	var building, pushing time.Duration
