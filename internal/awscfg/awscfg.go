@@ -73,7 +73,11 @@ func Load(ctx context.Context, opts Options, counter *CallCounter) (aws.Config, 
 	if opts.Profile != "" {
 		loadOpts = append(loadOpts, config.WithSharedConfigProfile(opts.Profile))
 	}
-	if opts.Log != nil {
+	if opts.Log == nil {
+		// Without --verbose the SDK's own warnings (an IMDS fallback, say)
+		// would reach stderr unasked; errors still come back as errors.
+		loadOpts = append(loadOpts, config.WithLogger(logging.Nop{}))
+	} else {
 		loadOpts = append(loadOpts,
 			config.WithLogger(logging.LoggerFunc(func(_ logging.Classification, format string, v ...any) {
 				line := fmt.Sprintf(format, v...)

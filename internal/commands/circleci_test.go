@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 
@@ -11,10 +12,7 @@ import (
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errw bytes.Buffer
-	g := &Globals{In: strings.NewReader(""), Out: &out, Err: &errw, version: "v1.2.3"}
-	root := NewRoot("v1.2.3", g)
-	root.SetArgs(args)
-	code = exitCodeOf(root.Execute())
+	code = execute(context.Background(), "v1.2.3", args, strings.NewReader(""), &out, &errw)
 	return out.String(), errw.String(), code
 }
 

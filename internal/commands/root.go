@@ -78,6 +78,26 @@ func (g *Globals) AWSConfig(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
+// AdminAWSConfig is AWSConfig for commands that act with the caller's own
+// credentials (setup, teardown): it resolves them first, so that a machine
+// with none gets one clear error instead of the first API call's. The SDK
+// caches what it resolved, so this costs no extra call later.
+func (g *Globals) AdminAWSConfig(ctx context.Context) (aws.Config, error) {
+	cfg, err := g.AWSConfig(ctx)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		if ctx.Err() != nil {
+			return aws.Config{}, ctx.Err()
+		}
+		g.Debugf("aws: resolving credentials: %v", err)
+		return aws.Config{}, clierror.Usagef("no AWS credentials found: set AWS_PROFILE (or --profile) to a configured profile, " +
+			"or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run 'aws sso login' for an SSO profile (--verbose shows what the SDK tried)")
+	}
+	return cfg, nil
+}
+
 // NewRoot builds the command tree.
 func NewRoot(version string, g *Globals) *cobra.Command {
 	root := &cobra.Command{
@@ -158,8 +178,16 @@ func exitCodeOf(err error) int { return clierror.Code(classify(err)) }
 // Execute runs the command line and returns the exit code. An error is
 // printed exactly once, here.
 func Execute(ctx context.Context, version string, in io.Reader, out, errw io.Writer) int {
+	return execute(ctx, version, nil, in, out, errw)
+}
+
+// execute runs args (nil: the process's own) as the binary would.
+func execute(ctx context.Context, version string, args []string, in io.Reader, out, errw io.Writer) int {
 	g := &Globals{In: in, Out: out, Err: errw, version: version}
 	root := NewRoot(version, g)
+	if args != nil {
+		root.SetArgs(args)
+	}
 	err := classify(root.ExecuteContext(ctx))
 	if err == nil {
 		return clierror.ExitOK

@@ -35,7 +35,7 @@ type newProvisioner func(ctx context.Context) (*provision.Provisioner, string, e
 
 func newSetupCmd(g *Globals) *cobra.Command {
 	return newSetupCmdWith(g, func(ctx context.Context) (*provision.Provisioner, string, error) {
-		cfg, err := g.AWSConfig(ctx)
+		cfg, err := g.AdminAWSConfig(ctx)
 		if err != nil {
 			return nil, "", err
 		}

@@ -29,7 +29,7 @@ type newTeardown func(ctx context.Context) (*teardown.Teardown, error)
 
 func newTeardownCmd(g *Globals) *cobra.Command {
 	return newTeardownCmdWith(g, func(ctx context.Context) (*teardown.Teardown, error) {
-		cfg, err := g.AWSConfig(ctx)
+		cfg, err := g.AdminAWSConfig(ctx)
 		if err != nil {
 			return nil, err
 		}
