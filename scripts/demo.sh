@@ -38,4 +38,5 @@ show env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_PROFILE \
   "$bin" push --context examples/hello --tag v1 --tag demo
 
 # 3. Clean up, as the blog's last section does.
+echo "demo: (moto has no registry of its own, so it does not see the images pushed to the local one: teardown counts none here; real ECR counts them)" >&2
 show "$bin" teardown --yes
