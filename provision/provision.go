@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
 )
 
@@ -60,10 +61,10 @@ type stsAPI interface {
 
 // Defaults are the blog's names.
 const (
-	DefaultRepository = "circleci-ecr-test"
-	DefaultPolicy     = "ECRContainerise"
-	DefaultUser       = "circleci"
-	DefaultRole       = "containerise"
+	DefaultRepository = names.Repository
+	DefaultPolicy     = names.Policy
+	DefaultUser       = names.User
+	DefaultRole       = names.Role
 	// DefaultPropagationWait bounds how long setup waits for IAM to accept a
 	// new user as a role's principal (Terraform's AWS provider waits as long).
 	DefaultPropagationWait = 2 * time.Minute

@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/containerise/containerise/internal/names"
 	"golang.org/x/sync/errgroup"
 )
 
 // DefaultRepository and DefaultTag are the blog's.
 const (
-	DefaultRepository = "circleci-ecr-test"
+	DefaultRepository = names.Repository
 	DefaultTag        = "v1"
 	// DefaultWait bounds the wait for IAM to know a fresh key or role.
 	DefaultWait = time.Minute

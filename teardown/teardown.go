@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/containerise/containerise/internal/names"
 )
 
 // iamAPI is the part of *iam.Client teardown calls.
@@ -102,10 +103,10 @@ type Options struct {
 
 // Default names, shared with setup.
 const (
-	DefaultRepository = "circleci-ecr-test"
-	DefaultPolicy     = "ECRContainerise"
-	DefaultRole       = "containerise"
-	DefaultUser       = "circleci"
+	DefaultRepository = names.Repository
+	DefaultPolicy     = names.Policy
+	DefaultRole       = names.Role
+	DefaultUser       = names.User
 )
 
 func (t *Teardown) logf(format string, args ...any) {

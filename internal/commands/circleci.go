@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
 )
 
@@ -50,7 +51,7 @@ AWS_REGION) from the project's environment variables or a context.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.repository, "repository", "circleci-ecr-test", "ECR repository to push to")
+	f.StringVar(&o.repository, "repository", names.Repository, "ECR repository to push to")
 	f.StringArrayVar(&o.tags, "tag", []string{"v1"}, "image tag (repeatable); ${CIRCLE_SHA1} and other CircleCI variables expand in the job")
 	f.StringVar(&o.context, "context", ".", "build context, relative to the repository root")
 	f.StringVar(&o.file, "file", "", "Dockerfile (default: Dockerfile in the context)")

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/policies"
 )
@@ -37,10 +38,7 @@ Use --document to print one of them as bare JSON, e.g. for a review or for
 			}
 			if err := validate.First(
 				validate.AccountID("--account", o.account),
-				validate.Repository("--repository", o.repository),
-				validate.UserName("--user", o.user),
-				validate.RoleName("--role", o.role),
-				validate.PolicyName("--policy", o.policy),
+				names.Set{Repository: o.repository, Policy: o.policy, User: o.user, Role: o.role}.Validate(),
 			); err != nil {
 				return err
 			}
@@ -63,10 +61,10 @@ Use --document to print one of them as bare JSON, e.g. for a review or for
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.account, "account", "", "AWS account ID (12 digits) the documents refer to (required)")
-	f.StringVar(&o.repository, "repository", "circleci-ecr-test", "ECR repository the role may push to")
-	f.StringVar(&o.user, "user", "circleci", "IAM user allowed to assume the role")
-	f.StringVar(&o.role, "role", "containerise", "IAM role name (for the heading)")
-	f.StringVar(&o.policy, "policy", "ECRContainerise", "IAM policy name (for the heading)")
+	f.StringVar(&o.repository, "repository", names.Repository, "ECR repository the role may push to")
+	f.StringVar(&o.user, "user", names.User, "IAM user allowed to assume the role")
+	f.StringVar(&o.role, "role", names.Role, "IAM role name (for the heading)")
+	f.StringVar(&o.policy, "policy", names.Policy, "IAM policy name (for the heading)")
 	f.StringVar(&o.document, "document", "all", "which document: permissions, trust or all")
 	f.BoolVar(&o.allowSkipExisting, "allow-skip-existing", false, "add ecr:DescribeImages so 'push --skip-existing' works")
 	return cmd

@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/prompt"
-	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/provision"
 )
 
@@ -127,12 +127,7 @@ func (o *setupOptions) validate() error {
 	default:
 		return clierror.Usagef("--output %q is invalid: use text, json or dotenv", o.output)
 	}
-	if err := validate.First(
-		validate.Repository("--repository", o.Repository),
-		validate.PolicyName("--policy", o.Policy),
-		validate.UserName("--user", o.User),
-		validate.RoleName("--role", o.Role),
-	); err != nil {
+	if err := (names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}).Validate(); err != nil {
 		return err
 	}
 	if o.PropagationWait <= 0 {

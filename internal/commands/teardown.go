@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/prompt"
-	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/teardown"
 )
 
@@ -100,12 +100,7 @@ func (o *teardownOptions) validate() error {
 	if o.output != "text" && o.output != "json" {
 		return clierror.Usagef("--output %q is invalid: use text or json", o.output)
 	}
-	return validate.First(
-		validate.Repository("--repository", o.Repository),
-		validate.PolicyName("--policy", o.Policy),
-		validate.RoleName("--role", o.Role),
-		validate.UserName("--user", o.User),
-	)
+	return names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.Validate()
 }
 
 // teardownReport is the --output json document.
