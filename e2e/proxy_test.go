@@ -999,6 +999,19 @@ func addHostsLine(t *testing.T, ip, host string) {
 			t.Errorf("restoring %s: %v", path, err)
 		}
 	})
+	// Go re-reads /etc/hosts at most every 5 s: wait until this process
+	// resolves the name, so no lookup below races the cache.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		addrs, err := net.DefaultResolver.LookupHost(context.Background(), host)
+		if err == nil && len(addrs) > 0 && addrs[0] == ip {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not resolve to %s after adding it to %s: %v %v", host, ip, path, addrs, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // waitEngineSees waits until the engine reaches the front through the new
