@@ -105,7 +105,7 @@ func (o *teardownOptions) validate() error {
 
 // teardownReport is the --output json document.
 type teardownReport struct {
-	DryRun bool `json:"dryRun"`
+	DryRun bool `json:"dry_run"`
 	*teardown.Plan
 }
 

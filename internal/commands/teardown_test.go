@@ -234,7 +234,7 @@ func TestTeardownJSON(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	var doc struct {
-		DryRun    bool   `json:"dryRun"`
+		DryRun    bool   `json:"dry_run"`
 		Account   string `json:"account"`
 		Resources []struct {
 			Kind, Name, State, Outcome string
@@ -258,7 +258,7 @@ func TestTeardownJSON(t *testing.T) {
 	}
 
 	r = runTeardownCmd(t, seedSetup(t, true), "--dry-run", "-o", "json")
-	if r.code != 0 || !strings.Contains(r.stdout, `"dryRun": true`) || strings.Contains(r.stdout, `"outcome"`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `"dry_run": true`) || strings.Contains(r.stdout, `"outcome"`) {
 		t.Errorf("dry run JSON:\n%s", r.stdout)
 	}
 }
