@@ -506,3 +506,26 @@ func manifestBody(t *testing.T, repo, ref string) string {
 	}
 	return string(body)
 }
+
+// TestPushDockerfileOutsideTheContext: `--file` may point outside the
+// context, as with `docker build -f`; the real engine builds it.
+func TestPushDockerfileOutsideTheContext(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	stamp := nonce()
+	app := writeApp(t, "FROM scratch\n", map[string]string{"app.txt": "hello\n"})
+	dockerfile := filepath.Join(t.TempDir(), "app.Dockerfile")
+	body := fmt.Sprintf("FROM %s\nCOPY app.txt /app.txt\nRUN echo %s > /stamp\n", baseImage(), stamp)
+	if err := os.WriteFile(dockerfile, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tag := "outside-" + stamp[len(stamp)-8:]
+	r := runWith(t, runOpts{env: vars.env(), dir: app}, "push", "--repository", pushRepo, "--tag", tag, "--file", dockerfile)
+	if r.Code != 0 {
+		t.Fatalf("push with a Dockerfile outside the context:\n%s", r)
+	}
+	digest := pushedDigests(t, r, tag)[tag]
+	if got := manifestDigest(t, pushRepo, tag); got != digest {
+		t.Errorf("registry has %s:%s at %q, push printed %s", pushRepo, tag, got, digest)
+	}
+}

@@ -1,8 +1,11 @@
 package push
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
@@ -78,11 +82,15 @@ func (p *Pusher) engineDescription() string {
 type buildContext struct {
 	Dir        string
 	Dockerfile string
+	// External is the Dockerfile's own path when it lies outside Dir: as the
+	// docker CLI does, it is added to the streamed context under Dockerfile,
+	// a name no file of the context has.
+	External string
 }
 
-// prepareContext checks that the context folder and the Dockerfile exist and
-// that the Dockerfile lies inside the context. Failures are usage errors,
-// reported before any call.
+// prepareContext checks that the context folder and the Dockerfile exist,
+// and notes whether the Dockerfile lies outside the context. Failures are
+// usage errors, reported before any call.
 func prepareContext(dir, dockerfile string) (buildContext, error) {
 	if dir == "" {
 		dir = "."
@@ -120,9 +128,17 @@ func prepareContext(dir, dockerfile string) (buildContext, error) {
 	}
 	rel, err := filepath.Rel(abs, dfAbs)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return buildContext{}, clierror.Usagef("%s %q is outside the build context %q: move it into the context", flag, dockerfile, dir)
+		return buildContext{Dir: abs, Dockerfile: externalDockerfileName(), External: dfAbs}, nil
 	}
 	return buildContext{Dir: abs, Dockerfile: filepath.ToSlash(rel)}, nil
+}
+
+// externalDockerfileName is a fresh name for a Dockerfile from outside the
+// context, so it cannot replace a file of the context.
+func externalDockerfileName() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return ".containerise-dockerfile-" + hex.EncodeToString(b)
 }
 
 // excludes reads the context's .dockerignore and, as the docker CLI does,
@@ -160,6 +176,13 @@ func (bc buildContext) tar() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
+	var external []byte
+	if bc.External != "" {
+		// Read before the stream starts, so a vanished file fails here.
+		if external, err = os.ReadFile(bc.External); err != nil {
+			return nil, fmt.Errorf("reading the Dockerfile %s: %w", bc.External, err)
+		}
+	}
 	rc, err := archive.TarWithOptions(bc.Dir, &archive.TarOptions{
 		ExcludePatterns: excludes,
 		ChownOpts:       &archive.ChownOpts{UID: 0, GID: 0},
@@ -167,7 +190,15 @@ func (bc buildContext) tar() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archiving the build context %s: %w", bc.Dir, err)
 	}
-	return rc, nil
+	if bc.External == "" {
+		return rc, nil
+	}
+	// The wrapper appends the entry when the stream has no file of that name.
+	return archive.ReplaceFileTarWrapper(rc, map[string]archive.TarModifierFunc{
+		bc.Dockerfile: func(string, *tar.Header, io.Reader) (*tar.Header, []byte, error) {
+			return &tar.Header{Name: bc.Dockerfile, Typeflag: tar.TypeReg, Mode: 0o600, ModTime: time.Now()}, external, nil
+		},
+	}), nil
 }
 
 // build builds the Dockerfile once and returns the image ID the build

@@ -364,7 +364,6 @@ func TestPushRefusesBadBuildInputsBeforeAnyCall(t *testing.T) {
 		{name: "context is a file", context: "app.txt", want: "is not a folder"},
 		{name: "missing default Dockerfile", context: "empty", want: "Dockerfile in --context"},
 		{name: "missing --file", dockerfile: "Dockerfile.prod", want: "--file: Dockerfile.prod does not exist"},
-		{name: "Dockerfile outside the context", context: "empty", dockerfile: "Dockerfile", want: "is outside the build context"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -386,6 +385,33 @@ func TestPushRefusesBadBuildInputsBeforeAnyCall(t *testing.T) {
 				t.Errorf("calls were made: engine %v, AWS %v", w.engine.calls, w.acct.Ops())
 			}
 		})
+	}
+}
+
+// TestPushDockerfileOutsideTheContext: as with `docker build -f`, a
+// Dockerfile outside the context is sent inside the streamed context under a
+// name no file of the context has, and the build is told that name.
+func TestPushDockerfileOutsideTheContext(t *testing.T) {
+	w := newWorld(t, awsfake.Config{})
+	outside := filepath.Join(t.TempDir(), "app.Dockerfile")
+	const body = "FROM scratch\nCOPY app.txt /app.txt\n"
+	if err := os.WriteFile(outside, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.opts.Dockerfile = outside
+	if err := w.run(); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	if len(w.engine.builds) != 1 {
+		t.Fatalf("want one build, got %d", len(w.engine.builds))
+	}
+	b := w.engine.builds[0]
+	name := b.Options.Dockerfile
+	if !strings.HasPrefix(name, ".containerise-dockerfile-") || b.Files[name] != body {
+		t.Errorf("build told Dockerfile %q; context files %v; want the outside Dockerfile's content under that name", name, keys(b.Files))
+	}
+	if _, ok := b.Files["app.txt"]; !ok || !b.Streamed {
+		t.Errorf("the context itself should still be streamed whole: files %v, streamed %v", keys(b.Files), b.Streamed)
 	}
 }
 
