@@ -578,6 +578,18 @@ func TestInvalidPrincipalIsWaitedOut(t *testing.T) {
 	}
 }
 
+// The case: a role refused as "Invalid principal" for 20 s is
+// waited out within the default bound.
+func TestInvalidPrincipalFor20sIsWaitedOut(t *testing.T) {
+	e := newEnv(t, awsfake.Config{PrincipalDelay: 20 * time.Second})
+	start := e.acct.Now()
+	e.run(t, defaults())
+	checkConverged(t, e.acct, 1)
+	if waited := e.acct.Now().Sub(start); waited < 20*time.Second || waited > DefaultPropagationWait {
+		t.Fatalf("waited %s of fake time; want 20s to %s", waited, DefaultPropagationWait)
+	}
+}
+
 func TestInvalidPrincipalBounded(t *testing.T) {
 	e := newEnv(t, awsfake.Config{PrincipalDelay: time.Hour})
 	o := defaults()

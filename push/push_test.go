@@ -421,6 +421,8 @@ func TestPushWaitsForAFreshKeyOrRole(t *testing.T) {
 		cfg  awsfake.Config
 		want string
 	}{
+		// newWorld lets a minute pass after creating the key, so a 75 s delay
+		// is STS refusing the key for 15 s of this push: the case.
 		{name: "fresh access key", cfg: awsfake.Config{KeyDelay: 75 * time.Second}, want: "waiting for IAM to accept the new access key (InvalidClientTokenId)"},
 		{name: "fresh role", cfg: awsfake.Config{RoleDelay: 70 * time.Second}, want: "waiting for IAM to let the user assume the role (AccessDenied)"},
 	}
