@@ -1,10 +1,6 @@
 package teardown
 
 import (
-	"errors"
-
-	"github.com/aws/smithy-go"
-
 	"github.com/containerise/containerise/internal/awscfg"
 )
 
@@ -15,27 +11,19 @@ type awsError struct{ err error }
 func (e awsError) Error() string { return awscfg.Describe(e.err) }
 func (e awsError) Unwrap() error { return e.err }
 
-func errorCode(err error) string {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode()
-	}
-	return ""
-}
-
 // notFound reports whether err says the thing does not exist (any more).
 func notFound(err error) bool {
-	switch errorCode(err) {
+	switch awscfg.ErrorCode(err) {
 	case "NoSuchEntity", "RepositoryNotFoundException":
 		return true
 	}
 	return false
 }
 
-func isDeleteConflict(err error) bool { return errorCode(err) == "DeleteConflict" }
+func isDeleteConflict(err error) bool { return awscfg.ErrorCode(err) == "DeleteConflict" }
 
 func isAccessDenied(err error) bool {
-	switch errorCode(err) {
+	switch awscfg.ErrorCode(err) {
 	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AccessDeniedFault":
 		return true
 	}
