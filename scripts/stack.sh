@@ -49,7 +49,7 @@ ENV_FILE=$STATE/env
 
 # Changing this list is what triggers a venv reinstall (compared with a stamp file).
 REQUIREMENTS=('moto[server]==5.2.5' boto3 docker awscli)
-APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils openssl curl ca-certificates)
+APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils openssl curl ca-certificates iproute2)
 
 say() { printf 'stack: %s\n' "$*" >&2; }
 die() {
@@ -265,6 +265,12 @@ start_dockerd() {
 	# folder, and the shims' socket folder.
 	note_if_absent /etc/docker /etc/docker/key.json /run/docker /run/docker/plugins \
 		/run/containerd /run/containerd/s
+	# The default bridge stays: BuildKit runs each RUN in a network namespace on it (with
+	# --bridge=none it fails with "network bridge not found"). dockerd leaves docker0 behind
+	# when it stops, so down removes it if up made it.
+	if [[ ! -e /sys/class/net/docker0 && ! -e $STATE/docker0-ours ]]; then
+		touch "$STATE/docker0-ours"
+	fi
 	say "starting dockerd on unix://$DOCKER_SOCK"
 	setsid dockerd \
 		--config-file "$STATE/daemon.json" \
@@ -274,7 +280,7 @@ start_dockerd() {
 		--pidfile "$DOCKER_PIDFILE" \
 		--containerd-namespace containerise-stack \
 		--containerd-plugins-namespace containerise-stack-plugins \
-		--storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+		--storage-driver=vfs --iptables=false --ip6tables=false \
 		</dev/null >"$STATE/dockerd.log" 2>&1 9>&- &
 	pid=$!
 	wait_until dockerd "$pid" "$STATE/dockerd.log" 60 dockerd_ok
@@ -380,6 +386,34 @@ ensure_engine_trust() {
 	cmp -s "$REGISTRY_CA" "$HOST_CERT_DIR/ca.crt" || cp "$REGISTRY_CA" "$HOST_CERT_DIR/ca.crt"
 }
 
+# BuildKit pulls cache from the registry with the system's trust store, so the registry's CA
+# is added there too, under a name of ours that down removes again.
+SYSTEM_CA=/usr/local/share/ca-certificates/containerise-stack.crt
+
+ensure_system_trust() {
+	cmp -s "$REGISTRY_CA" "$SYSTEM_CA" && return 0
+	if [[ -e $SYSTEM_CA && ! -e $STATE/system-ca-ours ]]; then
+		die "$SYSTEM_CA exists and is not this stack's; move it away first"
+	fi
+	note_if_absent /usr/local/share/ca-certificates
+	mkdir -p "$(dirname "$SYSTEM_CA")"
+	touch "$STATE/system-ca-ours"
+	cp "$REGISTRY_CA" "$SYSTEM_CA"
+	update-ca-certificates >"$STATE/update-ca.log" 2>&1 ||
+		die_with_log "$STATE/update-ca.log" "update-ca-certificates failed"
+	# A running engine read the store when it started: restart it to see the new CA.
+	local pid
+	if pid=$(pid_from "$DOCKER_PIDFILE" dockerd); then
+		stop_pids dockerd "$pid"
+	fi
+}
+
+remove_system_trust() {
+	[[ -e $STATE/system-ca-ours ]] || return 0
+	rm -f "$SYSTEM_CA"
+	update-ca-certificates --fresh >/dev/null 2>&1 || true
+}
+
 registry_ok() {
 	[[ $(curl -sS -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$REGISTRY_CA" \
 		-u "$REGISTRY_USER:$REGISTRY_PASSWORD" "https://$REGISTRY_HOST/v2/") == 200 ]]
@@ -453,6 +487,10 @@ cmd_up() {
 	if pid_from "$DOCKER_PIDFILE" dockerd >/dev/null && [[ $HOSTS_CHANGED == 1 ]]; then
 		sleep 6
 	fi
+	# The engine's BuildKit trusts only the system store (it reads no certs.d), and reads it
+	# when dockerd starts: the registry's CA goes there first.
+	write_registry_files
+	ensure_system_trust
 	start_dockerd
 	ensure_base_image
 	start_registry
@@ -493,6 +531,10 @@ cmd_down() {
 	remove_hosts_line
 	if [[ -e $HOST_CERT_DIR/$OURS ]]; then
 		rm -rf "$HOST_CERT_DIR"
+	fi
+	remove_system_trust
+	if [[ -e $STATE/docker0-ours && -e /sys/class/net/docker0 ]]; then
+		ip link delete docker0 2>/dev/null || true
 	fi
 	remove_created
 	unmount_tree "$DOCKER_ROOT"
