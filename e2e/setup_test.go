@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
-	"github.com/containerise/containerise/internal/awscfg"
+	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/managed"
 	"github.com/containerise/containerise/policies"
 )
@@ -39,7 +39,7 @@ func calledOps(stderr string) []string {
 func mutatingOps(stderr string) []string {
 	var out []string
 	for _, op := range calledOps(stderr) {
-		if awscfg.IsMutating(op) {
+		if awsx.IsMutating(op) {
 			out = append(out, op)
 		}
 	}

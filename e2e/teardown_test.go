@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
-	"github.com/containerise/containerise/internal/awscfg"
+	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/policies"
 )
 
@@ -92,7 +92,7 @@ func mutatingCalls(stderr string) []string {
 	var ops []string
 	for _, line := range strings.Split(stderr, "\n") {
 		f := strings.Fields(line)
-		if len(f) == 4 && f[0] == "aws:" && strings.Contains(f[1], ".") && awscfg.IsMutating(f[1]) {
+		if len(f) == 4 && f[0] == "aws:" && strings.Contains(f[1], ".") && awsx.IsMutating(f[1]) {
 			ops = append(ops, f[1])
 		}
 	}

@@ -4,217 +4,89 @@
 // role with the policy attached that only that user may assume), then
 // reports the CircleCI variables.
 //
-// It reads the account's state first, concurrently, then makes only the
-// writes that are needed, independent ones concurrently. Rerunning it makes
-// no mutating call when nothing drifted and never creates a second access
-// key. What it creates carries the tag managed-by=containerise; resources
-// without the tag (made by hand) are used as they are and reported as
-// unmanaged, with what differs.
+// Setup is the resource model's read, diff, apply: every resource is read
+// first, concurrently; the differences from what is wanted become steps;
+// the steps run, independent ones concurrently. Rerunning it makes no
+// mutating call when nothing drifted and never creates a second access key.
+// What it creates carries the tag managed-by=containerise; resources without
+// the tag (made by hand) are used as they are and reported as unmanaged,
+// with what differs.
+//
+// A key rotation ends in two moves: Run creates the new key and leaves the
+// old one active; once the caller has delivered the new secret, Finish
+// deletes the old key (or keeps it), and Discard removes a new key whose
+// secret could not be delivered.
 package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
 
+	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/validate"
+	"github.com/containerise/containerise/policies"
 )
 
-// iamAPI is the part of *iam.Client setup uses.
-type iamAPI interface {
-	GetUser(context.Context, *iam.GetUserInput, ...func(*iam.Options)) (*iam.GetUserOutput, error)
-	CreateUser(context.Context, *iam.CreateUserInput, ...func(*iam.Options)) (*iam.CreateUserOutput, error)
-	ListAccessKeys(context.Context, *iam.ListAccessKeysInput, ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error)
-	CreateAccessKey(context.Context, *iam.CreateAccessKeyInput, ...func(*iam.Options)) (*iam.CreateAccessKeyOutput, error)
-	DeleteAccessKey(context.Context, *iam.DeleteAccessKeyInput, ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error)
-	GetRole(context.Context, *iam.GetRoleInput, ...func(*iam.Options)) (*iam.GetRoleOutput, error)
-	CreateRole(context.Context, *iam.CreateRoleInput, ...func(*iam.Options)) (*iam.CreateRoleOutput, error)
-	UpdateAssumeRolePolicy(context.Context, *iam.UpdateAssumeRolePolicyInput, ...func(*iam.Options)) (*iam.UpdateAssumeRolePolicyOutput, error)
-	ListAttachedRolePolicies(context.Context, *iam.ListAttachedRolePoliciesInput, ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error)
-	AttachRolePolicy(context.Context, *iam.AttachRolePolicyInput, ...func(*iam.Options)) (*iam.AttachRolePolicyOutput, error)
-	GetPolicy(context.Context, *iam.GetPolicyInput, ...func(*iam.Options)) (*iam.GetPolicyOutput, error)
-	TagPolicy(context.Context, *iam.TagPolicyInput, ...func(*iam.Options)) (*iam.TagPolicyOutput, error)
-	CreatePolicy(context.Context, *iam.CreatePolicyInput, ...func(*iam.Options)) (*iam.CreatePolicyOutput, error)
-	GetPolicyVersion(context.Context, *iam.GetPolicyVersionInput, ...func(*iam.Options)) (*iam.GetPolicyVersionOutput, error)
-	CreatePolicyVersion(context.Context, *iam.CreatePolicyVersionInput, ...func(*iam.Options)) (*iam.CreatePolicyVersionOutput, error)
-	ListPolicyVersions(context.Context, *iam.ListPolicyVersionsInput, ...func(*iam.Options)) (*iam.ListPolicyVersionsOutput, error)
-	DeletePolicyVersion(context.Context, *iam.DeletePolicyVersionInput, ...func(*iam.Options)) (*iam.DeletePolicyVersionOutput, error)
-}
-
-// ecrAPI is the part of *ecr.Client setup uses.
-type ecrAPI interface {
-	DescribeRepositories(context.Context, *ecr.DescribeRepositoriesInput, ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
-	CreateRepository(context.Context, *ecr.CreateRepositoryInput, ...func(*ecr.Options)) (*ecr.CreateRepositoryOutput, error)
-	ListTagsForResource(context.Context, *ecr.ListTagsForResourceInput, ...func(*ecr.Options)) (*ecr.ListTagsForResourceOutput, error)
-}
-
-// stsAPI is the part of *sts.Client setup uses.
-type stsAPI interface {
-	GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
-}
-
-// Defaults are the blog's names.
-const (
-	DefaultRepository = names.Repository
-	DefaultPolicy     = names.Policy
-	DefaultUser       = names.User
-	DefaultRole       = names.Role
-	// DefaultPropagationWait bounds how long setup waits for IAM to accept a
-	// new user as a role's principal (Terraform's AWS provider waits as long).
-	DefaultPropagationWait = 2 * time.Minute
-)
+// DefaultPropagationWait bounds how long setup waits for IAM to accept a new
+// user as a role's principal (Terraform's AWS provider waits as long).
+const DefaultPropagationWait = 2 * time.Minute
 
 // Options say what to set up.
 type Options struct {
 	Repository, Policy, User, Role string
 	// Region is the region of the repository (the SDK config's region).
 	Region string
-	// AllowDescribeImages adds ecr:DescribeImages to the policy, for
-	// `push --skip-existing`.
+	// AllowDescribeImages adds ecr:DescribeImages to the policy, for push's
+	// skipping of tags that exist.
 	AllowDescribeImages bool
 	// DryRun reads and plans, and makes no mutating call.
 	DryRun bool
-	// RotateKey creates a new access key when the user has one, and deletes
-	// the old one only if ConfirmDeleteKey agrees.
+	// RotateKey creates a new access key when the user has one; the old one
+	// stays until Finish.
 	RotateKey bool
-	// ConfirmDeleteKey is asked, after a new key was created and everything
-	// else succeeded, whether to delete the old key now. nil means no: the
-	// old key is kept and the result says how to delete it later.
-	ConfirmDeleteKey func(ctx context.Context, r Rotation) (bool, error)
 	// PropagationWait bounds the wait for IAM to accept a new user as the
 	// role's principal; 0 means DefaultPropagationWait.
 	PropagationWait time.Duration
 }
 
-// rotateCommand is the setup command line that rotates this user's key,
-// naming every non-default resource so that copying it acts on the same set.
-func (o Options) rotateCommand() string {
-	cmd := "containerise setup --rotate-key"
-	for _, f := range []struct{ flag, value, def string }{
-		{"--repository", o.Repository, DefaultRepository},
-		{"--policy", o.Policy, DefaultPolicy},
-		{"--user", o.User, DefaultUser},
-		{"--role", o.Role, DefaultRole},
-	} {
-		if f.value != "" && f.value != f.def {
-			cmd += " " + f.flag + " " + f.value
-		}
-	}
-	if o.AllowDescribeImages {
-		cmd += " --allow-skip-existing"
-	}
-	return cmd
-}
-
-// Rotation describes a key rotation awaiting confirmation. NewSecret is the
-// new key's secret: show it to the user (never log it) before asking.
-type Rotation struct {
-	User                string
-	NewKeyID, NewSecret string
-	OldKeyID            string
-	Variables           Variables
-	DeleteCommandOldKey string // the aws CLI command deleting the old key
-}
-
 // Validate checks the names and region before any API call.
 func (o Options) Validate() error {
 	return validate.First(
-		validate.Repository("--repository", o.Repository),
-		validate.PolicyName("--policy", o.Policy),
-		validate.UserName("--user", o.User),
-		validate.RoleName("--role", o.Role),
-		validate.Region("--region", o.Region),
+		names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.
+			ValidateAs("the repository name", "the policy name", "the user name", "the role name"),
+		validate.Region("the region", o.Region),
 	)
+}
+
+func (o Options) wait() time.Duration {
+	if o.PropagationWait > 0 {
+		return o.PropagationWait
+	}
+	return DefaultPropagationWait
 }
 
 // Provisioner runs setup with the given clients. *iam.Client, *ecr.Client
 // and *sts.Client satisfy the field types.
 type Provisioner struct {
-	IAM iamAPI
-	ECR ecrAPI
-	STS stsAPI
+	IAM resource.IAM
+	ECR resource.ECR
+	STS awsx.CallerAPI
 	// Logf receives progress lines (for stderr). It never receives a secret.
 	// Calls are serialised, so it need not be safe for concurrent use.
-	Logf  func(format string, args ...any)
-	logMu sync.Mutex
+	Logf func(format string, args ...any)
 
 	// Test hooks: the clock, the sleep between retries, and how long to wait
 	// for a concurrent setup's decision about its access key (default 5s).
 	now      func() time.Time
 	sleep    func(ctx context.Context, d time.Duration) error
 	raceWait time.Duration
-}
-
-func (p *Provisioner) logf(format string, args ...any) {
-	if p.Logf != nil {
-		p.logMu.Lock()
-		defer p.logMu.Unlock()
-		p.Logf(format, args...)
-	}
-}
-
-func (p *Provisioner) clock() time.Time {
-	if p.now != nil {
-		return p.now()
-	}
-	return time.Now()
-}
-
-func (p *Provisioner) wait(ctx context.Context, d time.Duration) error {
-	if p.sleep != nil {
-		return p.sleep(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// Status is what setup did, or would do, to a resource.
-type Status string
-
-// Statuses.
-const (
-	Created     Status = "created"
-	Updated     Status = "updated"
-	Unchanged   Status = "unchanged"
-	Exists      Status = "exists" // created meanwhile by another setup
-	Unmanaged   Status = "unmanaged"
-	WouldCreate Status = "would-create"
-	WouldUpdate Status = "would-update"
-	Failed      Status = "failed"
-	Skipped     Status = "skipped" // not attempted because a step it needs failed
-)
-
-// Resource kinds.
-const (
-	KindRepository = "repository"
-	KindPolicy     = "policy"
-	KindUser       = "user"
-	KindAccessKey  = "access-key"
-	KindRole       = "role"
-)
-
-// Resource is one resource's outcome.
-type Resource struct {
-	Kind    string
-	Name    string
-	ARN     string
-	Status  Status
-	Managed bool
-	// Changes lists what was (or would be) changed; for an unmanaged
-	// resource, what differs from what setup would make.
-	Changes []string
 }
 
 // Variables are the CircleCI environment variables, under the blog's names.
@@ -225,65 +97,203 @@ type Variables struct {
 	Region          string // AWS_REGION
 }
 
-// Variable names.
-const (
-	VarAccessKeyID     = "AWS_IAM_USER_ACCESS_KEY_ID"
-	VarSecretAccessKey = "AWS_IAM_USER_SECRET_ACCESS_KEY"
-	VarRoleARN         = "AWS_IAM_ROLE_ARN"
-	VarRegion          = "AWS_REGION"
-)
-
 // Pairs returns the variables as name/value pairs in the blog's order,
 // without the secret when it is not available.
 func (v Variables) Pairs() [][2]string {
-	out := [][2]string{{VarAccessKeyID, v.AccessKeyID}}
+	out := [][2]string{{names.EnvAccessKeyID, v.AccessKeyID}}
 	if v.SecretAccessKey != "" {
-		out = append(out, [2]string{VarSecretAccessKey, v.SecretAccessKey})
+		out = append(out, [2]string{names.EnvSecretAccessKey, v.SecretAccessKey})
 	}
-	return append(out, [2]string{VarRoleARN, v.RoleARN}, [2]string{VarRegion, v.Region})
+	return append(out, [2]string{names.EnvRoleARN, v.RoleARN}, [2]string{names.EnvRegion, v.Region})
+}
+
+// Rotation is a key rotation whose old key is still active.
+type Rotation struct {
+	User, OldKeyID, NewKeyID string
+	// DeleteCommand is the aws CLI command that deletes the old key.
+	DeleteCommand string
 }
 
 // Result is what setup did, for the command to render.
 type Result struct {
 	Account, Region, Partition string
 	DryRun                     bool
-	Resources                  []Resource
+	Resources                  []*resource.Report
 	Variables                  Variables
 	// SecretAvailable: the access key was created by this run, so its
 	// secret is in Variables. It exists nowhere else.
 	SecretAvailable bool
+	// Rotation is set when this run created a key to replace one that is
+	// still active: Finish retires it.
+	Rotation *Rotation
 	// Notes are things the user should know or do next.
-	Notes []string
+	Notes []resource.Note
 	// Warnings concern unmanaged resources that differ from what setup
 	// would make.
 	Warnings []string
+
+	env  *resource.Env
+	user *resource.User
+	key  *resource.Report
 }
 
-// Resource returns the resource of a kind, or nil.
-func (r *Result) Resource(kind string) *Resource {
-	for i := range r.Resources {
-		if r.Resources[i].Kind == kind {
-			return &r.Resources[i]
+func (p *Provisioner) env(o Options) *resource.Env {
+	return &resource.Env{
+		IAM: p.IAM, ECR: p.ECR, Caller: &awsx.Caller{STS: p.STS}, Region: o.Region, Logf: p.Logf,
+		Wait:     awsx.Waiter{Bound: o.wait(), First: 500 * time.Millisecond, Max: 10 * time.Second, Now: p.now, Sleep: p.sleep},
+		RaceWait: p.raceWait,
+	}
+}
+
+// Run sets up the account, or with DryRun only plans it. It returns the
+// result even when a step fails, so that a secret already created is not
+// lost: render it, then report the error.
+func (p *Provisioner) Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	env := p.env(o)
+	repo := resource.NewRepository(o.Repository)
+	policy := resource.NewPolicy(o.Policy, o.Repository, func(id awsx.Identity) policies.Document {
+		return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository},
+			policies.PermissionOptions{AllowDescribeImages: o.AllowDescribeImages})
+	})
+	user := resource.NewUser(o.User, o.RotateKey)
+	role := resource.NewRole(o.Role, user, policy)
+
+	plan, err := resource.Observe(ctx, env, resource.ForSetup, repo, policy, user, role)
+	if err != nil {
+		return nil, advise(err)
+	}
+	plan.Reconcile()
+	if err := plan.Refused(); err != nil {
+		return nil, advise(err)
+	}
+	res := &Result{
+		Account: plan.Identity.Account, Region: o.Region, Partition: plan.Identity.Partition, DryRun: o.DryRun,
+		Resources: plan.Reports(), env: env, user: user,
+	}
+	res.key = res.report(resource.KindAccessKey)
+	var errs []error
+	if !o.DryRun {
+		plan.Apply(ctx)
+		for _, r := range res.Resources {
+			if err := resource.FirstError(r); err != nil {
+				r.Status, r.Err = resource.Failed, err
+				errs = append(errs, err)
+			}
+		}
+	}
+	id, secret := user.Key()
+	res.Variables = Variables{AccessKeyID: id, SecretAccessKey: secret, RoleARN: role.ARN(), Region: o.Region}
+	res.SecretAvailable = secret != ""
+	res.Notes, res.Warnings = plan.Notes(), plan.Warnings()
+	if old := user.ReplacedKey(); old != "" {
+		res.Rotation = &Rotation{User: o.User, OldKeyID: old, NewKeyID: id, DeleteCommand: resource.DeleteKeyCommand(o.User, old)}
+		if len(errs) > 0 {
+			res.key.Changes = []string{"old key " + old + " kept"}
+			res.note("old access key %s of user %s is kept because setup failed; once CI uses the new key, delete it: %s", old, o.User, res.Rotation.DeleteCommand)
+			res.Rotation = nil
+		}
+	}
+	return res, advise(errors.Join(errs...))
+}
+
+func (r *Result) report(kind string) *resource.Report {
+	for _, rep := range r.Resources {
+		if rep.Kind == kind {
+			return rep
 		}
 	}
 	return nil
 }
 
-func (o Options) wait() time.Duration {
-	if o.PropagationWait > 0 {
-		return o.PropagationWait
+func (r *Result) note(format string, args ...any) {
+	r.Notes = append(r.Notes, resource.Note{Text: fmt.Sprintf(format, args...)})
+}
+
+// Finish ends a rotation once the new key is delivered: with retire, the
+// old key is deleted; without, it is kept and the result says how to
+// delete it later. Without a pending rotation it does nothing.
+func (p *Provisioner) Finish(ctx context.Context, res *Result, retire bool) error {
+	rot := res.Rotation
+	if rot == nil {
+		return nil
 	}
-	return DefaultPropagationWait
+	res.Rotation = nil
+	if !retire {
+		res.key.Changes = []string{"old key " + rot.OldKeyID + " kept"}
+		res.note("old access key %s of user %s is kept; once CI uses the new key, delete it: %s", rot.OldKeyID, rot.User, rot.DeleteCommand)
+		return nil
+	}
+	if err := res.user.RetireKey(ctx, res.env); err != nil {
+		res.key.Changes = []string{"old key " + rot.OldKeyID + " kept"}
+		return advise(err)
+	}
+	res.key.Changes = []string{"replaces " + rot.OldKeyID + ", deleted"}
+	return nil
 }
 
-// deleteKeyCommand is the aws CLI command deleting a key.
-func deleteKeyCommand(user, keyID string) string {
-	return fmt.Sprintf("aws iam delete-access-key --user-name %s --access-key-id %s", user, keyID)
+// Discard deletes the key this run created, when its secret could not be
+// delivered: nobody can use it, and it would count against AWS's two. A
+// rotation's old key stays as it is.
+func (p *Provisioner) Discard(ctx context.Context, res *Result) error {
+	if !res.SecretAvailable {
+		return nil
+	}
+	if err := res.user.DiscardKey(ctx, res.env); err != nil {
+		return advise(err)
+	}
+	res.Variables.SecretAccessKey, res.SecretAvailable = "", false
+	res.key.Status, res.key.Changes = resource.Failed, []string{"deleted again: its secret could not be delivered"}
+	if res.Rotation != nil {
+		res.key.Changes = append(res.key.Changes, "old key "+res.Rotation.OldKeyID+" kept")
+		res.Variables.AccessKeyID = res.Rotation.OldKeyID
+		res.Rotation = nil
+	} else {
+		res.Variables.AccessKeyID = ""
+	}
+	return nil
 }
 
-// The SDK clients satisfy the interfaces with no adapter.
-var (
-	_ iamAPI = (*iam.Client)(nil)
-	_ ecrAPI = (*ecr.Client)(nil)
-	_ stsAPI = (*sts.Client)(nil)
-)
+// advise gives every failed call that has no hint of its own setup's
+// advice for its error.
+func advise(err error) error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			advise(e)
+		}
+		return err
+	}
+	var re *resource.Error
+	if errors.As(err, &re) && re.Hint == "" {
+		re.Hint, re.Next = adviceFor(re.Call, re.Err)
+	}
+	return err
+}
+
+func adviceFor(call string, err error) (string, hint.Next) {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "interrupted; rerun setup to finish: it picks up where it stopped", hint.None
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out; rerun setup to finish: it picks up where it stopped", hint.None
+	}
+	var api smithy.APIError
+	switch {
+	case !errors.As(err, &api):
+		return "check the network and AWS_ENDPOINT_URL, then rerun setup", hint.None
+	case awsx.IsAccessDenied(err):
+		return fmt.Sprintf("the admin running setup needs %s; see README 'Permissions'", call), hint.None
+	case awsx.IsCredentialsRefused(err):
+		return "the admin's AWS credentials were refused: log in again (aws sso login), or use another profile", hint.AdminCredentials
+	case awsx.IsThrottled(err):
+		return "AWS kept throttling after retries; wait a minute and rerun setup", hint.None
+	case awsx.IsServerFault(err):
+		return "AWS kept failing after retries; rerun setup later: it picks up where it stopped", hint.None
+	}
+	return "rerun setup once fixed: it picks up where it stopped", hint.None
+}

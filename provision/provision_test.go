@@ -17,9 +17,12 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/containerise/containerise/internal/awsfake"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/managed"
+	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/internal/resource"
+	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/policies"
 )
 
@@ -71,16 +74,57 @@ func (e *env) logText() string {
 }
 
 func defaults() Options {
-	return Options{Repository: DefaultRepository, Policy: DefaultPolicy, User: DefaultUser, Role: DefaultRole, Region: "us-east-1"}
+	return Options{Repository: names.Repository, Policy: names.Policy, User: names.User, Role: names.Role, Region: "us-east-1"}
 }
 
+// run runs setup as a command without a terminal does: a rotation's old
+// key is kept, for lack of confirmation.
 func (e *env) run(t *testing.T, o Options) *Result {
+	t.Helper()
+	res := e.runPending(t, o)
+	if err := e.p.Finish(bg, res, false); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// runPending runs setup and leaves a rotation's old key to the test.
+func (e *env) runPending(t *testing.T, o Options) *Result {
 	t.Helper()
 	res, err := e.p.Run(bg, o)
 	if err != nil {
 		t.Fatalf("setup: %v\nlog:\n%s", err, e.logText())
 	}
 	return res
+}
+
+// report is the result's report on a kind of resource.
+func report(r *Result, kind string) *resource.Report {
+	for _, rep := range r.Resources {
+		if rep.Kind == kind {
+			return rep
+		}
+	}
+	return nil
+}
+
+// notes are the result's notes, without their ways forward.
+func notes(r *Result) []string {
+	var out []string
+	for _, n := range r.Notes {
+		out = append(out, n.Text)
+	}
+	return out
+}
+
+// nextIn reports whether a note suggests next.
+func nextIn(r *Result, next hint.Next) bool {
+	for _, n := range r.Notes {
+		if n.Next == next {
+			return true
+		}
+	}
+	return false
 }
 
 func must[T any](v T, err error) T {
@@ -91,7 +135,7 @@ func must[T any](v T, err error) T {
 }
 
 func wantPerms() policies.Document {
-	return policies.Permissions(policies.Target{Region: "us-east-1", AccountID: account, Repository: DefaultRepository}, policies.PermissionOptions{})
+	return policies.Permissions(policies.Target{Region: "us-east-1", AccountID: account, Repository: names.Repository}, policies.PermissionOptions{})
 }
 
 // checkConverged checks the account holds what setup makes, with exactly
@@ -99,7 +143,7 @@ func wantPerms() policies.Document {
 func checkConverged(t *testing.T, a *awsfake.Account, wantVersions int) {
 	t.Helper()
 	ic, ec := a.IAM(), a.ECR()
-	repos, err := ec.DescribeRepositories(bg, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{DefaultRepository}})
+	repos, err := ec.DescribeRepositories(bg, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{names.Repository}})
 	if err != nil {
 		t.Fatalf("repository: %v", err)
 	}
@@ -118,13 +162,13 @@ func checkConverged(t *testing.T, a *awsfake.Account, wantVersions int) {
 	if vs := must(ic.ListPolicyVersions(bg, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(policyARN)})).Versions; len(vs) != wantVersions {
 		t.Errorf("policy has %d versions, want %d", len(vs), wantVersions)
 	}
-	if _, err := ic.GetUser(bg, &iam.GetUserInput{UserName: aws.String(DefaultUser)}); err != nil {
+	if _, err := ic.GetUser(bg, &iam.GetUserInput{UserName: aws.String(names.User)}); err != nil {
 		t.Fatalf("user: %v", err)
 	}
-	if keys := must(ic.ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata; len(keys) != 1 {
+	if keys := must(ic.ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(names.User)})).AccessKeyMetadata; len(keys) != 1 {
 		t.Errorf("user has %d access keys, want 1", len(keys))
 	}
-	role, err := ic.GetRole(bg, &iam.GetRoleInput{RoleName: aws.String(DefaultRole)})
+	role, err := ic.GetRole(bg, &iam.GetRoleInput{RoleName: aws.String(names.Role)})
 	if err != nil {
 		t.Fatalf("role: %v", err)
 	}
@@ -132,7 +176,7 @@ func checkConverged(t *testing.T, a *awsfake.Account, wantVersions int) {
 		d, _ := url.QueryUnescape(*role.Role.AssumeRolePolicyDocument)
 		t.Errorf("trust policy: %s", d)
 	}
-	att := must(ic.ListAttachedRolePolicies(bg, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(DefaultRole)})).AttachedPolicies
+	att := must(ic.ListAttachedRolePolicies(bg, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(names.Role)})).AttachedPolicies
 	if len(att) != 1 || *att[0].PolicyArn != policyARN {
 		t.Errorf("attached: %+v", att)
 	}
@@ -196,7 +240,7 @@ func TestColdSetupThenRerun(t *testing.T) {
 		t.Errorf("cold setup made %d calls, %d mutating (want 14, 6): %v", calls, mutating, e.acct.Ops())
 	}
 	// The policy's version tags come with CreatePolicy: no TagPolicy.
-	if tags := policyTags(t, e.acct); tags[tagDefaultVersion] != "v1" || tags[tagDocumentSHA256] != wantPerms().Digest() || tags[managed.TagKey] != managed.TagValue {
+	if tags := policyTags(t, e.acct); tags[resource.TagDefaultVersion] != "v1" || tags[resource.TagDocumentSHA256] != wantPerms().Digest() || tags[managed.TagKey] != managed.TagValue {
 		t.Errorf("policy tags %v", tags)
 	}
 
@@ -218,8 +262,9 @@ func TestColdSetupThenRerun(t *testing.T) {
 	if again.SecretAvailable || again.Variables.SecretAccessKey != "" || again.Variables.AccessKeyID != res.Variables.AccessKeyID {
 		t.Fatalf("rerun variables %+v", again.Variables)
 	}
-	if !strings.Contains(strings.Join(again.Notes, "\n"), "--rotate-key") {
-		t.Fatalf("rerun does not say how to get a new key: %q", again.Notes)
+	// The command words the way to a new key (setup --rotate-key).
+	if !nextIn(again, hint.RotateKey) {
+		t.Fatalf("rerun does not say how to get a new key: %q", notes(again))
 	}
 }
 
@@ -244,26 +289,26 @@ func seed(t *testing.T, a *awsfake.Account, have piece, tags bool) {
 		iamTags, ecrTags = managed.IAMTags(), managed.ECRTags()
 	}
 	if have&pRepo != 0 {
-		must(a.ECR().CreateRepository(bg, &ecr.CreateRepositoryInput{RepositoryName: aws.String(DefaultRepository), Tags: ecrTags}))
+		must(a.ECR().CreateRepository(bg, &ecr.CreateRepositoryInput{RepositoryName: aws.String(names.Repository), Tags: ecrTags}))
 	}
 	if have&pPolicy != 0 {
-		must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(DefaultPolicy), PolicyDocument: aws.String(wantPerms().JSON()), Tags: iamTags}))
+		must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(names.Policy), PolicyDocument: aws.String(wantPerms().JSON()), Tags: iamTags}))
 	}
 	if have&(pUser|pRole) != 0 {
-		must(ic.CreateUser(bg, &iam.CreateUserInput{UserName: aws.String(DefaultUser), Tags: iamTags}))
+		must(ic.CreateUser(bg, &iam.CreateUserInput{UserName: aws.String(names.User), Tags: iamTags}))
 	}
 	if have&pKey != 0 {
-		must(ic.CreateAccessKey(bg, &iam.CreateAccessKeyInput{UserName: aws.String(DefaultUser)}))
+		must(ic.CreateAccessKey(bg, &iam.CreateAccessKeyInput{UserName: aws.String(names.User)}))
 	}
 	if have&pRole != 0 {
-		must(ic.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String(DefaultRole), AssumeRolePolicyDocument: aws.String(policies.Trust(userARN).JSON()), Tags: iamTags}))
+		must(ic.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String(names.Role), AssumeRolePolicyDocument: aws.String(policies.Trust(userARN).JSON()), Tags: iamTags}))
 	}
 	if have&pAttach != 0 {
-		must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+		must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(names.Role), PolicyArn: aws.String(policyARN)}))
 	}
 	if have&pRole != 0 && have&pUser == 0 {
 		// The role outlived its user: its trust now names the user's old ID.
-		must(ic.DeleteUser(bg, &iam.DeleteUserInput{UserName: aws.String(DefaultUser)}))
+		must(ic.DeleteUser(bg, &iam.DeleteUserInput{UserName: aws.String(names.User)}))
 	}
 }
 
@@ -308,15 +353,15 @@ func TestDriftRepaired(t *testing.T) {
 			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), PolicyDocument: aws.String(other), SetAsDefault: true}))
 		}, "iam.CreatePolicyVersion iam.TagPolicy", 3},
 		{"trust", func(ic *awsfake.IAM) {
-			must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyDocument: aws.String(ec2Trust)}))
+			must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(names.Role), PolicyDocument: aws.String(ec2Trust)}))
 		}, "iam.UpdateAssumeRolePolicy", 1},
 		{"detached", func(ic *awsfake.IAM) {
-			must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+			must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(names.Role), PolicyArn: aws.String(policyARN)}))
 		}, "iam.AttachRolePolicy", 1},
 		{"all three", func(ic *awsfake.IAM) {
 			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), PolicyDocument: aws.String(other), SetAsDefault: true}))
-			must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyDocument: aws.String(ec2Trust)}))
-			must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+			must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(names.Role), PolicyDocument: aws.String(ec2Trust)}))
+			must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(names.Role), PolicyArn: aws.String(policyARN)}))
 		}, "iam.CreatePolicyVersion iam.TagPolicy iam.UpdateAssumeRolePolicy iam.AttachRolePolicy", 3},
 	}
 	for _, c := range cases {
@@ -326,7 +371,7 @@ func TestDriftRepaired(t *testing.T) {
 			c.drift(e.acct.IAM())
 
 			e.acct.ResetCalls()
-			plan := e.run(t, Options{Repository: DefaultRepository, Policy: DefaultPolicy, User: DefaultUser, Role: DefaultRole, Region: "us-east-1", DryRun: true})
+			plan := e.run(t, Options{Repository: names.Repository, Policy: names.Policy, User: names.User, Role: names.Role, Region: "us-east-1", DryRun: true})
 			if m := e.acct.Mutating(); len(m) != 0 {
 				t.Fatalf("dry run made mutating calls: %v", m)
 			}
@@ -379,7 +424,7 @@ func TestPolicyVersionLimit(t *testing.T) {
 	if got := strings.Join(e.acct.Mutating(), " "); got != "iam.CreatePolicyVersion iam.DeletePolicyVersion iam.CreatePolicyVersion iam.TagPolicy" {
 		t.Fatalf("mutating calls: %s", got)
 	}
-	if tags := policyTags(t, e.acct); tags[tagDefaultVersion] != "v6" {
+	if tags := policyTags(t, e.acct); tags[resource.TagDefaultVersion] != "v6" {
 		t.Fatalf("policy tags %v, want default version v6", tags)
 	}
 	vs := must(ic.ListPolicyVersions(bg, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(policyARN)})).Versions
@@ -403,8 +448,8 @@ func TestHandMadeResourcesAreUsedAsTheyAre(t *testing.T) {
 	for i := range blog.Statement {
 		blog.Statement[i].Sid = fmt.Sprintf("VisualEditor%d", i)
 	}
-	must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(DefaultPolicy), PolicyDocument: aws.String(blog.JSON())}))
-	must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+	must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(names.Policy), PolicyDocument: aws.String(blog.JSON())}))
+	must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(names.Role), PolicyArn: aws.String(policyARN)}))
 
 	e.acct.ResetCalls()
 	res := e.run(t, defaults())
@@ -432,7 +477,7 @@ func TestHandMadeRoleThatDiffersIsLeftAlone(t *testing.T) {
 	ic := e.acct.IAM()
 	// The blog's first step: a role trusting EC2, nothing attached.
 	ec2Trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
-	must(ic.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String(DefaultRole), AssumeRolePolicyDocument: aws.String(ec2Trust)}))
+	must(ic.CreateRole(bg, &iam.CreateRoleInput{RoleName: aws.String(names.Role), AssumeRolePolicyDocument: aws.String(ec2Trust)}))
 	e.acct.ResetCalls()
 	res := e.run(t, defaults())
 	for _, op := range e.acct.Mutating() {
@@ -440,15 +485,15 @@ func TestHandMadeRoleThatDiffersIsLeftAlone(t *testing.T) {
 			t.Fatalf("changed the hand-made role: %v", e.acct.Mutating())
 		}
 	}
-	role := res.Resource(KindRole)
-	if role.Status != Unmanaged || role.Managed || len(role.Changes) == 0 {
+	role := report(res, resource.KindRole)
+	if role.Status != resource.Unmanaged || role.Managed || len(role.Changes) == 0 {
 		t.Fatalf("role %+v", role)
 	}
 	w := strings.Join(res.Warnings, "\n")
 	if !strings.Contains(w, "role containerise is not managed") || !strings.Contains(w, "policy ECRContainerise is not attached") {
 		t.Fatalf("warnings %q", res.Warnings)
 	}
-	got := must(ic.GetRole(bg, &iam.GetRoleInput{RoleName: aws.String(DefaultRole)})).Role
+	got := must(ic.GetRole(bg, &iam.GetRoleInput{RoleName: aws.String(names.Role)})).Role
 	if ok, _ := policies.Equivalent(*got.AssumeRolePolicyDocument, must(policies.Parse(ec2Trust))); !ok {
 		t.Fatal("the hand-made role's trust changed")
 	}
@@ -460,7 +505,7 @@ func TestAccessKeys(t *testing.T) {
 	t.Run("two keys refuse rotation before any write", func(t *testing.T) {
 		e := newEnv(t, awsfake.Config{})
 		e.run(t, defaults())
-		must(e.acct.IAM().CreateAccessKey(bg, &iam.CreateAccessKeyInput{UserName: aws.String(DefaultUser)}))
+		must(e.acct.IAM().CreateAccessKey(bg, &iam.CreateAccessKeyInput{UserName: aws.String(names.User)}))
 		e.acct.ResetCalls()
 		_, err := e.p.Run(bg, rotate())
 		if err == nil || !strings.Contains(err.Error(), "2 access keys") || !strings.Contains(err.Error(), "aws iam delete-access-key --user-name circleci") {
@@ -471,8 +516,8 @@ func TestAccessKeys(t *testing.T) {
 		}
 		// Without --rotate-key two keys are reported, not an error.
 		res := e.run(t, defaults())
-		if !strings.Contains(strings.Join(res.Notes, "\n"), "2 access keys") {
-			t.Fatalf("notes %q", res.Notes)
+		if !strings.Contains(strings.Join(notes(res), "\n"), "2 access keys") {
+			t.Fatalf("notes %q", notes(res))
 		}
 	})
 
@@ -483,12 +528,12 @@ func TestAccessKeys(t *testing.T) {
 		if !res.SecretAvailable || res.Variables.AccessKeyID == first.Variables.AccessKeyID {
 			t.Fatalf("no new key: %+v", res.Variables)
 		}
-		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata
+		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(names.User)})).AccessKeyMetadata
 		if len(keys) != 2 {
 			t.Fatalf("%d keys", len(keys))
 		}
-		if n := strings.Join(res.Notes, "\n"); !strings.Contains(n, "aws iam delete-access-key --user-name circleci --access-key-id "+first.Variables.AccessKeyID) {
-			t.Fatalf("notes do not say how to delete the old key: %q", res.Notes)
+		if n := strings.Join(notes(res), "\n"); !strings.Contains(n, "aws iam delete-access-key --user-name circleci --access-key-id "+first.Variables.AccessKeyID) {
+			t.Fatalf("notes do not say how to delete the old key: %q", notes(res))
 		}
 		e.acct.ResetCalls()
 		e.run(t, defaults())
@@ -500,21 +545,19 @@ func TestAccessKeys(t *testing.T) {
 	t.Run("confirmed rotation deletes the old key after showing the new one", func(t *testing.T) {
 		e := newEnv(t, awsfake.Config{})
 		first := e.run(t, defaults())
-		o := rotate()
-		var asked Rotation
-		o.ConfirmDeleteKey = func(_ context.Context, r Rotation) (bool, error) {
-			asked = r
-			return true, nil
-		}
-		res := e.run(t, o)
-		if asked.OldKeyID != first.Variables.AccessKeyID || asked.NewKeyID != res.Variables.AccessKeyID || asked.NewSecret == "" {
+		res := e.runPending(t, rotate())
+		asked := *res.Rotation
+		if asked.OldKeyID != first.Variables.AccessKeyID || asked.NewKeyID != res.Variables.AccessKeyID || res.Variables.SecretAccessKey == "" {
 			t.Fatalf("asked %+v", asked)
 		}
-		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata
+		if err := e.p.Finish(bg, res, true); err != nil {
+			t.Fatal(err)
+		}
+		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(names.User)})).AccessKeyMetadata
 		if len(keys) != 1 || *keys[0].AccessKeyId != res.Variables.AccessKeyID {
 			t.Fatalf("keys %+v", keys)
 		}
-		if strings.Contains(e.logText(), asked.NewSecret) {
+		if strings.Contains(e.logText(), res.Variables.SecretAccessKey) {
 			t.Fatal("the secret reached the log")
 		}
 	})
@@ -522,10 +565,11 @@ func TestAccessKeys(t *testing.T) {
 	t.Run("declined rotation", func(t *testing.T) {
 		e := newEnv(t, awsfake.Config{})
 		e.run(t, defaults())
-		o := rotate()
-		o.ConfirmDeleteKey = func(context.Context, Rotation) (bool, error) { return false, nil }
-		res := e.run(t, o)
-		if k := res.Resource(KindAccessKey); k.Status != Created || !strings.Contains(strings.Join(k.Changes, " "), "kept") {
+		res := e.runPending(t, rotate())
+		if err := e.p.Finish(bg, res, false); err != nil {
+			t.Fatal(err)
+		}
+		if k := report(res, resource.KindAccessKey); k.Status != resource.Created || !strings.Contains(strings.Join(k.Changes, " "), "kept") {
 			t.Fatalf("key %+v", k)
 		}
 	})
@@ -546,8 +590,8 @@ func TestRotationWhoseOldKeyDeletionFails(t *testing.T) {
 	e.acct.FailOperation("iam.DeleteAccessKey", awsfake.ServerError())
 	o := defaults()
 	o.RotateKey = true
-	o.ConfirmDeleteKey = func(context.Context, Rotation) (bool, error) { return true, nil }
-	res, err := e.p.Run(bg, o)
+	res := e.runPending(t, o)
+	err := e.p.Finish(bg, res, true)
 	if err == nil || !strings.Contains(err.Error(), "deleting old access key "+first.Variables.AccessKeyID) {
 		t.Fatalf("error: %v", err)
 	}
@@ -560,7 +604,7 @@ func TestRotationWhoseOldKeyDeletionFails(t *testing.T) {
 	if m := e.acct.Mutating(); len(m) != 0 {
 		t.Fatalf("rerun made mutating calls: %v", m)
 	}
-	if keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata; len(keys) != 2 {
+	if keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(names.User)})).AccessKeyMetadata; len(keys) != 2 {
 		t.Fatalf("%d keys", len(keys))
 	}
 }
@@ -596,7 +640,9 @@ func TestInvalidPrincipalBounded(t *testing.T) {
 	o.PropagationWait = 5 * time.Second
 	res, err := e.p.Run(bg, o)
 	var mal *iamtypes.MalformedPolicyDocumentException
-	if !errors.As(err, &mal) || !strings.Contains(err.Error(), "creating role containerise") || !strings.Contains(err.Error(), "--wait") {
+	// The command words the way forward (--wait).
+	var re *resource.Error
+	if !errors.As(err, &mal) || !strings.Contains(err.Error(), "creating role containerise") || !errors.As(err, &re) || re.Next != hint.WaitLonger {
 		t.Fatalf("error: %v", err)
 	}
 	if res == nil || !res.SecretAvailable {
@@ -642,9 +688,9 @@ func TestFailureAtEachStepThenRerunConverges(t *testing.T) {
 			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), SetAsDefault: true,
 				PolicyDocument: aws.String(fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"S%d","Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`, i))}))
 		}
-		must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole),
+		must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(names.Role),
 			PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)}))
-		must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+		must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(names.Role), PolicyArn: aws.String(policyARN)}))
 	}
 	for _, op := range []string{"iam.CreatePolicyVersion", "iam.ListPolicyVersions", "iam.DeletePolicyVersion", "iam.UpdateAssumeRolePolicy", "iam.AttachRolePolicy"} {
 		scenarios = append(scenarios, scenario{name: "drift/" + op, prepare: drift, op: op, version: 5})
@@ -703,7 +749,7 @@ func TestLostCreateAccessKeyAnswer(t *testing.T) {
 		e := newEnv(t, awsfake.Config{})
 		e.acct.Inject(awsfake.Fault{Op: "iam.CreateAccessKey", Times: 2, Applied: true, Err: fault})
 		res := e.run(t, defaults())
-		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata
+		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(names.User)})).AccessKeyMetadata
 		if len(keys) != 1 || *keys[0].AccessKeyId != res.Variables.AccessKeyID || !res.SecretAvailable {
 			t.Fatalf("keys %v, printed %s (secret %v)", keys, res.Variables.AccessKeyID, res.SecretAvailable)
 		}
@@ -719,7 +765,7 @@ func TestLostCreateAccessKeyAnswer(t *testing.T) {
 	if _, err := e.p.Run(bg, defaults()); err == nil {
 		t.Fatal("no error")
 	}
-	if keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata; len(keys) != 0 {
+	if keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(names.User)})).AccessKeyMetadata; len(keys) != 0 {
 		t.Fatalf("keys left whose secret is lost: %v", keys)
 	}
 	e.acct.ClearFaults()
@@ -758,7 +804,7 @@ func TestConcurrentSetupsConverge(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				p := e.provisioner()
-				p.sleep, p.raceWait = nil, 200*time.Millisecond // real time: the other run must move on
+				p.now, p.sleep, p.raceWait = nil, nil, 200*time.Millisecond // real time: the other run must move on
 				results[j], errs[j] = p.Run(bg, defaults())
 			}()
 		}
@@ -769,7 +815,7 @@ func TestConcurrentSetupsConverge(t *testing.T) {
 			}
 		}
 		checkConverged(t, e.acct, 1)
-		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(DefaultUser)})).AccessKeyMetadata
+		keys := must(e.acct.IAM().ListAccessKeys(bg, &iam.ListAccessKeysInput{UserName: aws.String(names.User)})).AccessKeyMetadata
 		shown := 0
 		for _, r := range results {
 			if r.Variables.AccessKeyID != *keys[0].AccessKeyId {
@@ -813,7 +859,7 @@ func TestErrorsSayWhatFailedAndWhatToDo(t *testing.T) {
 	if !errors.As(err, &api) || api.ErrorCode() != "AccessDenied" {
 		t.Fatal("the SDK error is not wrapped")
 	}
-	if res.Resource(KindRole).Status != Failed || res.Resource(KindUser).Status != Created {
+	if report(res, resource.KindRole).Status != resource.Failed || report(res, resource.KindUser).Status != resource.Created {
 		t.Fatalf("statuses: %s", statuses(res))
 	}
 
@@ -866,43 +912,43 @@ func TestRerunReadsThePolicyDocumentUnlessItsTagsProveIt(t *testing.T) {
 		name    string
 		change  func(t *testing.T, e *env) // after a clean setup
 		opts    func() Options
-		read    bool   // the next run reads the document
-		mutates string // its mutating calls
-		status  Status // the policy's status
-		version string // the default version tagged afterwards
+		read    bool            // the next run reads the document
+		mutates string          // its mutating calls
+		status  resource.Status // the policy's status
+		version string          // the default version tagged afterwards
 	}{
-		{name: "plain rerun", change: func(*testing.T, *env) {}, status: Unchanged, version: "v1"},
+		{name: "plain rerun", change: func(*testing.T, *env) {}, status: resource.Unchanged, version: "v1"},
 		{name: "another version made default by hand", change: func(t *testing.T, e *env) {
 			ic := e.acct.IAM()
 			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: arn, PolicyDocument: aws.String(other)}))
 			must(ic.SetDefaultPolicyVersion(bg, &iam.SetDefaultPolicyVersionInput{PolicyArn: arn, VersionId: aws.String("v2")}))
-		}, read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: Updated, version: "v3"},
+		}, read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: resource.Updated, version: "v3"},
 		{name: "an equivalent version made default by hand", change: func(t *testing.T, e *env) {
 			ic := e.acct.IAM()
 			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: arn, PolicyDocument: aws.String(sameGrants.JSON()), SetAsDefault: true}))
-		}, read: true, mutates: "iam.TagPolicy", status: Unchanged, version: "v2"},
+		}, read: true, mutates: "iam.TagPolicy", status: resource.Unchanged, version: "v2"},
 		{name: "drifted and tagged as its own version", change: func(t *testing.T, e *env) {
 			// Tags naming the drifted default, with that document's digest:
 			// consistent, but not the wanted document.
 			ic := e.acct.IAM()
 			must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: arn, PolicyDocument: aws.String(other), SetAsDefault: true}))
 			must(ic.TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{
-				tag(tagDefaultVersion, "v2"), tag(tagDocumentSHA256, must(policies.Parse(other)).Digest())}}))
-		}, read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: Updated, version: "v3"},
+				tag(resource.TagDefaultVersion, "v2"), tag(resource.TagDocumentSHA256, must(policies.Parse(other)).Digest())}}))
+		}, read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: resource.Updated, version: "v3"},
 		{name: "digest tag edited", change: func(t *testing.T, e *env) {
-			must(e.acct.IAM().TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{tag(tagDocumentSHA256, strings.Repeat("0", 64))}}))
-		}, read: true, mutates: "iam.TagPolicy", status: Unchanged, version: "v1"},
+			must(e.acct.IAM().TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{tag(resource.TagDocumentSHA256, strings.Repeat("0", 64))}}))
+		}, read: true, mutates: "iam.TagPolicy", status: resource.Unchanged, version: "v1"},
 		{name: "version tag edited", change: func(t *testing.T, e *env) {
-			must(e.acct.IAM().TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{tag(tagDefaultVersion, "v7")}}))
-		}, read: true, mutates: "iam.TagPolicy", status: Unchanged, version: "v1"},
+			must(e.acct.IAM().TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{tag(resource.TagDefaultVersion, "v7")}}))
+		}, read: true, mutates: "iam.TagPolicy", status: resource.Unchanged, version: "v1"},
 		{name: "tags emptied", change: func(t *testing.T, e *env) {
-			must(e.acct.IAM().TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{tag(tagDefaultVersion, ""), tag(tagDocumentSHA256, "")}}))
-		}, read: true, mutates: "iam.TagPolicy", status: Unchanged, version: "v1"},
+			must(e.acct.IAM().TagPolicy(bg, &iam.TagPolicyInput{PolicyArn: arn, Tags: []iamtypes.Tag{tag(resource.TagDefaultVersion, ""), tag(resource.TagDocumentSHA256, "")}}))
+		}, read: true, mutates: "iam.TagPolicy", status: resource.Unchanged, version: "v1"},
 		{name: "--allow-skip-existing added", change: func(*testing.T, *env) {}, opts: withDescribe,
-			read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: Updated, version: "v2"},
+			read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: resource.Updated, version: "v2"},
 		{name: "--allow-skip-existing dropped", change: func(t *testing.T, e *env) {
 			e.run(t, withDescribe())
-		}, read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: Updated, version: "v3"},
+		}, read: true, mutates: "iam.CreatePolicyVersion iam.TagPolicy", status: resource.Updated, version: "v3"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -933,15 +979,15 @@ func TestRerunReadsThePolicyDocumentUnlessItsTagsProveIt(t *testing.T) {
 			if got := strings.Join(e.acct.Mutating(), " "); got != c.mutates {
 				t.Errorf("mutating calls %q, want %q", got, c.mutates)
 			}
-			if got := res.Resource(KindPolicy).Status; got != c.status {
+			if got := report(res, resource.KindPolicy).Status; got != c.status {
 				t.Errorf("policy status %s, want %s", got, c.status)
 			}
 			if !c.read && (len(ops) != 8 || rounds != 2) {
 				t.Errorf("%d calls in %d rounds, want 8 in 2: %v", len(ops), rounds, ops)
 			}
 			tags := policyTags(t, e.acct)
-			want := wantPermissions(o, "aws", account)
-			if tags[tagDefaultVersion] != c.version || tags[tagDocumentSHA256] != want.Digest() {
+			want := policies.Permissions(policies.Target{Region: o.Region, AccountID: account, Repository: o.Repository}, policies.PermissionOptions{AllowDescribeImages: o.AllowDescribeImages})
+			if tags[resource.TagDefaultVersion] != c.version || tags[resource.TagDocumentSHA256] != want.Digest() {
 				t.Errorf("tags %v, want version %s and digest %s", tags, c.version, want.Digest())
 			}
 			pol := must(e.acct.IAM().GetPolicy(bg, &iam.GetPolicyInput{PolicyArn: arn})).Policy
@@ -997,16 +1043,16 @@ func TestUnmanagedPolicyIsAlwaysReadAndNeverTagged(t *testing.T) {
 	e := newEnv(t, awsfake.Config{})
 	seed(t, e.acct, pRepo|pUser|pKey|pRole, true)
 	ic := e.acct.IAM()
-	must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(DefaultPolicy), PolicyDocument: aws.String(wantPerms().JSON()),
-		Tags: versionTags("v1", wantPerms())}))
-	must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+	must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(names.Policy), PolicyDocument: aws.String(wantPerms().JSON()),
+		Tags: []iamtypes.Tag{{Key: aws.String(resource.TagDefaultVersion), Value: aws.String("v1")}, {Key: aws.String(resource.TagDocumentSHA256), Value: aws.String(wantPerms().Digest())}}}))
+	must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(names.Role), PolicyArn: aws.String(policyARN)}))
 	for run := 1; run <= 2; run++ {
 		e.acct.ResetCalls()
 		res := e.run(t, defaults())
 		if countOp(e.acct.Ops(), "iam.GetPolicyVersion") != 1 || len(e.acct.Mutating()) != 0 {
 			t.Fatalf("run %d: calls %v", run, e.acct.Ops())
 		}
-		if p := res.Resource(KindPolicy); p.Status != Unmanaged || p.Managed {
+		if p := report(res, resource.KindPolicy); p.Status != resource.Unmanaged || p.Managed {
 			t.Fatalf("run %d: policy %+v", run, p)
 		}
 	}
@@ -1018,7 +1064,7 @@ func TestUnmanagedPolicyIsAlwaysReadAndNeverTagged(t *testing.T) {
 	if len(e.acct.Mutating()) != 0 || len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "policy ECRContainerise is not managed") {
 		t.Fatalf("calls %v, warnings %q", e.acct.Mutating(), res.Warnings)
 	}
-	if tags := policyTags(t, e.acct); tags[tagDefaultVersion] != "v1" {
+	if tags := policyTags(t, e.acct); tags[resource.TagDefaultVersion] != "v1" {
 		t.Fatalf("tags %v", tags)
 	}
 }
@@ -1059,7 +1105,7 @@ func TestTagPolicyFailureAfterNewVersionThenRerunConverges(t *testing.T) {
 			if got := strings.Join(e.acct.Mutating(), " "); got != "iam.CreatePolicyVersion iam.TagPolicy" {
 				t.Fatalf("mutating calls: %s", got)
 			}
-			if p := res.Resource(KindPolicy); p.Status != Updated {
+			if p := report(res, resource.KindPolicy); p.Status != resource.Updated {
 				t.Fatalf("policy %+v", p)
 			}
 			if !strings.Contains(e.logText(), "warning: could not tag IAM policy ECRContainerise with its default version") {
@@ -1077,10 +1123,10 @@ func TestTagPolicyFailureAfterNewVersionThenRerunConverges(t *testing.T) {
 			if got := strings.Join(e.acct.Mutating(), " "); got != wantMut || countOp(e.acct.Ops(), "iam.GetPolicyVersion") != wantRead {
 				t.Fatalf("rerun: mutating %q (want %q), calls %v", got, wantMut, e.acct.Ops())
 			}
-			if p := again.Resource(KindPolicy); p.Status != Unchanged {
+			if p := report(again, resource.KindPolicy); p.Status != resource.Unchanged {
 				t.Fatalf("rerun: policy %+v", p)
 			}
-			if tags := policyTags(t, e.acct); tags[tagDefaultVersion] != "v3" || tags[tagDocumentSHA256] != wantPerms().Digest() {
+			if tags := policyTags(t, e.acct); tags[resource.TagDefaultVersion] != "v3" || tags[resource.TagDocumentSHA256] != wantPerms().Digest() {
 				t.Fatalf("tags %v", tags)
 			}
 
@@ -1101,7 +1147,7 @@ func TestPolicyCreatedMeanwhileIsNotRetagged(t *testing.T) {
 	e.acct.Inject(awsfake.Fault{Op: "iam.CreatePolicy", Times: 1, Applied: true,
 		Err: &iamtypes.EntityAlreadyExistsException{Message: aws.String("A policy called ECRContainerise already exists.")}})
 	res := e.run(t, defaults())
-	if p := res.Resource(KindPolicy); p.Status != Exists || !p.Managed {
+	if p := report(res, resource.KindPolicy); p.Status != resource.Exists || !p.Managed {
 		t.Fatalf("policy %+v", p)
 	}
 	if n := countOp(e.acct.Mutating(), "iam.TagPolicy"); n != 0 {
@@ -1124,9 +1170,9 @@ func TestTaggingDoesNotDelayTheAttachment(t *testing.T) {
 	ic := e.acct.IAM()
 	must(ic.CreatePolicyVersion(bg, &iam.CreatePolicyVersionInput{PolicyArn: aws.String(policyARN), SetAsDefault: true,
 		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`)}))
-	must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(DefaultRole),
+	must(ic.UpdateAssumeRolePolicy(bg, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String(names.Role),
 		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)}))
-	must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(DefaultRole), PolicyArn: aws.String(policyARN)}))
+	must(ic.DetachRolePolicy(bg, &iam.DetachRolePolicyInput{RoleName: aws.String(names.Role), PolicyArn: aws.String(policyARN)}))
 	e.acct.SetLatency(30 * time.Millisecond)
 	e.acct.ResetCalls()
 	e.run(t, defaults())
@@ -1134,15 +1180,4 @@ func TestTaggingDoesNotDelayTheAttachment(t *testing.T) {
 		t.Errorf("repair: %d calls in %d rounds, want 13 in 5: %v", n, r, e.acct.Ops())
 	}
 	checkConverged(t, e.acct, 3)
-}
-
-func TestRotateCommandNamesTheSameResources(t *testing.T) {
-	def := Options{Repository: DefaultRepository, Policy: DefaultPolicy, User: DefaultUser, Role: DefaultRole}
-	if got := def.rotateCommand(); got != "containerise setup --rotate-key" {
-		t.Errorf("defaults: %q", got)
-	}
-	custom := Options{Repository: "my-app", Policy: DefaultPolicy, User: "ci-bot", Role: DefaultRole, AllowDescribeImages: true}
-	if got, want := custom.rotateCommand(), "containerise setup --rotate-key --repository my-app --user ci-bot --allow-skip-existing"; got != want {
-		t.Errorf("custom names: %q, want %q", got, want)
-	}
 }

@@ -16,7 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/docker/docker/api/types/registry"
 
-	"github.com/containerise/containerise/internal/awscfg"
+	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/hint"
 )
 
 // stsAPI is the part of *sts.Client a push uses.
@@ -83,40 +84,19 @@ var (
 // retryIAM calls call until it succeeds, fails with an error that is not in
 // waits, or the deadline passes, saying on stderr what it waits for.
 func (p *Pusher) retryIAM(ctx context.Context, deadline time.Time, waits map[string]string, call func() error) error {
-	for n := 1; ; n++ {
-		err := call()
-		if err == nil {
-			return nil
-		}
-		what, retryable := waits[awscfg.ErrorCode(err)]
-		left := time.Until(deadline)
-		if !retryable || left <= 0 || ctx.Err() != nil {
-			return err
-		}
-		pause := p.backoff(n)
-		if pause > left {
-			pause = left
-		}
-		p.logf("waiting for %s (%s); retrying in %s, for up to %s more", what, awscfg.ErrorCode(err),
-			pause.Round(time.Millisecond), left.Round(time.Second))
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
+	w := awsx.Waiter{Bound: time.Until(deadline), First: time.Second, Max: 5 * time.Second, Pause: p.Backoff}
+	err := w.Retry(ctx, func(err error) (string, bool) {
+		what, ok := waits[awsx.ErrorCode(err)]
+		return what, ok
+	}, func(a awsx.Attempt) {
+		p.logf("waiting for %s (%s); retrying in %s, for up to %s more", a.Awaited, awsx.ErrorCode(a.Err),
+			a.Pause.Round(time.Millisecond), a.Left.Round(time.Second))
+	}, call)
+	var still *awsx.StillPending
+	if errors.As(err, &still) {
+		return still.Err
 	}
-}
-
-func (p *Pusher) backoff(n int) time.Duration {
-	if p.Backoff != nil {
-		return p.Backoff(n)
-	}
-	if n > 3 {
-		return 5 * time.Second
-	}
-	return time.Second << (n - 1)
+	return err
 }
 
 // assumeRole returns the role's temporary credentials.
@@ -158,22 +138,55 @@ func assumeRoleError(err error, o Options, waited time.Duration) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	var why string
-	switch awscfg.ErrorCode(err) {
+	e := &Error{Err: err, Doing: "assuming " + o.RoleARN}
+	switch awsx.ErrorCode(err) {
 	case "InvalidClientTokenId":
-		why = "AWS does not know the access key in AWS_IAM_USER_ACCESS_KEY_ID: it is mistyped, deleted or deactivated, or too new (rerun setup to issue a fresh key, or raise --wait)"
+		e.Why = "AWS does not know the access key in AWS_IAM_USER_ACCESS_KEY_ID: it is mistyped, deleted or deactivated, or too new"
+		e.Hint, e.Next = "rerun setup to issue a fresh key", hint.WaitLonger
 	case "SignatureDoesNotMatch":
-		why = "AWS_IAM_USER_SECRET_ACCESS_KEY does not belong to AWS_IAM_USER_ACCESS_KEY_ID (copy both again from setup's output)"
+		e.Why = "AWS_IAM_USER_SECRET_ACCESS_KEY does not belong to AWS_IAM_USER_ACCESS_KEY_ID"
+		e.Hint = "copy both again from setup's output"
 	case "AccessDenied":
-		why = "the user may not assume this role: its trust policy must name the CI user (rerun setup), or IAM has not caught up yet (raise --wait)"
+		e.Why = "the user may not assume this role: its trust policy must name the CI user, or IAM has not caught up yet"
+		e.Hint, e.Next = "rerun setup", hint.WaitLonger
 	default:
-		return fmt.Errorf("assuming %s: %s", o.RoleARN, awscfg.Describe(err))
+		return e
 	}
 	if waited >= time.Second {
-		why += fmt.Sprintf("; still refused after %s", waited.Round(time.Second))
+		e.After = fmt.Sprintf("still refused after %s", waited.Round(time.Second))
 	}
-	return fmt.Errorf("assuming %s: %s: %s", o.RoleARN, awscfg.Describe(err), why)
+	return e
 }
+
+// Error is a failed push step: what was done, AWS's error, why that
+// happens, and what to do next; Next is a way forward the command words.
+type Error struct {
+	Doing string
+	Err   error
+	Why   string
+	Hint  string
+	Next  hint.Next
+	After string // a last word, after the hint
+}
+
+func (e *Error) Error() string { return e.Explain(nil) }
+
+// Explain is the message with the way forward worded by words.
+func (e *Error) Explain(words hint.Words) string {
+	msg := e.Doing + ": " + awsx.Describe(e.Err)
+	if e.Why != "" {
+		msg += ": " + e.Why
+	}
+	if h := hint.Append(e.Hint, e.Next, words); h != "" {
+		msg += " (" + h + ")"
+	}
+	if e.After != "" {
+		msg += "; " + e.After
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // registryAuth is what the engine needs to push to the ECR registry.
 type registryAuth struct {
@@ -201,8 +214,8 @@ func (p *Pusher) registryLogin(ctx context.Context, client ecrAPI, deadline time
 		if errors.Is(err, context.Canceled) {
 			return registryAuth{}, err
 		}
-		msg := fmt.Sprintf("getting an ECR authorization token: %s", awscfg.Describe(err))
-		if awscfg.ErrorCode(err) == "AccessDeniedException" {
+		msg := fmt.Sprintf("getting an ECR authorization token: %s", awsx.Describe(err))
+		if awsx.ErrorCode(err) == "AccessDeniedException" {
 			msg += " (the role's policy must allow ecr:GetAuthorizationToken on \"*\": rerun setup)"
 		}
 		return registryAuth{}, errors.New(msg)
@@ -258,11 +271,12 @@ func (p *Pusher) existingTags(ctx context.Context, client ecrAPI, repository str
 		case errors.As(err, &notFound):
 			continue
 		case errors.As(err, &noRepo):
-			return nil, fmt.Errorf("checking for existing tags: repository %s does not exist: %s (run setup first)", repository, awscfg.Describe(err))
-		case awscfg.ErrorCode(err) == "AccessDeniedException" || awscfg.ErrorCode(err) == "AccessDenied":
-			return nil, fmt.Errorf("checking for existing tags: %s: --skip-existing needs ecr:DescribeImages, which the role's policy has only when setup ran with --allow-skip-existing; rerun setup with it, or push without --skip-existing", awscfg.Describe(err))
+			return nil, fmt.Errorf("checking for existing tags: repository %s does not exist: %s (run setup first)", repository, awsx.Describe(err))
+		case awsx.IsAccessDenied(err):
+			return nil, &Error{Doing: "checking for existing tags", Err: err,
+				Why: "skipping the tags that exist needs ecr:DescribeImages, which the role's policy grants only when setup was asked to", Next: hint.AllowSkipExisting}
 		default:
-			return nil, fmt.Errorf("checking for existing tags: %s", awscfg.Describe(err))
+			return nil, fmt.Errorf("checking for existing tags: %s", awsx.Describe(err))
 		}
 		for _, d := range out.ImageDetails {
 			if digest := aws.ToString(d.ImageDigest); digest != "" {

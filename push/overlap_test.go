@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/containerise/containerise/internal/awsfake"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/testsupport/awsfake"
 )
 
 // The build and the AWS half (AssumeRole, GetAuthorizationToken) run

@@ -21,8 +21,9 @@ import (
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/registry"
 
-	"github.com/containerise/containerise/internal/awsfake"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/hint"
+	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/policies"
 )
 
@@ -576,7 +577,9 @@ func TestPushSkipExisting(t *testing.T) {
 			Message: "User: arn:aws:sts::123456789012:assumed-role/circleci-ecr/x is not authorized to perform: ecr:DescribeImages"})
 		w.opts.SkipExisting = true
 		err := w.run()
-		if err == nil || !strings.Contains(err.Error(), "--allow-skip-existing") {
+		// The command words the way forward (setup --allow-skip-existing).
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Next != hint.AllowSkipExisting {
 			t.Fatalf("error %v; want a hint to rerun setup with --allow-skip-existing", err)
 		}
 		if len(w.engine.builds) != 0 {

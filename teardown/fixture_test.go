@@ -14,12 +14,52 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
-	"github.com/containerise/containerise/internal/awsfake"
+	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/managed"
+	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/internal/resource"
+	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/policies"
 )
 
 var defaults = Options{Repository: DefaultRepository, Policy: DefaultPolicy, Role: DefaultRole, User: DefaultUser}
+
+// The names the tests use for what the resource model reports.
+type (
+	Kind     = string
+	Outcome  = resource.Outcome
+	Resource = resource.Report
+)
+
+const (
+	DefaultRepository = names.Repository
+	DefaultPolicy     = names.Policy
+	DefaultRole       = names.Role
+	DefaultUser       = names.User
+
+	KindRepository = resource.KindRepository
+	KindPolicy     = resource.KindPolicy
+	KindRole       = resource.KindRole
+	KindUser       = resource.KindUser
+
+	StateDelete    = resource.StateDelete
+	StateUnmanaged = resource.StateUnmanaged
+	StateBlocked   = resource.StateBlocked
+	StateGone      = resource.StateGone
+
+	OutcomeDeleted   = resource.OutcomeDeleted
+	OutcomeGone      = resource.OutcomeGone
+	OutcomeLeftAlone = resource.OutcomeLeftAlone
+	OutcomeFailed    = resource.OutcomeFailed
+)
+
+// errText is a resource's error as the plan's JSON shows it.
+func errText(r *Resource) string {
+	if r.Err == nil {
+		return ""
+	}
+	return r.Err.Error()
+}
 
 // world is a fake account and a Teardown over it.
 type world struct {
@@ -142,7 +182,7 @@ func (w *world) exists() map[Kind]bool {
 		if err == nil {
 			return true
 		}
-		if !notFound(err) {
+		if !awsx.IsNotFound(err) {
 			w.t.Fatalf("checking the fake: %v", err)
 		}
 		return false
@@ -174,7 +214,7 @@ func outcomes(p *Plan) map[Kind]Outcome {
 	return m
 }
 
-func resource(p *Plan, k Kind) *Resource {
+func reportOf(p *Plan, k Kind) *Resource {
 	for _, r := range p.Resources {
 		if r.Kind == k {
 			return r

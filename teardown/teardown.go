@@ -2,11 +2,13 @@
 // repository (with its images), the managed policy, the role and the CI user
 // (with its access keys), in the order AWS demands.
 //
-// It works in two stages. Plan reads everything first, concurrently, and
-// decides for each resource whether it is already gone, will be deleted (and
-// through which steps), is left alone because it does not carry the tag
-// managed-by=containerise, or is blocked by something containerise did not
-// make. Apply then runs only the steps of the plan.
+// It is the resource model's read, delete steps, apply. Plan reads
+// everything first, concurrently, and decides for each resource whether it
+// is already gone, will be deleted (and through which steps), is left alone
+// because it does not carry the tag managed-by=containerise, or is blocked by
+// something containerise did not make. Apply then runs only the steps of the
+// plan: each as soon as what it needs is done (a policy is deleted once the
+// role and the user have let go of it).
 //
 // Teardown is idempotent: whatever is already gone is reported as gone, and a
 // NoSuchEntity while deleting (another teardown got there first) counts as
@@ -15,63 +17,22 @@ package teardown
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
-	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/hint"
+	"github.com/containerise/containerise/internal/resource"
 )
-
-// iamAPI is the part of *iam.Client teardown calls.
-type iamAPI interface {
-	GetPolicy(context.Context, *iam.GetPolicyInput, ...func(*iam.Options)) (*iam.GetPolicyOutput, error)
-	ListPolicyVersions(context.Context, *iam.ListPolicyVersionsInput, ...func(*iam.Options)) (*iam.ListPolicyVersionsOutput, error)
-	ListEntitiesForPolicy(context.Context, *iam.ListEntitiesForPolicyInput, ...func(*iam.Options)) (*iam.ListEntitiesForPolicyOutput, error)
-	GetRole(context.Context, *iam.GetRoleInput, ...func(*iam.Options)) (*iam.GetRoleOutput, error)
-	ListAttachedRolePolicies(context.Context, *iam.ListAttachedRolePoliciesInput, ...func(*iam.Options)) (*iam.ListAttachedRolePoliciesOutput, error)
-	ListRolePolicies(context.Context, *iam.ListRolePoliciesInput, ...func(*iam.Options)) (*iam.ListRolePoliciesOutput, error)
-	ListInstanceProfilesForRole(context.Context, *iam.ListInstanceProfilesForRoleInput, ...func(*iam.Options)) (*iam.ListInstanceProfilesForRoleOutput, error)
-	GetUser(context.Context, *iam.GetUserInput, ...func(*iam.Options)) (*iam.GetUserOutput, error)
-	ListAccessKeys(context.Context, *iam.ListAccessKeysInput, ...func(*iam.Options)) (*iam.ListAccessKeysOutput, error)
-	ListAttachedUserPolicies(context.Context, *iam.ListAttachedUserPoliciesInput, ...func(*iam.Options)) (*iam.ListAttachedUserPoliciesOutput, error)
-	ListUserPolicies(context.Context, *iam.ListUserPoliciesInput, ...func(*iam.Options)) (*iam.ListUserPoliciesOutput, error)
-	GetLoginProfile(context.Context, *iam.GetLoginProfileInput, ...func(*iam.Options)) (*iam.GetLoginProfileOutput, error)
-
-	DetachRolePolicy(context.Context, *iam.DetachRolePolicyInput, ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error)
-	DeleteRolePolicy(context.Context, *iam.DeleteRolePolicyInput, ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error)
-	DeleteRole(context.Context, *iam.DeleteRoleInput, ...func(*iam.Options)) (*iam.DeleteRoleOutput, error)
-	DeletePolicyVersion(context.Context, *iam.DeletePolicyVersionInput, ...func(*iam.Options)) (*iam.DeletePolicyVersionOutput, error)
-	DeletePolicy(context.Context, *iam.DeletePolicyInput, ...func(*iam.Options)) (*iam.DeletePolicyOutput, error)
-	DetachUserPolicy(context.Context, *iam.DetachUserPolicyInput, ...func(*iam.Options)) (*iam.DetachUserPolicyOutput, error)
-	DeleteUserPolicy(context.Context, *iam.DeleteUserPolicyInput, ...func(*iam.Options)) (*iam.DeleteUserPolicyOutput, error)
-	DeleteAccessKey(context.Context, *iam.DeleteAccessKeyInput, ...func(*iam.Options)) (*iam.DeleteAccessKeyOutput, error)
-	DeleteLoginProfile(context.Context, *iam.DeleteLoginProfileInput, ...func(*iam.Options)) (*iam.DeleteLoginProfileOutput, error)
-	DeleteUser(context.Context, *iam.DeleteUserInput, ...func(*iam.Options)) (*iam.DeleteUserOutput, error)
-}
-
-// ecrAPI is the part of *ecr.Client teardown calls.
-type ecrAPI interface {
-	DescribeRepositories(context.Context, *ecr.DescribeRepositoriesInput, ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
-	ListTagsForResource(context.Context, *ecr.ListTagsForResourceInput, ...func(*ecr.Options)) (*ecr.ListTagsForResourceOutput, error)
-	DescribeImages(context.Context, *ecr.DescribeImagesInput, ...func(*ecr.Options)) (*ecr.DescribeImagesOutput, error)
-	DeleteRepository(context.Context, *ecr.DeleteRepositoryInput, ...func(*ecr.Options)) (*ecr.DeleteRepositoryOutput, error)
-}
-
-// stsAPI is the part of *sts.Client teardown calls.
-type stsAPI interface {
-	GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
-}
 
 // Teardown plans and applies the removal of containerise's resources.
 type Teardown struct {
-	iam iamAPI
-	ecr ecrAPI
-	sts stsAPI
+	iam    resource.IAM
+	ecr    resource.ECR
+	caller awsx.CallerAPI
 
 	logMu sync.Mutex
 	log   io.Writer
@@ -86,8 +47,8 @@ type Teardown struct {
 // New returns a Teardown over the given clients (*iam.Client, *ecr.Client
 // and *sts.Client, or fakes with the same methods). Progress lines, one per
 // step done, go to log when it is not nil.
-func New(iamClient iamAPI, ecrClient ecrAPI, stsClient stsAPI, log io.Writer) *Teardown {
-	return &Teardown{iam: iamClient, ecr: ecrClient, sts: stsClient, log: log,
+func New(iamClient resource.IAM, ecrClient resource.ECR, stsClient awsx.CallerAPI, log io.Writer) *Teardown {
+	return &Teardown{iam: iamClient, ecr: ecrClient, caller: stsClient, log: log,
 		conflictWait: 30 * time.Second, conflictPoll: time.Second}
 }
 
@@ -102,14 +63,6 @@ type Options struct {
 	IncludeUnmanaged bool
 }
 
-// Default names, shared with setup.
-const (
-	DefaultRepository = names.Repository
-	DefaultPolicy     = names.Policy
-	DefaultRole       = names.Role
-	DefaultUser       = names.User
-)
-
 func (t *Teardown) logf(format string, args ...any) {
 	if t.log == nil {
 		return
@@ -118,3 +71,200 @@ func (t *Teardown) logf(format string, args ...any) {
 	defer t.logMu.Unlock()
 	fmt.Fprintf(t.log, format+"\n", args...)
 }
+
+// Plan is what teardown found and will do. Apply fills in the outcomes.
+type Plan struct {
+	Account   string
+	Resources []*resource.Report
+
+	plan    *resource.Plan
+	applied bool
+}
+
+// Deletes reports whether the plan would change anything.
+func (p *Plan) Deletes() bool {
+	for _, r := range p.Resources {
+		if r.State == resource.StateDelete {
+			return true
+		}
+	}
+	return false
+}
+
+// Settled reports whether nothing is left to do: every resource is gone or
+// left alone.
+func (p *Plan) Settled() bool {
+	for _, r := range p.Resources {
+		if r.State != resource.StateGone && r.State != resource.StateUnmanaged {
+			return false
+		}
+	}
+	return true
+}
+
+// Steps counts the API calls the plan would make to delete.
+func (p *Plan) Steps() int { return p.plan.Steps() }
+
+// Plan reads the account and decides what to delete. It makes no change.
+func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
+	env := &resource.Env{
+		IAM: t.iam, ECR: t.ecr, Caller: &awsx.Caller{STS: t.caller},
+		Logf: t.logf,
+		Wait: awsx.Waiter{Bound: t.conflictWait, First: t.conflictPoll, Max: 8 * time.Second},
+	}
+	repo := resource.NewRepository(o.Repository)
+	policy := resource.NewPolicy(o.Policy, o.Repository, nil)
+	user := resource.NewUser(o.User, false)
+	role := resource.NewRole(o.Role, user, policy)
+	policy.Role, policy.User = role, user
+
+	plan, err := resource.Observe(ctx, env, resource.ForTeardown, repo, policy, role, user)
+	if err != nil {
+		return nil, readError(err)
+	}
+	if o.IncludeUnmanaged {
+		plan.IncludeUnmanaged()
+	}
+	plan.Delete()
+	out := &Plan{Account: plan.Identity.Account, Resources: plan.Reports(), plan: plan}
+	for _, r := range out.Resources {
+		for _, s := range r.Steps {
+			t.watch(r, s)
+		}
+	}
+	return out, nil
+}
+
+// watch wraps a step so that it stops when interrupted, logs what it did,
+// counts NoSuchEntity as done, and fails with what to do next.
+func (t *Teardown) watch(r *resource.Report, s *resource.Step) {
+	do := s.Do
+	s.Do = func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s %s: interrupted before %q: %w (rerun teardown to finish)", r.Kind, r.Name, s.Action, err)
+		}
+		err := do(ctx)
+		switch {
+		case err == nil:
+			t.logf("%s: done", s.Action)
+		case awsx.IsNotFound(err):
+			// Already gone: another teardown, or a person, got there first.
+			t.logf("%s: already done", s.Action)
+		default:
+			return &StepError{Resource: r, Step: s, Err: err}
+		}
+		return nil
+	}
+	if s.Skipped == nil {
+		// A step of another resource failed: say what still holds this one.
+		s.Skipped = func(_ context.Context, cause *resource.Step) error {
+			if cause.Report == r {
+				return nil // this resource's own failure is reported
+			}
+			o := cause.Report
+			return fmt.Errorf("%s %s: not deleted: %s %s still uses it, because %q failed (see %s %s); fix that, then rerun teardown",
+				r.Kind, r.Name, o.Kind, o.Name, cause.Action, o.Kind, o.Name)
+		}
+	}
+}
+
+// Apply runs the plan's steps and sets each resource's outcome. It returns
+// nil when every resource is deleted, gone or left alone; otherwise an error
+// joining why each failed resource failed (blocked ones included).
+func (t *Teardown) Apply(ctx context.Context, p *Plan) error {
+	if p.applied {
+		return errors.New("teardown plan applied twice: make a new plan")
+	}
+	p.applied = true
+	p.plan.Apply(ctx)
+
+	var errs []error
+	for _, r := range p.Resources {
+		switch r.State {
+		case resource.StateGone:
+			r.Outcome = resource.OutcomeGone
+		case resource.StateUnmanaged:
+			r.Outcome = resource.OutcomeLeftAlone
+		case resource.StateBlocked:
+			r.Err = errors.New(r.Blocker)
+		case resource.StateDelete:
+			r.Err = resource.FirstError(r)
+			if r.Err == nil {
+				r.Outcome = resource.OutcomeDeleted
+			}
+		}
+		if r.Err != nil {
+			r.Outcome = resource.OutcomeFailed
+			errs = append(errs, r.Err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// StepError is a failed step: the resource, the step, why, and what to do.
+type StepError struct {
+	Resource *resource.Report
+	Step     *resource.Step
+	Err      error
+}
+
+func (e *StepError) Error() string { return e.Explain(nil) }
+
+// Explain words the failure with the way forward worded by words.
+func (e *StepError) Explain(words hint.Words) string {
+	r, s := e.Resource, e.Step
+	text, next := stepAdvice(r, s, e.Err)
+	return fmt.Sprintf("%s %s: %s failed (%s): %s (%s)", r.Kind, r.Name, s.Action, s.Call, awsx.Describe(e.Err), hint.Append(text, next, words))
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+func stepAdvice(r *resource.Report, s *resource.Step, err error) (string, hint.Next) {
+	switch {
+	case awsx.IsCancelled(err):
+		return "teardown was interrupted; rerun it to finish", hint.None
+	case awsx.IsAccessDenied(err):
+		return "the credentials in use do not allow " + s.Call + ": rerun teardown as an administrator", hint.AdminCredentials
+	case awsx.IsDeleteConflict(err):
+		if r.Kind == resource.KindUser {
+			return fmt.Sprintf("the user still has something teardown does not remove: a group membership, an MFA device, a signing certificate, an SSH public key or a service-specific credential; "+
+				"find them with `aws iam list-groups-for-user --user-name %[1]s`, `aws iam list-mfa-devices --user-name %[1]s`, `aws iam list-signing-certificates --user-name %[1]s`, "+
+				"`aws iam list-ssh-public-keys --user-name %[1]s` and `aws iam list-service-specific-credentials --user-name %[1]s`, remove them, then rerun teardown", r.Name), hint.None
+		}
+		return "something was added to it since teardown read the account; rerun teardown to see what", hint.None
+	}
+	return "rerun teardown: it continues where this run stopped", hint.None
+}
+
+// ReadError is a failed read. Nothing has been deleted when one happens:
+// the plan is made before any change.
+type ReadError struct{ Err *resource.Error }
+
+func readError(err error) error {
+	var re *resource.Error
+	if errors.As(err, &re) {
+		return &ReadError{Err: re}
+	}
+	return err
+}
+
+func (e *ReadError) Error() string { return e.Explain(nil) }
+
+// Explain words the failure with the way forward worded by words.
+func (e *ReadError) Explain(words hint.Words) string {
+	re := e.Err
+	what := "reading " + re.Kind
+	if re.Name != "" {
+		what += " " + re.Name
+	}
+	if re.Kind == "" {
+		what = "reading the AWS account"
+	}
+	text, next := "check the credentials and region, then rerun teardown", hint.None
+	if awsx.IsAccessDenied(re.Err) {
+		text, next = "the credentials in use do not allow "+re.Call+": run teardown as an administrator", hint.AdminCredentials
+	}
+	return fmt.Sprintf("%s (%s): %s (nothing was deleted; %s)", what, re.Call, awsx.Describe(re.Err), hint.Append(text, next, words))
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }

@@ -10,16 +10,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/push"
-)
-
-// The blog's CircleCI variables.
-const (
-	envAccessKeyID     = "AWS_IAM_USER_ACCESS_KEY_ID"
-	envSecretAccessKey = "AWS_IAM_USER_SECRET_ACCESS_KEY"
-	envRoleARN         = "AWS_IAM_ROLE_ARN"
-	envRegion          = "AWS_REGION"
 )
 
 // pushFlags holds the push command's flag values.
@@ -95,7 +88,7 @@ credentials exit 1 with the engine's message; invalid input exits 2.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.RoleARN, "role-arn", "", "role to assume (default: "+envRoleARN+")")
+	fl.StringVar(&f.RoleARN, "role-arn", "", "role to assume (default: "+names.EnvRoleARN+")")
 	fl.StringVar(&f.Repository, "repository", push.DefaultRepository, "ECR repository to push to")
 	fl.StringArrayVarP(&f.Tags, "tag", "t", []string{push.DefaultTag}, "image tag; repeat for several tags, all built at once")
 	fl.StringVar(&f.Context, "context", ".", "build context folder")
@@ -111,18 +104,18 @@ credentials exit 1 with the engine's message; invalid input exits 2.`,
 // options reads the environment, applies the flags and checks every value
 // before any call, naming the variable or flag at fault.
 func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Options, error) {
-	keyID := strings.TrimSpace(getenv(envAccessKeyID))
-	secret := getenv(envSecretAccessKey)
+	keyID := strings.TrimSpace(getenv(names.EnvAccessKeyID))
+	secret := getenv(names.EnvSecretAccessKey)
 	roleARN, roleFrom := f.RoleARN, "--role-arn"
 	if roleARN == "" {
-		roleARN, roleFrom = strings.TrimSpace(getenv(envRoleARN)), envRoleARN
+		roleARN, roleFrom = strings.TrimSpace(getenv(names.EnvRoleARN)), names.EnvRoleARN
 	}
 	err := validate.First(
-		validate.NotEmpty(envAccessKeyID, keyID, "set it to the access key ID that setup printed"),
-		validate.AccessKeyID(envAccessKeyID, keyID),
-		validate.NotEmpty(envSecretAccessKey, secret, "set it to the secret access key that setup printed"),
+		validate.NotEmpty(names.EnvAccessKeyID, keyID, "set it to the access key ID that setup printed"),
+		validate.AccessKeyID(names.EnvAccessKeyID, keyID),
+		validate.NotEmpty(names.EnvSecretAccessKey, secret, "set it to the secret access key that setup printed"),
 		secretShape(secret),
-		validate.NotEmpty(roleFrom, roleARN, "set "+envRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
+		validate.NotEmpty(roleFrom, roleARN, "set "+names.EnvRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
 		validate.RoleARN(roleFrom, roleARN),
 	)
 	if err != nil {
@@ -130,10 +123,10 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 	}
 	// The region: --region, else AWS_REGION; the blog's script needs it too.
 	if g.Region == "" {
-		region := strings.TrimSpace(getenv(envRegion))
+		region := strings.TrimSpace(getenv(names.EnvRegion))
 		if err := validate.First(
-			validate.NotEmpty(envRegion, region, "set it to the repository's region, or pass --region"),
-			validate.Region(envRegion, region),
+			validate.NotEmpty(names.EnvRegion, region, "set it to the repository's region, or pass --region"),
+			validate.Region(names.EnvRegion, region),
 		); err != nil {
 			return push.Options{}, err
 		}
@@ -191,7 +184,7 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 // ever echoing it.
 func secretShape(secret string) error {
 	if strings.ContainsAny(secret, " \t\r\n") {
-		return clierror.Usagef("%s contains blanks or line breaks: copy the secret access key again, without them", envSecretAccessKey)
+		return clierror.Usagef("%s contains blanks or line breaks: copy the secret access key again, without them", names.EnvSecretAccessKey)
 	}
 	return nil
 }

@@ -13,8 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
-	"github.com/containerise/containerise/internal/awscfg"
+	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/validate"
 )
 
@@ -30,7 +31,10 @@ type Globals struct {
 	Err io.Writer
 
 	// Calls counts AWS operations for the --verbose summary.
-	Calls awscfg.CallCounter
+	Calls awsx.CallCounter
+	// Words says the ways forward errors suggest, with the running
+	// command's flags; nil means defaultWords.
+	Words hint.Words
 
 	version string
 }
@@ -64,13 +68,13 @@ func (g *Globals) AWSConfig(ctx context.Context) (aws.Config, error) {
 	if err := g.ValidateRegion(); err != nil {
 		return aws.Config{}, err
 	}
-	opts := awscfg.Options{Region: g.Region, Profile: g.Profile}
+	opts := awsx.Options{Region: g.Region, Profile: g.Profile}
 	if g.Verbose {
 		opts.Log = g.Err
 	}
-	cfg, err := awscfg.Load(ctx, opts, &g.Calls)
+	cfg, err := awsx.Load(ctx, opts, &g.Calls)
 	if err != nil {
-		return aws.Config{}, err
+		return aws.Config{}, fmt.Errorf("%w (check AWS_PROFILE, --profile and ~/.aws/config)", err)
 	}
 	if err := validate.Region("region (from AWS_REGION or the profile)", cfg.Region); err != nil {
 		return aws.Config{}, err
@@ -195,7 +199,36 @@ func execute(ctx context.Context, version string, args []string, in io.Reader, o
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(errw, "Error: cancelled")
 	} else {
-		fmt.Fprintf(errw, "Error: %v\n", err)
+		words := g.Words
+		if words == nil {
+			words = defaultWords
+		}
+		fmt.Fprintf(errw, "Error: %s\n", hint.Message(err, words))
 	}
 	return clierror.Code(err)
+}
+
+// defaultWords says the ways forward every command shares.
+func defaultWords(n hint.Next) string {
+	switch n {
+	case hint.WaitLonger:
+		return "or allow longer with --wait"
+	case hint.AdminCredentials:
+		return "e.g. with --profile"
+	case hint.RotateKey:
+		return "for a new key: containerise setup --rotate-key"
+	case hint.IncludeUnmanaged:
+		return "--include-unmanaged deletes it"
+	case hint.AllowSkipExisting:
+		return "rerun setup with --allow-skip-existing, or push without --skip-existing"
+	}
+	return ""
+}
+
+// words is how this run words ways forward.
+func (g *Globals) words() hint.Words {
+	if g.Words != nil {
+		return g.Words
+	}
+	return defaultWords
 }

@@ -1,13 +1,16 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -16,8 +19,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/prompt"
+	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/provision"
 )
 
@@ -73,9 +78,12 @@ rerun skip reading its document; a rerun finding them stale rewrites them.
 
 The secret access key exists only when the key is created: it is printed
 then (stdout, never logs) and written to --env-file if given (mode 0600).
-On a rerun, --rotate-key creates a new key, prints it, and deletes the old
-one after you confirm at the terminal (or with --yes); without confirmation
-the old key is kept and setup says how to delete it later.
+Every write of it is checked, and a failed one exits 1. On a rerun,
+--rotate-key creates a new key, prints it, and deletes the old one after
+you confirm at the terminal (or with --yes), and only once the new key was
+written: if writing it fails, the new key is deleted again and the old one
+keeps working. Without confirmation the old key is kept and setup says how
+to delete it later.
 
 Output (stdout): --output text (default) lists each resource and what was
 done (created, updated, unchanged, unmanaged), then the variables;
@@ -107,14 +115,14 @@ NAME=value lines only. Progress and warnings go to stderr.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Repository, "repository", provision.DefaultRepository, "ECR repository to create or use")
-	f.StringVar(&o.Policy, "policy", provision.DefaultPolicy, "IAM managed policy allowing pushes to the repository")
-	f.StringVar(&o.User, "user", provision.DefaultUser, "IAM user whose access key CI holds")
-	f.StringVar(&o.Role, "role", provision.DefaultRole, "IAM role CI assumes to push")
+	f.StringVar(&o.Repository, "repository", names.Repository, "ECR repository to create or use")
+	f.StringVar(&o.Policy, "policy", names.Policy, "IAM managed policy allowing pushes to the repository")
+	f.StringVar(&o.User, "user", names.User, "IAM user whose access key CI holds")
+	f.StringVar(&o.Role, "role", names.Role, "IAM role CI assumes to push")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, json or dotenv")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan and make no change")
 	f.BoolVar(&o.RotateKey, "rotate-key", false, "create a new access key and delete the old one after confirmation")
-	f.BoolVarP(&o.yes, "yes", "y", false, "with --rotate-key: delete the old key without asking")
+	f.BoolVarP(&o.yes, "yes", "y", false, "with --rotate-key: delete the old key without asking, once the new one is written")
 	f.StringVar(&o.envFile, "env-file", "", "also write the variables, secret included, to this file (mode 0600)")
 	f.BoolVar(&o.AllowDescribeImages, "allow-skip-existing", false, "add ecr:DescribeImages to the policy, for 'push --skip-existing'")
 	f.DurationVar(&o.PropagationWait, "wait", provision.DefaultPropagationWait, "how long to wait for IAM to accept a new user as the role's principal")
@@ -147,130 +155,241 @@ func (o *setupOptions) validate() error {
 	return nil
 }
 
-func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions) error {
-	envWritten := false
-	writeEnv := func(v provision.Variables) error {
-		if o.envFile == "" || envWritten {
-			return nil
-		}
-		if err := writeEnvFile(o.envFile, v); err != nil {
-			return err
-		}
-		envWritten = true
-		g.Logf("wrote the CircleCI variables, secret included, to %s (mode 0600)", o.envFile)
-		return nil
+// words says setup's ways forward with its flags.
+func (o setupOptions) words(n hint.Next) string {
+	switch n {
+	case hint.RotateKey:
+		return "for a new key: " + o.rotateCommand()
+	case hint.WaitLonger:
+		return "or allow longer with --wait"
 	}
-	o.ConfirmDeleteKey = func(ctx context.Context, r provision.Rotation) (bool, error) {
-		if err := writeEnv(r.Variables); err != nil {
-			return false, err
-		}
-		if o.yes {
-			return true, nil
-		}
-		if !prompt.IsTerminal(g.In) {
-			g.Logf("old access key %s kept: no terminal to confirm its deletion (pass --yes to delete it)", r.OldKeyID)
-			return false, nil
-		}
-		switch {
-		case o.output == "text":
-			fmt.Fprintf(g.Out, "New access key for user %s (the secret is shown once):\n", r.User)
-			writeVariables(g.Out, r.Variables, "  ")
-			fmt.Fprintln(g.Out)
-		case envWritten:
-			g.Logf("the new key is in %s", o.envFile)
-		default:
-			g.Logf("old access key %s kept: with --output %s the new key is printed only when setup ends; delete the old key once CI uses the new one: %s",
-				r.OldKeyID, o.output, r.DeleteCommandOldKey)
-			return false, nil
-		}
-		return prompt.Confirm(g.In, g.Err, fmt.Sprintf(
-			"Update %s and %s in CircleCI with the new key first. Delete old access key %s of user %s now?",
-			provision.VarAccessKeyID, provision.VarSecretAccessKey, r.OldKeyID, r.User))
-	}
+	return defaultWords(n)
+}
 
+// rotateCommand is the setup command line that rotates this user's key,
+// naming every non-default resource so that copying it acts on the same set.
+func (o setupOptions) rotateCommand() string {
+	cmd := "containerise setup --rotate-key"
+	for _, f := range []struct{ flag, value, def string }{
+		{"--repository", o.Repository, names.Repository},
+		{"--policy", o.Policy, names.Policy},
+		{"--user", o.User, names.User},
+		{"--role", o.Role, names.Role},
+	} {
+		if f.value != "" && f.value != f.def {
+			cmd += " " + f.flag + " " + f.value
+		}
+	}
+	if o.AllowDescribeImages {
+		cmd += " --allow-skip-existing"
+	}
+	return cmd
+}
+
+func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions) error {
+	g.Words = o.words
 	res, runErr := p.Run(ctx, o.Options)
 	if res == nil {
 		return runErr
 	}
 	g.Debugf("setup: %s", summariseStatuses(res))
-	// Render even after a failure: a key created before it must not be lost.
 	for _, w := range res.Warnings {
 		g.Logf("warning: %s", w)
 	}
-	var envErr error
-	if res.SecretAvailable {
-		envErr = writeEnv(res.Variables)
+	// A rotation that will not be confirmed keeps the old key; say so in
+	// the output itself.
+	retire := false
+	if res.Rotation != nil {
+		switch {
+		case o.yes:
+			retire = true
+		case !prompt.IsTerminal(g.In):
+			g.Logf("old access key %s kept: no terminal to confirm its deletion (pass --yes to delete it)", res.Rotation.OldKeyID)
+		case o.output != "text" && o.envFile == "":
+			g.Logf("old access key %s kept: with --output %s the new key is printed only when setup ends; delete the old key once CI uses the new one: %s",
+				res.Rotation.OldKeyID, o.output, res.Rotation.DeleteCommand)
+		default:
+			retire = true // after asking, below
+		}
+		if !retire {
+			if err := p.Finish(ctx, res, false); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Deliver the new secret, checking every write, before anything it
+	// replaces is deleted.
+	if err := deliver(g, o, res); err != nil {
+		return deliveryFailed(ctx, g, p, o, res, err)
+	}
+	if res.Rotation != nil {
+		if !o.yes {
+			if o.output != "text" {
+				g.Logf("the new key is in %s", o.envFile)
+			}
+			ok, err := prompt.Confirm(g.In, g.Err, fmt.Sprintf(
+				"Update %s and %s in CircleCI with the new key first. Delete old access key %s of user %s now?",
+				names.EnvAccessKeyID, names.EnvSecretAccessKey, res.Rotation.OldKeyID, res.Rotation.User))
+			if err != nil {
+				err = fmt.Errorf("confirming the deletion of old access key %s: %w (the new key works; delete the old one later: %s)",
+					res.Rotation.OldKeyID, err, res.Rotation.DeleteCommand)
+				return errors.Join(runErr, err)
+			}
+			retire = ok
+		}
+		old, cmd := res.Rotation.OldKeyID, res.Rotation.DeleteCommand
+		if err := p.Finish(ctx, res, retire); err != nil {
+			return errors.Join(runErr, err)
+		}
+		switch {
+		case retire && o.output == "text":
+			fmt.Fprintf(g.Out, "\nOld access key %s deleted.\n", old)
+		case retire:
+			g.Logf("deleted old access key %s", old)
+		case o.output == "text":
+			fmt.Fprintf(g.Out, "\nOld access key %s kept; once CI uses the new key, delete it: %s\n", old, cmd)
+		default:
+			g.Logf("old access key %s kept; once CI uses the new key, delete it: %s", old, cmd)
+		}
+	}
+	return runErr
+}
+
+// deliver writes the result: the --env-file (when there is a new secret),
+// then stdout, each checked, flushed and synced, so that a key is known to
+// be delivered before an old one is deleted.
+func deliver(g *Globals, o setupOptions, res *provision.Result) error {
+	if res.SecretAvailable && o.envFile != "" {
+		if err := writeEnvFile(o.envFile, res.Variables); err != nil {
+			return err
+		}
+		g.Logf("wrote the CircleCI variables, secret included, to %s (mode 0600)", o.envFile)
 	} else if o.envFile != "" {
 		g.Logf("%s not written: no new secret to store (the access key already existed; --rotate-key makes a new one)", o.envFile)
 	}
-	var err error
+	var out bytes.Buffer
 	switch o.output {
 	case "json":
-		err = renderSetupJSON(g.Out, res)
+		if err := renderSetupJSON(&out, res, g.Words); err != nil {
+			return err
+		}
 	case "dotenv":
-		renderSetupDotenv(g.Out, res)
+		renderSetupDotenv(&out, res)
 		if !res.SecretAvailable && !res.DryRun {
-			g.Logf("note: %s is not printed: the access key already existed, and AWS shows a secret only when its key is created", provision.VarSecretAccessKey)
+			g.Logf("note: %s is not printed: the access key already existed, and AWS shows a secret only when its key is created", names.EnvSecretAccessKey)
 		}
 		for _, n := range res.Notes {
-			g.Logf("note: %s", n)
+			g.Logf("note: %s", noteText(n, g.Words))
 		}
 	default:
-		renderSetupText(g.Out, res)
+		renderSetupText(&out, res, g.Words)
 	}
-	if runErr != nil {
-		return runErr
-	}
-	if envErr != nil {
-		return envErr
-	}
-	return err
-}
-
-// writeEnvFile writes NAME=value lines to path with mode 0600, replacing it
-// atomically so that no reader sees a partial file.
-func writeEnvFile(path string, v provision.Variables) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".containerise-env-*")
-	if err != nil {
-		return fmt.Errorf("writing --env-file %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing --env-file %s: %w", path, err)
-	}
-	for _, kv := range v.Pairs() {
-		fmt.Fprintf(tmp, "%s=%s\n", kv[0], kv[1])
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing --env-file %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing --env-file %s: %w", path, err)
+	if err := writeChecked(g.Out, out.Bytes()); err != nil {
+		return fmt.Errorf("writing the result to stdout: %w", err)
 	}
 	return nil
 }
 
-func writeVariables(w io.Writer, v provision.Variables, indent string) {
-	for _, kv := range v.Pairs() {
-		fmt.Fprintf(w, "%s%s=%s\n", indent, kv[0], kv[1])
+// writeChecked writes b whole and, when w is a file, syncs it: a full disk
+// or a closed pipe is an error, not a lost secret.
+func writeChecked(w io.Writer, b []byte) error {
+	if _, err := w.Write(b); err != nil {
+		return err
 	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	// Terminals, pipes and character devices cannot be synced; regular
+	// files can, and must be.
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return err
+	}
+	return nil
 }
 
-var statusText = map[provision.Status]string{
-	provision.Created:     "created",
-	provision.Updated:     "updated",
-	provision.Unchanged:   "unchanged",
-	provision.Exists:      "exists (created meanwhile by another setup)",
-	provision.Unmanaged:   "unmanaged",
-	provision.WouldCreate: "would create",
-	provision.WouldUpdate: "would update",
-	provision.Failed:      "failed",
-	provision.Skipped:     "skipped",
+// deliveryFailed handles a new secret that could not be written: a
+// rotation's new key is deleted again (nobody has its secret) and the old
+// key stays; a first key stays, and the user is told how to replace it.
+func deliveryFailed(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions, res *provision.Result, werr error) error {
+	if !res.SecretAvailable {
+		return werr
+	}
+	newKey := res.Variables.AccessKeyID
+	if res.Rotation != nil {
+		old := res.Rotation.OldKeyID
+		if err := p.Discard(ctx, res); err != nil {
+			return fmt.Errorf("%w; the new access key %s could not be deleted either (%s): delete it with 'aws iam delete-access-key --user-name %s --access-key-id %s'; the old key %s still works",
+				werr, newKey, hint.Message(err, g.Words), res.Rotation.User, newKey, old)
+		}
+		return fmt.Errorf("%w; the new access key %s was deleted again, so nothing changed for CI: the old key %s still works (rerun the rotation once the output can be written)",
+			werr, newKey, old)
+	}
+	return fmt.Errorf("%w; access key %s was created but its secret may not have reached you: %s", werr, newKey, o.words(hint.RotateKey))
+}
+
+// writeEnvFile writes NAME=value lines to path with mode 0600, synced and
+// replacing it atomically, so that no reader sees a partial file and a
+// written file is on disk before anything it replaces is deleted.
+func writeEnvFile(path string, v provision.Variables) error {
+	fail := func(err error) error { return fmt.Errorf("writing --env-file %s: %w", path, err) }
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".containerise-env-*")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fail(err)
+	}
+	var b bytes.Buffer
+	for _, kv := range v.Pairs() {
+		fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
+	}
+	if _, err := tmp.Write(b.Bytes()); err != nil {
+		tmp.Close()
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+var statusText = map[resource.Status]string{
+	resource.Created:     "created",
+	resource.Updated:     "updated",
+	resource.Unchanged:   "unchanged",
+	resource.Exists:      "exists (created meanwhile by another setup)",
+	resource.Unmanaged:   "unmanaged",
+	resource.WouldCreate: "would create",
+	resource.WouldUpdate: "would update",
+	resource.Failed:      "failed",
+	resource.Skipped:     "skipped",
+}
+
+// noteText words a note, with its way forward.
+func noteText(n resource.Note, words hint.Words) string {
+	if n.Next == hint.None || words == nil {
+		return n.Text
+	}
+	next := words(n.Next)
+	if next == "" {
+		return n.Text
+	}
+	return n.Text + ". " + strings.ToUpper(next[:1]) + next[1:]
 }
 
 // renderSetupText writes the readable summary.
-func renderSetupText(w io.Writer, res *provision.Result) {
+func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 	if res.DryRun {
 		fmt.Fprintf(w, "Dry run: nothing was changed. Plan for account %s, region %s:\n\n", res.Account, res.Region)
 	} else {
@@ -285,7 +404,7 @@ func renderSetupText(w io.Writer, res *provision.Result) {
 		line := fmt.Sprintf("  %s\t%s\t%s", r.Kind, name, statusText[r.Status])
 		if len(r.Changes) > 0 {
 			label := ""
-			if r.Status == provision.Unmanaged {
+			if r.Status == resource.Unmanaged {
 				label = "differs: "
 			}
 			line += "\t" + label + strings.Join(r.Changes, "; ")
@@ -299,22 +418,25 @@ func renderSetupText(w io.Writer, res *provision.Result) {
 	if key == "" {
 		key = "(the new key's ID)"
 	}
-	fmt.Fprintf(w, "  %s=%s\n", provision.VarAccessKeyID, key)
+	fmt.Fprintf(w, "  %s=%s\n", names.EnvAccessKeyID, key)
 	switch {
 	case res.SecretAvailable:
-		fmt.Fprintf(w, "  %s=%s\n", provision.VarSecretAccessKey, v.SecretAccessKey)
+		fmt.Fprintf(w, "  %s=%s\n", names.EnvSecretAccessKey, v.SecretAccessKey)
 	case res.DryRun:
-		fmt.Fprintf(w, "  %s=(shown when the key is created)\n", provision.VarSecretAccessKey)
+		fmt.Fprintf(w, "  %s=(shown when the key is created)\n", names.EnvSecretAccessKey)
 	default:
-		fmt.Fprintf(w, "  %s: not shown: AWS shows a secret only when its key is created\n", provision.VarSecretAccessKey)
+		fmt.Fprintf(w, "  %s: not shown: AWS shows a secret only when its key is created\n", names.EnvSecretAccessKey)
 	}
-	fmt.Fprintf(w, "  %s=%s\n", provision.VarRoleARN, v.RoleARN)
-	fmt.Fprintf(w, "  %s=%s\n", provision.VarRegion, v.Region)
+	for _, kv := range v.Pairs() {
+		if kv[0] != names.EnvAccessKeyID && kv[0] != names.EnvSecretAccessKey {
+			fmt.Fprintf(w, "  %s=%s\n", kv[0], kv[1])
+		}
+	}
 	if res.SecretAvailable {
 		fmt.Fprintln(w, "\nThe secret access key is shown this once: store it in CircleCI now.")
 	}
 	for _, r := range res.Resources {
-		if r.Status == provision.Unmanaged {
+		if r.Status == resource.Unmanaged {
 			fmt.Fprintln(w, "\nUnmanaged resources have no managed-by=containerise tag (made by hand): setup uses them as they are and never changes them.")
 			break
 		}
@@ -322,7 +444,7 @@ func renderSetupText(w io.Writer, res *provision.Result) {
 	if len(res.Notes) > 0 {
 		fmt.Fprintln(w)
 		for _, n := range res.Notes {
-			fmt.Fprintf(w, "Note: %s\n", n)
+			fmt.Fprintf(w, "Note: %s\n", noteText(n, words))
 		}
 	}
 }
@@ -348,11 +470,14 @@ type setupResource struct {
 	Changes []string `json:"changes"`
 }
 
-func renderSetupJSON(w io.Writer, res *provision.Result) error {
+func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error {
 	doc := setupJSON{
 		Account: res.Account, Region: res.Region, DryRun: res.DryRun, SecretAvailable: res.SecretAvailable,
 		Resources: []setupResource{}, Variables: map[string]string{},
-		Notes: append([]string{}, res.Notes...), Warnings: append([]string{}, res.Warnings...),
+		Notes: []string{}, Warnings: append([]string{}, res.Warnings...),
+	}
+	for _, n := range res.Notes {
+		doc.Notes = append(doc.Notes, noteText(n, words))
 	}
 	for _, r := range res.Resources {
 		doc.Resources = append(doc.Resources, setupResource{
@@ -385,8 +510,8 @@ func renderSetupDotenv(w io.Writer, res *provision.Result) {
 
 // summariseStatuses counts resources by status, for --verbose: "5 created".
 func summariseStatuses(res *provision.Result) string {
-	counts := map[provision.Status]int{}
-	var order []provision.Status
+	counts := map[resource.Status]int{}
+	var order []resource.Status
 	for _, r := range res.Resources {
 		if counts[r.Status] == 0 {
 			order = append(order, r.Status)

@@ -9,12 +9,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
-	"github.com/containerise/containerise/internal/awsfake"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/hint"
+	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/internal/resource"
+	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/provision"
 )
 
@@ -22,6 +26,7 @@ import (
 type setupRun struct {
 	stdout, stderr string
 	err            error
+	message        string // the error as the command prints it
 	built          bool
 }
 
@@ -40,6 +45,9 @@ func runSetupCmd(t *testing.T, acct *awsfake.Account, args ...string) setupRun {
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	r.err = cmd.ExecuteContext(context.Background())
 	r.stdout, r.stderr = out.String(), errb.String()
+	if r.err != nil {
+		r.message = hint.Message(r.err, g.words())
+	}
 	return r
 }
 
@@ -197,7 +205,7 @@ func TestSetupJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(again.stdout), &doc2); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := doc2.Variables[provision.VarSecretAccessKey]; ok || doc2.SecretAvailable {
+	if _, ok := doc2.Variables[names.EnvSecretAccessKey]; ok || doc2.SecretAvailable {
 		t.Fatalf("rerun JSON has a secret: %+v", doc2)
 	}
 }
@@ -297,7 +305,7 @@ func TestSetupRotateKeyYes(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := must(acct.IAM().ListAccessKeys(context.Background(), &iam.ListAccessKeysInput{UserName: aws.String("circleci")})).AccessKeyMetadata
-	if len(keys) != 1 || *keys[0].AccessKeyId != doc.Variables[provision.VarAccessKeyID] || !doc.SecretAvailable {
+	if len(keys) != 1 || *keys[0].AccessKeyId != doc.Variables[names.EnvAccessKeyID] || !doc.SecretAvailable {
 		t.Fatalf("keys %v, output %+v", keys, doc)
 	}
 }
@@ -325,14 +333,35 @@ func TestRenderSetupTextUnmanaged(t *testing.T) {
 	var b bytes.Buffer
 	renderSetupText(&b, &provision.Result{
 		Account: "123456789012", Region: "eu-west-1",
-		Resources: []provision.Resource{{Kind: "role", Name: "containerise", Status: provision.Unmanaged, Changes: []string{"policy ECRContainerise is not attached"}}},
+		Resources: []*resource.Report{{Kind: "role", Name: "containerise", Status: resource.Unmanaged, Changes: []string{"policy ECRContainerise is not attached"}}},
 		Variables: provision.Variables{AccessKeyID: "AKIAEXAMPLEEXAMPLE12", RoleARN: "arn:aws:iam::123456789012:role/containerise", Region: "eu-west-1"},
-		Notes:     []string{"access key AKIAEXAMPLEEXAMPLE12 of user circleci exists"},
-	})
+		Notes:     []resource.Note{{Text: "access key AKIAEXAMPLEEXAMPLE12 of user circleci exists"}},
+	}, defaultWords)
 	out := b.String()
 	for _, want := range []string{"unmanaged  differs: policy ECRContainerise is not attached", "no managed-by=containerise tag", "Note: access key"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestRotateCommandNamesTheSameResources(t *testing.T) {
+	def := setupOptions{Options: provision.Options{Repository: names.Repository, Policy: names.Policy, User: names.User, Role: names.Role}}
+	if got := def.rotateCommand(); got != "containerise setup --rotate-key" {
+		t.Errorf("defaults: %q", got)
+	}
+	custom := setupOptions{Options: provision.Options{Repository: "my-app", Policy: names.Policy, User: "ci-bot", Role: names.Role, AllowDescribeImages: true}}
+	if got, want := custom.rotateCommand(), "containerise setup --rotate-key --repository my-app --user ci-bot --allow-skip-existing"; got != want {
+		t.Errorf("custom names: %q, want %q", got, want)
+	}
+}
+
+// Moved from provision: the error of a wait for IAM that ran out says how
+// to allow longer.
+func TestSetupInvalidPrincipalBoundedSaysWait(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{PrincipalDelay: time.Hour})
+	r := runSetupCmd(t, acct, "--wait", "1ms")
+	if r.err == nil || !strings.Contains(r.message, "creating role containerise") || !strings.Contains(r.message, "--wait") {
+		t.Fatalf("error: %v\nmessage: %s", r.err, r.message)
 	}
 }

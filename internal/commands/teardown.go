@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -12,8 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/prompt"
+	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/teardown"
 )
 
@@ -85,10 +89,10 @@ missing --yes without a terminal (nothing deleted).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Repository, "repository", teardown.DefaultRepository, "ECR repository to delete, with its images")
-	f.StringVar(&o.Policy, "policy", teardown.DefaultPolicy, "IAM managed policy to delete")
-	f.StringVar(&o.User, "user", teardown.DefaultUser, "IAM user to delete, with its access keys")
-	f.StringVar(&o.Role, "role", teardown.DefaultRole, "IAM role to delete")
+	f.StringVar(&o.Repository, "repository", names.Repository, "ECR repository to delete, with its images")
+	f.StringVar(&o.Policy, "policy", names.Policy, "IAM managed policy to delete")
+	f.StringVar(&o.User, "user", names.User, "IAM user to delete, with its access keys")
+	f.StringVar(&o.Role, "role", names.Role, "IAM role to delete")
 	f.BoolVarP(&o.yes, "yes", "y", false, "delete without asking (required without a terminal)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
 	f.BoolVar(&o.IncludeUnmanaged, "include-unmanaged", false, "also delete resources without the managed-by=containerise tag")
@@ -103,12 +107,6 @@ func (o *teardownOptions) validate() error {
 	return names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.Validate()
 }
 
-// teardownReport is the --output json document.
-type teardownReport struct {
-	DryRun bool `json:"dry_run"`
-	*teardown.Plan
-}
-
 func runTeardown(ctx context.Context, g *Globals, td *teardown.Teardown, o teardownOptions) error {
 	plan, err := td.Plan(ctx, o.Options)
 	if err != nil {
@@ -116,14 +114,14 @@ func runTeardown(ctx context.Context, g *Globals, td *teardown.Teardown, o teard
 	}
 	text := o.output == "text"
 	if text {
-		plan.WriteText(g.Out)
+		writePlanText(g.Out, plan)
 	}
 	if o.dryRun {
 		if text {
 			fmt.Fprintf(g.Out, "Dry run: nothing was deleted (a teardown would make %d deleting calls).\n", plan.Steps())
 			return nil
 		}
-		return writeJSON(g, teardownReport{DryRun: true, Plan: plan})
+		return writeJSON(g, teardownJSON(plan, true))
 	}
 
 	if text && plan.Settled() {
@@ -147,14 +145,14 @@ func runTeardown(ctx context.Context, g *Globals, td *teardown.Teardown, o teard
 
 	applyErr := td.Apply(ctx, plan)
 	if text {
-		plan.WriteResults(g.Out)
-	} else if err := writeJSON(g, teardownReport{Plan: plan}); err != nil {
+		writeResultsText(g.Out, plan, g.words())
+	} else if err := writeJSON(g, teardownJSON(plan, false)); err != nil {
 		return err
 	}
 	if applyErr != nil {
 		failed := 0
 		for _, r := range plan.Resources {
-			if r.Outcome == teardown.OutcomeFailed {
+			if r.Outcome == resource.OutcomeFailed {
 				failed++
 			}
 		}
@@ -170,6 +168,125 @@ func writeJSON(g *Globals, v any) error {
 		return fmt.Errorf("writing the JSON report: %w", err)
 	}
 	return nil
+}
+
+// unmanagedReason says why a resource is left alone, and how to include it.
+const unmanagedReason = "not managed by containerise (no tag managed-by=containerise); --include-unmanaged deletes it"
+
+// reason says why a resource is left alone or blocked, and what to do.
+func reason(r *resource.Report) string {
+	switch r.State {
+	case resource.StateUnmanaged:
+		return unmanagedReason
+	case resource.StateBlocked:
+		return r.Blocker
+	}
+	return ""
+}
+
+// writePlanText writes the plan for people: one line per resource, then its
+// steps.
+func writePlanText(w io.Writer, p *teardown.Plan) {
+	fmt.Fprintf(w, "Teardown plan (account %s):\n", p.Account)
+	for _, r := range p.Resources {
+		fmt.Fprintf(w, "  %s %s: %s\n", r.Kind, r.Name, planText(r))
+		for _, s := range r.Steps {
+			fmt.Fprintf(w, "      - %s\n", s.Action)
+		}
+	}
+}
+
+func planText(r *resource.Report) string {
+	var text string
+	switch r.State {
+	case resource.StateGone:
+		return "already gone"
+	case resource.StateUnmanaged:
+		text = "left alone: " + reason(r)
+	case resource.StateBlocked:
+		text = "blocked: " + reason(r)
+	case resource.StateDelete:
+		text = "delete"
+		if !r.Managed {
+			text += " (not managed by containerise; included by --include-unmanaged)"
+		}
+	}
+	if r.Images != nil && r.State != resource.StateDelete {
+		text += fmt.Sprintf(" [holds %s]", resource.Images(*r.Images))
+	}
+	return text
+}
+
+// writeResultsText writes one line per resource with what Apply did, after
+// a blank line that separates them from the plan.
+func writeResultsText(w io.Writer, p *teardown.Plan, words hint.Words) {
+	fmt.Fprintln(w)
+	for _, r := range p.Resources {
+		fmt.Fprintf(w, "%s %s: %s\n", r.Kind, r.Name, resultText(r, words))
+	}
+}
+
+func resultText(r *resource.Report, words hint.Words) string {
+	switch r.Outcome {
+	case resource.OutcomeDeleted:
+		if r.Images != nil && *r.Images > 0 {
+			return "deleted, with its " + resource.Images(*r.Images)
+		}
+		return "deleted"
+	case resource.OutcomeGone:
+		return "already gone"
+	case resource.OutcomeLeftAlone:
+		return "left alone (not managed by containerise; --include-unmanaged deletes it)"
+	case resource.OutcomeFailed:
+		// The error names the resource already; the line does too.
+		return "failed: " + strings.TrimPrefix(hint.Message(r.Err, words), r.Kind+" "+r.Name+": ")
+	default:
+		return "not changed"
+	}
+}
+
+// teardownReport is the --output json document.
+type teardownReport struct {
+	DryRun    bool               `json:"dry_run"`
+	Account   string             `json:"account"`
+	Resources []teardownResource `json:"resources"`
+}
+
+type teardownResource struct {
+	Kind    string         `json:"kind"`
+	Name    string         `json:"name"`
+	ARN     string         `json:"arn,omitempty"`
+	Managed *bool          `json:"managed,omitempty"` // absent when the resource does not exist
+	Images  *int           `json:"images,omitempty"`
+	State   string         `json:"state"`
+	Reason  string         `json:"reason,omitempty"`
+	Steps   []teardownStep `json:"steps,omitempty"`
+	Outcome string         `json:"outcome,omitempty"`
+	Error   string         `json:"error,omitempty"`
+}
+
+type teardownStep struct {
+	Action string `json:"action"`
+	Call   string `json:"call"`
+}
+
+func teardownJSON(p *teardown.Plan, dryRun bool) teardownReport {
+	doc := teardownReport{DryRun: dryRun, Account: p.Account, Resources: []teardownResource{}}
+	for _, r := range p.Resources {
+		tr := teardownResource{Kind: r.Kind, Name: r.Name, ARN: r.ARN, Images: r.Images, State: string(r.State),
+			Reason: reason(r), Outcome: string(r.Outcome)}
+		if r.Exists {
+			tr.Managed = &r.Managed
+		}
+		for _, s := range r.Steps {
+			tr.Steps = append(tr.Steps, teardownStep{Action: s.Action, Call: s.Call})
+		}
+		if r.Err != nil {
+			tr.Error = hint.Message(r.Err, defaultWords)
+		}
+		doc.Resources = append(doc.Resources, tr)
+	}
+	return doc
 }
 
 // teardownIncomplete summarises failed resources in one line (each was

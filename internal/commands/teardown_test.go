@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
-	"github.com/containerise/containerise/internal/awsfake"
 	"github.com/containerise/containerise/internal/managed"
+	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/policies"
 	"github.com/containerise/containerise/teardown"
 )
@@ -193,6 +193,10 @@ func TestTeardownUnmanagedLeftAloneUnlessIncluded(t *testing.T) {
 	}
 	if n := strings.Count(r.stdout, "left alone: not managed by containerise"); n != 4 {
 		t.Errorf("want 4 resources left alone:\n%s", r.stdout)
+	}
+	// Moved from teardown: each says how to delete it.
+	if n := strings.Count(r.stdout, "--include-unmanaged deletes it"); n != 4 {
+		t.Errorf("want 4 resources saying how to delete them:\n%s", r.stdout)
 	}
 	if !strings.Contains(r.stdout, "[holds 2 images]") {
 		t.Errorf("plan does not show the unmanaged repository's images:\n%s", r.stdout)

@@ -1,15 +1,25 @@
-// Package names holds the blog's resource names, the defaults every command
-// shares, and the check of a set of names against AWS's rules.
+// Package names holds the blog's names: the resources' defaults every
+// command shares, the CircleCI environment variables that carry setup's
+// results to push, and the check of a set of resource names against AWS's
+// rules.
 package names
 
 import "github.com/containerise/containerise/internal/validate"
 
-// The blog's names.
+// The blog's resource names.
 const (
 	Repository = "circleci-ecr-test"
 	Policy     = "ECRContainerise"
 	User       = "circleci"
 	Role       = "containerise"
+)
+
+// The CircleCI environment variables, under the blog's names.
+const (
+	EnvAccessKeyID     = "AWS_IAM_USER_ACCESS_KEY_ID"
+	EnvSecretAccessKey = "AWS_IAM_USER_SECRET_ACCESS_KEY"
+	EnvRoleARN         = "AWS_IAM_ROLE_ARN"
+	EnvRegion          = "AWS_REGION"
 )
 
 // Set names the four resources setup creates and teardown removes.
@@ -19,10 +29,15 @@ type Set struct {
 
 // Validate checks each name against its service's rules, naming the flag.
 func (s Set) Validate() error {
+	return s.ValidateAs("--repository", "--policy", "--user", "--role")
+}
+
+// ValidateAs checks each name, naming it with the given labels.
+func (s Set) ValidateAs(repository, policy, user, role string) error {
 	return validate.First(
-		validate.Repository("--repository", s.Repository),
-		validate.PolicyName("--policy", s.Policy),
-		validate.UserName("--user", s.User),
-		validate.RoleName("--role", s.Role),
+		validate.Repository(repository, s.Repository),
+		validate.PolicyName(policy, s.Policy),
+		validate.UserName(user, s.User),
+		validate.RoleName(role, s.Role),
 	)
 }

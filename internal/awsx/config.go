@@ -1,16 +1,16 @@
-// Package awscfg loads the AWS configuration the way users expect from the
-// AWS CLI: the SDK's default chain (environment, shared config and SSO
-// profiles, IMDS), AWS_ENDPOINT_URL, and a region falling back to the seed's.
-package awscfg
+// Package awsx holds what every AWS caller of containerise shares: the SDK
+// configuration (loaded the way users expect from the AWS CLI, with one
+// retryer for throttling and server errors), the call log and counter, the
+// classification of AWS errors, paging, the caller's identity, and the one
+// bounded wait for IAM's eventual consistency.
+package awsx
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -93,7 +92,7 @@ func Load(ctx context.Context, opts Options, counter *CallCounter) (aws.Config, 
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
-		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w (check AWS_PROFILE, --profile and ~/.aws/config)", err)
+		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
@@ -108,8 +107,6 @@ func Load(ctx context.Context, opts Options, counter *CallCounter) (aws.Config, 
 // report how many calls, and how many mutating ones, they made.
 type CallCounter struct {
 	total, mutating atomic.Int64
-	mu              sync.Mutex
-	ops             []string
 }
 
 // Total is the number of operations called.
@@ -118,21 +115,11 @@ func (c *CallCounter) Total() int64 { return c.total.Load() }
 // Mutating is the number of operations that change state.
 func (c *CallCounter) Mutating() int64 { return c.mutating.Load() }
 
-// Operations lists "service.Operation" in call order.
-func (c *CallCounter) Operations() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.ops...)
-}
-
 func (c *CallCounter) add(op string) {
 	c.total.Add(1)
 	if IsMutating(op) {
 		c.mutating.Add(1)
 	}
-	c.mu.Lock()
-	c.ops = append(c.ops, op)
-	c.mu.Unlock()
 }
 
 // IsMutating reports whether an operation name changes state in AWS.
@@ -168,30 +155,4 @@ func callLogger(log io.Writer, counter *CallCounter) func(*middleware.Stack) err
 				return out, md, err
 			}), middleware.After)
 	}
-}
-
-// ErrorCode returns the AWS error code of err ("NoSuchEntity", "Throttling"),
-// or "error" when err carries none.
-func ErrorCode(err error) string {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode()
-	}
-	if errors.Is(err, context.Canceled) {
-		return "cancelled"
-	}
-	return "error"
-}
-
-// Describe turns an SDK error into "Code: message" without the request ID
-// noise, for error messages shown to users.
-func Describe(err error) string {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		if msg := apiErr.ErrorMessage(); msg != "" {
-			return apiErr.ErrorCode() + ": " + msg
-		}
-		return apiErr.ErrorCode()
-	}
-	return err.Error()
 }

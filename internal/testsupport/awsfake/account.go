@@ -67,7 +67,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
-	"github.com/containerise/containerise/internal/awscfg"
+	"github.com/containerise/containerise/internal/awsx"
 )
 
 // Config sets up an account. Zero values take the defaults shown.
@@ -370,7 +370,7 @@ func (a *Account) call(ctx context.Context, op string, fn func() error) error {
 	default:
 		err = fault.Err
 	}
-	a.calls = append(a.calls, Call{Op: op, Mutating: awscfg.IsMutating(op), Err: err, Start: start, End: time.Now()})
+	a.calls = append(a.calls, Call{Op: op, Mutating: awsx.IsMutating(op), Err: err, Start: start, End: time.Now()})
 	return err
 }
 

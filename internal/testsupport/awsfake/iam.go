@@ -13,8 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
-
-	"github.com/containerise/containerise/policies"
 )
 
 // IAM is the IAM fake. Its methods have the shapes of *iam.Client's.
@@ -268,23 +266,8 @@ func (f *IAM) DeleteUser(ctx context.Context, in *iam.DeleteUserInput, _ ...func
 // trust policy, as IAM does: recreating the user does not restore the trust.
 func (a *Account) orphanPrincipal(arn, id string) {
 	for _, r := range a.roles {
-		doc, err := policies.Parse(r.trust)
-		if err != nil {
-			continue
-		}
-		changed := false
-		for i, s := range doc.Statement {
-			if s.Principal == nil {
-				continue
-			}
-			for j, p := range s.Principal.AWS {
-				if p == arn {
-					doc.Statement[i].Principal.AWS[j] = id
-					changed = true
-				}
-			}
-		}
-		if changed {
+		doc, err := parseDocument(r.trust)
+		if err == nil && doc.replacePrincipal(arn, id) {
 			r.trust = doc.JSON()
 		}
 	}
@@ -581,16 +564,16 @@ func (a *Account) role(name string) (*role, error) {
 	return r, nil
 }
 
-func parseDoc(doc string) (policies.Document, error) {
+func parseDoc(doc string) (document, error) {
 	if strings.TrimSpace(doc) == "" {
-		return policies.Document{}, malformed("Syntax errors in policy.")
+		return document{}, malformed("Syntax errors in policy.")
 	}
-	d, err := policies.Parse(doc)
+	d, err := parseDocument(doc)
 	if err != nil {
-		return policies.Document{}, malformed("This policy contains invalid Json")
+		return document{}, malformed("This policy contains invalid Json")
 	}
-	if len(d.Statement) == 0 {
-		return policies.Document{}, malformed("Syntax errors in policy.")
+	if len(d.statements) == 0 {
+		return document{}, malformed("Syntax errors in policy.")
 	}
 	return d, nil
 }
@@ -603,11 +586,11 @@ func (a *Account) checkTrust(doc string) error {
 		return err
 	}
 	prefix := fmt.Sprintf("arn:%s:iam::%s:", a.partition, a.id)
-	for _, s := range d.Statement {
-		if s.Principal == nil || (len(s.Principal.AWS) == 0 && len(s.Principal.Service) == 0) {
+	for _, s := range d.statements {
+		if len(s.principals) == 0 {
 			return malformed("AssumeRolepolicy contained an invalid principal element.")
 		}
-		for _, p := range s.Principal.AWS {
+		for _, p := range s.principals["AWS"] {
 			if p == "*" || p == a.id || p == prefix+"root" || !strings.HasPrefix(p, prefix) {
 				continue
 			}

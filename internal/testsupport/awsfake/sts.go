@@ -11,8 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
-
-	"github.com/containerise/containerise/policies"
 )
 
 // STS is the STS fake. Its methods have the shapes of *sts.Client's. It calls
@@ -114,15 +112,15 @@ func (f *STS) AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, _ ...func
 
 // trusts reports whether a trust policy lets principal assume the role.
 func trusts(trust, principal string) bool {
-	d, err := policies.Parse(trust)
+	d, err := parseDocument(trust)
 	if err != nil {
 		return false
 	}
-	for _, s := range d.Statement {
-		if s.Effect != "Allow" || s.Principal == nil || !contains(s.Action, "sts:AssumeRole") {
+	for _, s := range d.statements {
+		if s.effect != "Allow" || !contains(s.actions, "sts:AssumeRole") {
 			continue
 		}
-		for _, p := range s.Principal.AWS {
+		for _, p := range s.principals["AWS"] {
 			if p == principal || p == "*" {
 				return true
 			}

@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
-	"github.com/containerise/containerise/internal/awscfg"
+	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/policies"
 )
 
@@ -401,7 +401,7 @@ func TestFaultsAndRecord(t *testing.T) {
 		t.Fatalf("mutating %s", got)
 	}
 	for _, c := range a.Calls() {
-		if c.Mutating != awscfg.IsMutating(c.Op) {
+		if c.Mutating != awsx.IsMutating(c.Op) {
 			t.Fatalf("%s mutating=%v", c.Op, c.Mutating)
 		}
 	}

@@ -1,0 +1,237 @@
+package resource
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/containerise/containerise/internal/awsx"
+)
+
+// Step is one action of a plan, usually one API call.
+type Step struct {
+	Action string // "detach policy ECRContainerise from role containerise"
+	Call   string // "iam:DetachRolePolicy"
+	// Needs are the steps that must have succeeded before this one runs.
+	Needs []*Step
+	// Do acts.
+	Do func(ctx context.Context) error
+	// Skipped, when set, runs instead of Do when a needed step did not
+	// succeed (cause is the step that failed); it returns the error to
+	// record for this step, nil when being skipped is no failure of its own.
+	Skipped func(ctx context.Context, cause *Step) error
+
+	// Report is the resource the step works on.
+	Report *Report
+
+	done  chan struct{}
+	ran   bool
+	err   error
+	cause *Step
+}
+
+// Err is the step's error once the plan ran: its own failure, or what its
+// Skipped recorded.
+func (s *Step) Err() error { return s.err }
+
+// OK reports whether the step ran and succeeded.
+func (s *Step) OK() bool { return s.ran && s.err == nil }
+
+// Plan is what a run will do: the resources with their reports, the steps
+// with what each needs, and notes for the user. Reconcile and Delete fill
+// it; Apply runs it.
+type Plan struct {
+	Env       *Env
+	Identity  awsx.Identity
+	Resources []Resource
+
+	mu       sync.Mutex
+	notes    []Note
+	warnings []string
+	steps    []*Step
+	later    []func()
+
+	deleteUnmanaged bool
+	refused         []error
+}
+
+// Observe reads every resource concurrently, with the caller's identity,
+// and returns a plan over them with nothing in it yet. The first failed
+// read cancels the others and is returned: nothing has been changed then.
+func Observe(ctx context.Context, env *Env, purpose Purpose, resources ...Resource) (*Plan, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	var id awsx.Identity
+	g.Go(func() error {
+		var err error
+		id, err = env.Identity(gctx)
+		return err
+	})
+	for _, r := range resources {
+		g.Go(func() error { return r.Observe(gctx, env, purpose) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return &Plan{Env: env, Identity: id, Resources: resources}, nil
+}
+
+// Reconcile has every resource, in order, compare what it found with what
+// is wanted and add its steps.
+func (p *Plan) Reconcile() *Plan {
+	for _, r := range p.Resources {
+		r.Reconcile(p)
+	}
+	p.runLater()
+	return p
+}
+
+// Delete has every resource, in order, add the steps that delete it.
+func (p *Plan) Delete() *Plan {
+	for _, r := range p.Resources {
+		r.Delete(p)
+	}
+	p.runLater()
+	return p
+}
+
+// Later runs fn once every resource has added its steps: for decisions that
+// depend on what resources added after this one.
+func (p *Plan) Later(fn func()) { p.later = append(p.later, fn) }
+
+func (p *Plan) runLater() {
+	for len(p.later) > 0 {
+		fn := p.later[0]
+		p.later = p.later[1:]
+		fn()
+	}
+}
+
+// Add adds a step working on r, after the steps it needs, and lists it
+// among r's steps.
+func (p *Plan) Add(r *Report, s *Step) *Step {
+	s.Report = r
+	p.steps = append(p.steps, s)
+	r.Steps = append(r.Steps, s)
+	return s
+}
+
+// Reports are every resource's reports, in the resources' order.
+func (p *Plan) Reports() []*Report {
+	var out []*Report
+	for _, r := range p.Resources {
+		out = append(out, r.Reports()...)
+	}
+	return out
+}
+
+// Steps counts the plan's steps.
+func (p *Plan) Steps() int { return len(p.steps) }
+
+// Note records something the user should know or do next.
+func (p *Plan) Note(n Note) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.notes = append(p.notes, n)
+}
+
+// Warn records a difference the user should look at.
+func (p *Plan) Warn(w string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.warnings = append(p.warnings, w)
+}
+
+// Notes and Warnings are what was recorded, in order.
+func (p *Plan) Notes() []Note {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Note(nil), p.notes...)
+}
+
+// Warnings are the recorded warnings, in order.
+func (p *Plan) Warnings() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.warnings...)
+}
+
+// Apply runs every step as soon as the steps it needs have succeeded, so
+// independent steps run concurrently. A step whose need failed does not
+// run (its Skipped says what that means for its resource); a failure stops
+// nothing else. Apply returns once every step is done or skipped.
+func (p *Plan) Apply(ctx context.Context) {
+	for _, s := range p.steps {
+		s.done = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	for _, s := range p.steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(s.done)
+			s.run(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *Step) run(ctx context.Context) {
+	for _, n := range s.Needs {
+		<-n.done
+		if n.OK() {
+			continue
+		}
+		s.cause = n
+		if n.cause != nil {
+			s.cause = n.cause
+		}
+		if s.Skipped != nil {
+			s.err = s.Skipped(ctx, s.cause)
+		}
+		return
+	}
+	s.ran = true
+	s.err = s.Do(ctx)
+}
+
+// FirstError is the first error among the steps of r, in the order they
+// were added.
+func FirstError(r *Report) error {
+	for _, s := range r.Steps {
+		if s.err != nil {
+			return s.err
+		}
+	}
+	return nil
+}
+
+// IncludeUnmanaged makes Delete include resources without the
+// managed-by=containerise tag.
+func (p *Plan) IncludeUnmanaged() { p.deleteUnmanaged = true }
+
+// decide applies the rules every deletion shares, in order: gone, left
+// alone (unmanaged), blocked (by what blocker names), else deleted. It
+// reports whether the resource is to be deleted.
+func (p *Plan) decide(r *Report, exists, isManaged bool, blocker string) bool {
+	r.Exists, r.Managed = exists, exists && isManaged
+	switch {
+	case !exists:
+		r.State = StateGone
+	case !isManaged && !p.deleteUnmanaged:
+		r.State = StateUnmanaged
+	case blocker != "":
+		r.State, r.Blocker = StateBlocked, blocker
+	default:
+		r.State = StateDelete
+	}
+	return r.State == StateDelete
+}
+
+// Refuse records why the plan must not be applied: what is wanted cannot
+// be done from what was found.
+func (p *Plan) Refuse(err error) { p.refused = append(p.refused, err) }
+
+// Refused is why the plan must not be applied, nil when it may.
+func (p *Plan) Refused() error { return errors.Join(p.refused...) }

@@ -1,0 +1,90 @@
+package resource
+
+import "github.com/containerise/containerise/internal/hint"
+
+// Kinds of resources, as reports name them.
+const (
+	KindRepository = "repository"
+	KindPolicy     = "policy"
+	KindUser       = "user"
+	KindAccessKey  = "access-key"
+	KindRole       = "role"
+)
+
+// Status is what setup did, or would do, to a resource.
+type Status string
+
+// Statuses.
+const (
+	Created     Status = "created"
+	Updated     Status = "updated"
+	Unchanged   Status = "unchanged"
+	Exists      Status = "exists" // created meanwhile by another setup
+	Unmanaged   Status = "unmanaged"
+	WouldCreate Status = "would-create"
+	WouldUpdate Status = "would-update"
+	Failed      Status = "failed"
+	Skipped     Status = "skipped" // not attempted because a step it needs failed
+)
+
+// State is what a teardown plan does with a resource.
+type State string
+
+// States.
+const (
+	// StateGone: the resource does not exist; nothing to do.
+	StateGone State = "gone"
+	// StateDelete: the resource will be deleted through its steps.
+	StateDelete State = "delete"
+	// StateUnmanaged: the resource lacks the tag managed-by=containerise and
+	// is left alone (unless unmanaged resources are included).
+	StateUnmanaged State = "unmanaged"
+	// StateBlocked: something containerise did not make holds the
+	// resource; it is not touched, and the report says what holds it.
+	StateBlocked State = "blocked"
+)
+
+// Outcome is what a teardown did with a resource.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeDeleted   Outcome = "deleted"
+	OutcomeGone      Outcome = "gone"
+	OutcomeLeftAlone Outcome = "left-alone"
+	OutcomeFailed    Outcome = "failed"
+)
+
+// Report is what a run found and did with one resource: the data every
+// output format is rendered from.
+type Report struct {
+	Kind string
+	Name string
+	ARN  string
+	// Exists: the resource was found (teardown).
+	Exists bool
+	// Managed: the resource carries managed-by=containerise, or will.
+	Managed bool
+
+	// Setup: what was (or would be) done, and what changed or, for an
+	// unmanaged resource, what differs from what setup would make.
+	Status  Status
+	Changes []string
+
+	// Teardown: what the plan does, why a resource is blocked (with the
+	// commands that remove what holds it), the steps, what happened.
+	State   State
+	Blocker string
+	Images  *int // the repository's image count, when it exists
+	Steps   []*Step
+	Outcome Outcome
+
+	// Err is why the resource failed, if it did.
+	Err error
+}
+
+// Note is something the user should know or do next.
+type Note struct {
+	Text string
+	Next hint.Next
+}

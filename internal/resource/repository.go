@@ -1,0 +1,172 @@
+package resource
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/managed"
+	"github.com/containerise/containerise/policies"
+)
+
+// Repository is the ECR repository CI pushes to.
+type Repository struct {
+	Name string
+
+	report Report
+	// Observed.
+	exists, managed bool
+	arn             string
+	images          int
+}
+
+// NewRepository is the repository called name.
+func NewRepository(name string) *Repository {
+	return &Repository{Name: name, report: Report{Kind: KindRepository, Name: name}}
+}
+
+// Reports is the repository's one report.
+func (r *Repository) Reports() []*Report { return []*Report{&r.report} }
+
+// ARN is the repository's ARN, as found or as it will be.
+func (r *Repository) ARN() string { return r.report.ARN }
+
+// Observe reads the repository and its tags; for a teardown, also how many
+// images it holds.
+func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) error {
+	doing := func(what string) string { return what + " ECR repository " + r.Name }
+	out, err := env.ECR.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
+	if awsx.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fail(KindRepository, r.Name, doing("reading"), "ecr:DescribeRepositories", err)
+	}
+	var arn string
+	for _, repo := range out.Repositories {
+		if aws.ToString(repo.RepositoryName) == r.Name {
+			arn = aws.ToString(repo.RepositoryArn)
+		}
+	}
+	if arn == "" {
+		return nil
+	}
+	var tagged bool
+	var images int
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		tagged, err = repositoryManaged(gctx, env, arn)
+		return fail(KindRepository, r.Name, "reading the tags of ECR repository "+r.Name, "ecr:ListTagsForResource", err)
+	})
+	if purpose == ForTeardown {
+		g.Go(func() error {
+			p := ecr.NewDescribeImagesPaginator(env.ECR, &ecr.DescribeImagesInput{RepositoryName: aws.String(r.Name)})
+			err := awsx.Pages(gctx, p.HasMorePages, p.NextPage, func(page *ecr.DescribeImagesOutput) { images += len(page.ImageDetails) })
+			return fail(KindRepository, r.Name, doing("listing the images of"), "ecr:DescribeImages", err)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if awsx.IsNotFound(err) { // deleted while we looked: it is gone
+			return nil
+		}
+		return err
+	}
+	r.exists, r.managed, r.arn, r.images = true, tagged, arn, images
+	return nil
+}
+
+func repositoryManaged(ctx context.Context, env *Env, arn string) (bool, error) {
+	tags, err := env.ECR.ListTagsForResource(ctx, &ecr.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
+	if err != nil {
+		return false, err
+	}
+	return managed.ECR(tags.Tags), nil
+}
+
+// Reconcile creates the repository when it is missing.
+func (r *Repository) Reconcile(p *Plan) {
+	rep := &r.report
+	rep.ARN = r.arn
+	if rep.ARN == "" {
+		rep.ARN = policies.RepositoryARN(p.Identity.Partition, p.Env.Region, p.Identity.Account, r.Name)
+	}
+	rep.Managed, rep.Status = true, Unchanged
+	switch {
+	case !r.exists:
+		rep.Status = WouldCreate
+		p.Add(rep, &Step{Action: "create repository " + r.Name, Call: "ecr:CreateRepository", Do: func(ctx context.Context) error {
+			return r.create(ctx, p.Env)
+		}})
+	case !r.managed:
+		rep.Status, rep.Managed = Unmanaged, false
+	}
+}
+
+func (r *Repository) create(ctx context.Context, env *Env) error {
+	rep := &r.report
+	env.logf("creating ECR repository %s", r.Name)
+	out, err := env.ECR.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(r.Name), Tags: managed.ECRTags()})
+	if awsx.IsAlreadyExists(err) {
+		// Created meanwhile, by another setup or by hand: use it.
+		d, err := env.ECR.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
+		if err == nil && len(d.Repositories) == 0 {
+			err = fmt.Errorf("ECR does not list it")
+		}
+		if err != nil {
+			return fail(KindRepository, r.Name, "reading ECR repository "+r.Name+" (it was created meanwhile)", "ecr:DescribeRepositories", err)
+		}
+		rep.ARN = aws.ToString(d.Repositories[0].RepositoryArn)
+		tagged, err := repositoryManaged(ctx, env, rep.ARN)
+		if err != nil {
+			return fail(KindRepository, r.Name, "reading the tags of ECR repository "+r.Name, "ecr:ListTagsForResource", err)
+		}
+		rep.Status, rep.Managed = Exists, tagged
+		if !tagged {
+			rep.Status = Unmanaged
+		}
+		return nil
+	}
+	if err != nil {
+		return fail(KindRepository, r.Name, "creating ECR repository "+r.Name, "ecr:CreateRepository", err)
+	}
+	rep.Status, rep.ARN = Created, aws.ToString(out.Repository.RepositoryArn)
+	return nil
+}
+
+// Delete removes the repository and its images in one call.
+func (r *Repository) Delete(p *Plan) {
+	rep := &r.report
+	rep.ARN = r.arn
+	if !p.decide(rep, r.exists, r.managed, "") {
+		if r.exists {
+			rep.Images = aws.Int(r.images)
+		}
+		return
+	}
+	rep.Images = aws.Int(r.images)
+	action := "delete repository " + r.Name + " (it holds no images)"
+	if r.images > 0 {
+		action = fmt.Sprintf("delete repository %s and its %s", r.Name, Images(r.images))
+	}
+	p.Add(rep, &Step{Action: action, Call: "ecr:DeleteRepository", Do: func(ctx context.Context) error {
+		_, err := p.Env.ECR.DeleteRepository(ctx, &ecr.DeleteRepositoryInput{RepositoryName: aws.String(r.Name), Force: true})
+		return err
+	}})
+}
+
+// Images counts images in words: "no images", "1 image", "3 images".
+func Images(n int) string {
+	switch n {
+	case 0:
+		return "no images"
+	case 1:
+		return "1 image"
+	default:
+		return fmt.Sprintf("%d images", n)
+	}
+}
