@@ -26,7 +26,7 @@ const pushRepo = "circleci-ecr-test"
 // ciVars are the CircleCI variables setup prints.
 type ciVars map[string]string
 
-var ciVarNames = []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACCESS_KEY", "AWS_IAM_ROLE_ARN", "AWS_REGION"}
+var ciVarNames = []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACCESS_KEY", "AWS_IAM_ROLE_ARN", "AWS_REGION", "AWS_DEFAULT_REGION"}
 
 // env returns the variables as a CI job has them, and hides the admin's
 // credentials so that push can only use the CI user's keys.

@@ -231,6 +231,8 @@ const (
 	VarSecretAccessKey = "AWS_IAM_USER_SECRET_ACCESS_KEY"
 	VarRoleARN         = "AWS_IAM_ROLE_ARN"
 	VarRegion          = "AWS_REGION"
+	// VarDefaultRegion repeats the region: boto3 reads it from this name, not AWS_REGION.
+	VarDefaultRegion = "AWS_DEFAULT_REGION"
 )
 
 // Pairs returns the variables as name/value pairs in the blog's order,
@@ -240,7 +242,7 @@ func (v Variables) Pairs() [][2]string {
 	if v.SecretAccessKey != "" {
 		out = append(out, [2]string{VarSecretAccessKey, v.SecretAccessKey})
 	}
-	return append(out, [2]string{VarRoleARN, v.RoleARN}, [2]string{VarRegion, v.Region})
+	return append(out, [2]string{VarRoleARN, v.RoleARN}, [2]string{VarRegion, v.Region}, [2]string{VarDefaultRegion, v.Region})
 }
 
 // Result is what setup did, for the command to render.

@@ -310,6 +310,7 @@ func renderSetupText(w io.Writer, res *provision.Result) {
 	}
 	fmt.Fprintf(w, "  %s=%s\n", provision.VarRoleARN, v.RoleARN)
 	fmt.Fprintf(w, "  %s=%s\n", provision.VarRegion, v.Region)
+	fmt.Fprintf(w, "  %s=%s\n", provision.VarDefaultRegion, v.Region)
 	if res.SecretAvailable {
 		fmt.Fprintln(w, "\nThe secret access key is shown this once: store it in CircleCI now.")
 	}
