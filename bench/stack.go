@@ -115,7 +115,7 @@ func parseDotenv(s string) map[string]string {
 }
 
 // ciVars resets moto and runs a setup with the blog's default names (the
-// seed's script only knows circleci-ecr-test), and returns the CI variables
+// peer script pushes to circleci-ecr-test, as the blog does), and returns the CI variables
 // it prints. They are kept until the next reset.
 func (b *bench) ciVars() (map[string]string, error) {
 	if b.setupVars != nil {
