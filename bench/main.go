@@ -1,5 +1,6 @@
 // Command bench measures containerise side by side with its peers on one
-// machine, in one run: the seed's boto3 + docker-py script, the docker CLI and
+// machine, in one run: the project's peer script doing the blog post's steps
+// (boto3 + docker-py, peer/blogflow.py), the docker CLI and
 // the AWS CLI, against the local stack (moto, a Docker engine, a TLS
 // registry at the ECR host name) that scripts/with-stack.sh starts.
 //
@@ -33,7 +34,7 @@ type bench struct {
 	out  io.Writer
 	repo string // repository root
 	bin  string // the containerise binary
-	seed string // the seed's containerise.py
+	peer string // peer/blogflow.py: the blog post's steps, boto3 + docker-py
 
 	env              []string // the stack's environment, as exported by with-stack.sh
 	motoURL          string
@@ -165,13 +166,9 @@ func (b *bench) configure(binArg string) error {
 	if _, err := os.Stat(b.bin); err != nil {
 		return fmt.Errorf("no containerise binary at %s (run make build)", b.bin)
 	}
-	// The seed is used where it stands, beside the repository, never copied into it.
-	b.seed = filepath.Join(b.repo, "..", "shared", "seed", "containerise.py")
-	if _, err := os.Stat(b.seed); err != nil {
-		b.seed = os.Getenv("CONTAINERISE_SEED")
-		if b.seed == "" {
-			return fmt.Errorf("the seed script is not at ../shared/seed/containerise.py; set CONTAINERISE_SEED")
-		}
+	b.peer = filepath.Join(b.repo, "peer", "blogflow.py")
+	if _, err := os.Stat(b.peer); err != nil {
+		return fmt.Errorf("the peer script: %w (run bench from the repository root, or pass -repo)", err)
 	}
 	need := map[string]*string{
 		"STACK_MOTO_URL":          &b.motoURL,
@@ -227,7 +224,7 @@ func (b *bench) header() error {
 	fmt.Fprintf(w, "  containerise  %s (%s)\n", strings.TrimSpace(cz.Stdout), b.bin)
 	fmt.Fprintf(w, "  engine        Docker %s, %s storage driver; docker CLI %s\n", strings.TrimSpace(engine.Stdout),
 		strings.TrimSpace(driver.Stdout), strings.TrimSpace(client.Stdout))
-	fmt.Fprintf(w, "  moto          %s at %s (boto3 %s, docker-py %s for the seed)\n", versions[0], b.motoURL, versions[1], versions[2])
+	fmt.Fprintf(w, "  moto          %s at %s (boto3 %s, docker-py %s for the peer script)\n", versions[0], b.motoURL, versions[1], versions[2])
 	fmt.Fprintf(w, "  registry      https://%s (Distribution, TLS, basic auth)\n", b.registryHost)
 	mode := "full"
 	if b.quick {
@@ -270,10 +267,10 @@ func (b *bench) cleanup() {
 	}
 }
 
-// removeLabelled removes the containers and images that carry label. The
-// seed's docker-py builds keep their intermediate containers (its rm
-// defaults to false), and those hold the intermediate images: containers
-// first (they inherit the image's labels), then images until none is left.
+// removeLabelled removes the containers and images that carry label. A
+// classic build that fails keeps its intermediate containers, and those hold
+// the intermediate images: containers first (they inherit the image's
+// labels), then images until none is left.
 func removeLabelled(ctx context.Context, label string) {
 	containers := strings.Fields(execute(ctx, cmdSpec{Name: "docker", Args: []string{"container", "ls", "-a", "-q", "--filter", "label=" + label}}).Stdout)
 	if len(containers) > 0 {

@@ -115,7 +115,7 @@ func parseDotenv(s string) map[string]string {
 }
 
 // ciVars resets moto and runs a setup with the blog's default names (the
-// seed's script only knows circleci-ecr-test), and returns the CI variables
+// peer script pushes to circleci-ecr-test, as the blog does), and returns the CI variables
 // it prints. They are kept until the next reset.
 func (b *bench) ciVars() (map[string]string, error) {
 	if b.setupVars != nil {
@@ -129,7 +129,7 @@ func (b *bench) ciVars() (map[string]string, error) {
 		return nil, err
 	}
 	vars := parseDotenv(sr.Stdout)
-	for _, k := range []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACCESS_KEY", "AWS_IAM_ROLE_ARN", "AWS_REGION"} {
+	for _, k := range []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACCESS_KEY", "AWS_IAM_ROLE_ARN", "AWS_REGION", "AWS_DEFAULT_REGION"} {
 		if vars[k] == "" {
 			return nil, fmt.Errorf("setup --output dotenv printed no %s", k)
 		}

@@ -42,7 +42,7 @@ const (
 	fxRole   = "containerise"
 )
 
-var fxVarNames = []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACCESS_KEY", "AWS_IAM_ROLE_ARN", "AWS_REGION"}
+var fxVarNames = []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACCESS_KEY", "AWS_IAM_ROLE_ARN", "AWS_REGION", "AWS_DEFAULT_REGION"}
 
 // fxDotenv parses NAME=value lines.
 func fxDotenv(text string) map[string]string {

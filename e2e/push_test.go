@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,7 +28,7 @@ const pushRepo = "circleci-ecr-test"
 // ciVars are the CircleCI variables setup prints.
 type ciVars map[string]string
 
-var ciVarNames = []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACCESS_KEY", "AWS_IAM_ROLE_ARN", "AWS_REGION"}
+var ciVarNames = []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACCESS_KEY", "AWS_IAM_ROLE_ARN", "AWS_REGION", "AWS_DEFAULT_REGION"}
 
 // env returns the variables as a CI job has them, and hides the admin's
 // credentials so that push can only use the CI user's keys.
@@ -389,47 +391,99 @@ func sh(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// TestPushSeedScriptStaysInterchangeable runs the blog's own script (boto3 +
-// docker-py) with the variables setup printed, then containerise push with the
-// same variables and the same folder: both must push.
-func TestPushSeedScriptStaysInterchangeable(t *testing.T) {
-	resetAWS(t)
-	vars := setupCI(t)
-	seed, err := os.ReadFile(filepath.Join("..", "..", "shared", "seed", "containerise.py"))
-	if err != nil {
-		t.Fatalf("reading the seed's script: %v", err)
-	}
-	app := tinyApp(t, nonce())
-	if err := os.WriteFile(filepath.Join(app, "containerise.py"), seed, 0o644); err != nil {
-		t.Fatal(err)
-	}
+// peerScript is the project's own boto3 + docker-py script doing the blog
+// post's steps (see its docstring); bench measures the same file.
+var peerScript = filepath.Join("..", "peer", "blogflow.py")
 
+// blogFlowEnv is the whole environment of a CI job that pushes with the
+// variables setup printed: those, exactly as printed, and only what a job
+// needs to reach the stack's stand-ins for AWS and the engine.
+func blogFlowEnv(vars ciVars) []string {
+	var env []string
+	for name, value := range vars {
+		env = append(env, name+"="+value)
+	}
+	return append(env,
+		// moto stands in for AWS; a real job reaches AWS's own endpoints
+		// without it.
+		"AWS_ENDPOINT_URL="+os.Getenv("AWS_ENDPOINT_URL"),
+		// The stack's engine; in CircleCI, setup_remote_docker sets it.
+		"DOCKER_HOST="+os.Getenv("DOCKER_HOST"),
+		// Every job has one; docker-py looks up credential helpers on it.
+		"PATH="+os.Getenv("PATH"),
+	)
+}
+
+// runInEnv runs a program with env as its entire environment.
+func runInEnv(t *testing.T, env []string, dir, name string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Getenv("STACK_PYTHON"), "containerise.py")
-	cmd.Dir = app
-	cmd.Env = append(cleanEnv(), vars.env()...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the seed's script failed: %v\n%s", err, out)
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env, cmd.Dir = env, dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running %s: %v", name, err)
 	}
-	// The script prints the push stream as dicts and exits 0 even on errors:
-	// read the digest it reports and check the registry.
-	m := regexp.MustCompile(`'Tag': 'v1', 'Digest': '(sha256:[0-9a-f]{64})'`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("the seed's script reported no pushed digest:\n%s", out)
-	}
-	if got := manifestDigest(t, pushRepo, "v1"); got != string(m[1]) {
-		t.Fatalf("the registry has %s:v1 at %q; the seed's script pushed %s", pushRepo, got, m[1])
-	}
+	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
+}
 
-	r := runWith(t, runOpts{env: vars.env(), dir: app}, "push")
+// TestPushBlogFlowStaysInterchangeable runs the blog post's flow (the
+// project's peer script: STS with the user's keys, an ECR token, a docker-py
+// build and push) and then containerise push, each with nothing in its
+// environment but the variables setup printed and the way to the stack:
+// both must push the folder.
+func TestPushBlogFlowStaysInterchangeable(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	env := blogFlowEnv(vars)
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, printed := vars[name]; strings.HasPrefix(name, "AWS_") && !printed && name != "AWS_ENDPOINT_URL" {
+			t.Fatalf("the job's environment has %s, which setup did not print", name)
+		}
+	}
+	script, err := filepath.Abs(peerScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := tinyApp(t, nonce())
+
+	// The blog's flow builds the working directory.
+	peer := runInEnv(t, env, app, os.Getenv("STACK_PYTHON"), script)
+	if peer.Code != 0 {
+		t.Fatalf("the blog's flow failed with the variables setup printed:\n%s", peer)
+	}
+	d := pushedDigests(t, peer, "v1")
+	if got := manifestDigest(t, pushRepo, "v1"); got != d["v1"] {
+		t.Fatalf("the registry has %s:v1 at %q; the blog's flow printed %q", pushRepo, got, d["v1"])
+	}
+	checkNoSecrets(t, peer, vars)
+
+	r := runInEnv(t, env, app, binary, "push")
 	if r.Code != 0 {
 		t.Fatalf("containerise push with the same variables failed:\n%s", r)
 	}
-	d := pushedDigests(t, r, "v1")
+	d = pushedDigests(t, r, "v1")
 	if got := manifestDigest(t, pushRepo, "v1"); got != d["v1"] {
 		t.Errorf("the registry has %s:v1 at %q; push printed %q", pushRepo, got, d["v1"])
+	}
+
+	// The peer fails loudly, as bench relies on: a failing RUN is an error
+	// in the build stream, and nothing is pushed.
+	broken := writeApp(t, fmt.Sprintf("FROM %s\nRUN exit 3\n", baseImage()), map[string]string{})
+	bad := runInEnv(t, env, t.TempDir(), os.Getenv("STACK_PYTHON"), script, "--tag", "broken", broken)
+	if bad.Code != 1 || bad.Stdout != "" || !strings.Contains(bad.Stderr, "building") {
+		t.Errorf("the blog's flow on a failing build: want exit 1, nothing on stdout and the build's error:\n%s", bad)
+	}
+	if got := manifestDigest(t, pushRepo, "broken"); got != "" {
+		t.Errorf("a failed build was pushed as %s:broken (%s)", pushRepo, got)
 	}
 }
 

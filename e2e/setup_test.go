@@ -182,7 +182,7 @@ func TestSetupColdThenRerunMakesNoMutatingCall(t *testing.T) {
 	vars := textVariables(r.Stdout)
 	account := setupAccount(t, c)
 	if vars["AWS_IAM_ROLE_ARN"] != policies.RoleARN("aws", account, setupNames.role) || vars["AWS_REGION"] != c.Cfg.Region ||
-		vars["AWS_IAM_USER_ACCESS_KEY_ID"] == "" || len(vars["AWS_IAM_USER_SECRET_ACCESS_KEY"]) < 20 {
+		vars["AWS_DEFAULT_REGION"] != c.Cfg.Region || vars["AWS_IAM_USER_ACCESS_KEY_ID"] == "" || len(vars["AWS_IAM_USER_SECRET_ACCESS_KEY"]) < 20 {
 		t.Fatalf("variables %v from:\n%s", vars, r.Stdout)
 	}
 	if strings.Contains(r.Stderr, vars["AWS_IAM_USER_SECRET_ACCESS_KEY"]) {
@@ -247,7 +247,7 @@ func TestSetupJSONAndDotenv(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.Stdout), &doc); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, r.Stdout)
 	}
-	if doc.Account != setupAccount(t, c) || doc.Region != c.Cfg.Region || !doc.SecretAvailable || doc.DryRun || len(doc.Variables) != 4 {
+	if doc.Account != setupAccount(t, c) || doc.Region != c.Cfg.Region || !doc.SecretAvailable || doc.DryRun || len(doc.Variables) != 5 {
 		t.Fatalf("JSON %+v", doc)
 	}
 	kinds := []string{}
@@ -267,8 +267,9 @@ func TestSetupJSONAndDotenv(t *testing.T) {
 		t.Fatalf("rerun failed:\n%s", again)
 	}
 	vars := dotenv(again.Stdout)
-	if len(vars) != 3 || vars["AWS_IAM_USER_ACCESS_KEY_ID"] != doc.Variables["AWS_IAM_USER_ACCESS_KEY_ID"] ||
-		vars["AWS_IAM_ROLE_ARN"] != doc.Variables["AWS_IAM_ROLE_ARN"] || vars["AWS_REGION"] != c.Cfg.Region {
+	if len(vars) != 4 || vars["AWS_IAM_USER_ACCESS_KEY_ID"] != doc.Variables["AWS_IAM_USER_ACCESS_KEY_ID"] ||
+		vars["AWS_IAM_ROLE_ARN"] != doc.Variables["AWS_IAM_ROLE_ARN"] || vars["AWS_REGION"] != c.Cfg.Region ||
+		vars["AWS_DEFAULT_REGION"] != c.Cfg.Region {
 		t.Fatalf("dotenv output:\n%s", again.Stdout)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(again.Stdout), "\n") {

@@ -104,7 +104,7 @@ func (v Variables) Pairs() [][2]string {
 	if v.SecretAccessKey != "" {
 		out = append(out, [2]string{names.EnvSecretAccessKey, v.SecretAccessKey})
 	}
-	return append(out, [2]string{names.EnvRoleARN, v.RoleARN}, [2]string{names.EnvRegion, v.Region})
+	return append(out, [2]string{names.EnvRoleARN, v.RoleARN}, [2]string{names.EnvRegion, v.Region}, [2]string{names.EnvDefaultRegion, v.Region})
 }
 
 // Rotation is a key rotation whose old key is still active.

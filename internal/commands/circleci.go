@@ -1,12 +1,19 @@
 package commands
 
 import (
+	"bytes"
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
+	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
 )
@@ -30,96 +37,222 @@ containerise and runs 'containerise push'.
 
 The job reads the variables 'containerise setup' printed
 (AWS_IAM_USER_ACCESS_KEY_ID, AWS_IAM_USER_SECRET_ACCESS_KEY, AWS_IAM_ROLE_ARN,
-AWS_REGION) from the project's environment variables or a context.`,
+AWS_REGION) from the project's environment variables or a context.
+
+Every value lands in the job's shell quoted, and is checked first (exit 2):
+  --tag              a Docker tag; ${CIRCLE_...} references (CircleCI's own
+                     variables, e.g. ${CIRCLE_SHA1}) may stand for all or part
+                     of it and expand in the job
+  --context, --file  a path relative to the repository root, without control
+                     characters or '<<' (CircleCI's parameter syntax)
+  --image            a Docker image reference, e.g. cimg/go:1.26
+  --install-version  'latest'; a release tag vMAJOR.MINOR.PATCH with an
+                     optional pre-release (v1.2.3, v1.2.3-rc.1); or a commit
+                     hash of 7 to 40 lowercase hex digits`,
 		Example: `  containerise circleci-config > .circleci/config.yml
-  containerise circleci-config --repository my-app --tag v1 --tag '${CIRCLE_SHA1}'`,
+  containerise circleci-config --repository my-app --tag v1 --tag '${CIRCLE_SHA1}'
+  containerise circleci-config --install-version v1.4.0 --image cimg/go:1.26`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validate.Repository("--repository", o.repository); err != nil {
+			if err := o.validate(); err != nil {
 				return err
 			}
-			for _, tag := range o.tags {
-				// ${CIRCLE_...} expands in the job's shell; check the rest.
-				if !circleVar.MatchString(tag) {
-					if err := validate.Tag("--tag", tag); err != nil {
-						return err
-					}
-				}
+			out, err := circleCIConfig(o, g.Version())
+			if err != nil {
+				return err
 			}
-			fmt.Fprint(g.Out, circleCIConfig(o, g.Version()))
-			return nil
+			_, err = g.Out.Write(out)
+			return err
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.repository, "repository", names.Repository, "ECR repository to push to")
 	f.StringArrayVar(&o.tags, "tag", []string{"v1"}, "image tag (repeatable); ${CIRCLE_SHA1} and other CircleCI variables expand in the job")
 	f.StringVar(&o.context, "context", ".", "build context, relative to the repository root")
-	f.StringVar(&o.file, "file", "", "Dockerfile (default: Dockerfile in the context)")
-	f.StringVar(&o.goImage, "image", "cimg/go:1.26", "the job's Docker image (needs Go to install containerise)")
-	f.StringVar(&o.install, "install-version", "", "containerise version to install (default: this binary's release, or latest)")
+	f.StringVar(&o.file, "file", "", "Dockerfile, relative to the repository root (default: Dockerfile in the context)")
+	f.StringVar(&o.goImage, "image", "cimg/go:1.26", "the job's Docker image reference (needs Go to install containerise)")
+	f.StringVar(&o.install, "install-version", "", "containerise version to install: latest, a tag like v1.2.3 or v1.2.3-rc.1, or a commit hash (default: this binary's release, or latest)")
 	return cmd
 }
 
 var (
-	circleVar = regexp.MustCompile(`^\$\{CIRCLE_[A-Z0-9_]+\}$`)
+	// circleRef is a reference to one of CircleCI's own variables, which
+	// the job's shell expands inside double quotes.
+	circleRef = regexp.MustCompile(`\$\{CIRCLE_[A-Z0-9_]+\}`)
+	// shellSafe values need no quoting in a POSIX shell argument.
 	shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=@+-]+$`)
+	// releaseTag is vMAJOR.MINOR.PATCH with an optional semver pre-release;
+	// Go rejects build metadata in module versions, so none is allowed.
+	releaseTag = regexp.MustCompile(`^v(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$`)
+	// commitHash is a full or abbreviated git commit, as `go install` takes it.
+	commitHash = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
 )
 
-// shellQuote quotes a value for the job's shell, keeping ${CIRCLE_*} expandable.
-func shellQuote(s string) string {
-	if circleVar.MatchString(s) {
-		return `"` + s + `"`
+// validate checks every value before it is put into the YAML document and
+// the job's shell command.
+func (o circleCIOptions) validate() error {
+	if err := validate.Repository("--repository", o.repository); err != nil {
+		return err
 	}
+	for _, tag := range o.tags {
+		if err := checkCircleTag(tag); err != nil {
+			return err
+		}
+	}
+	if err := checkRelativePath("--context", o.context); err != nil {
+		return err
+	}
+	if o.file != "" {
+		if err := checkRelativePath("--file", o.file); err != nil {
+			return err
+		}
+	}
+	if _, err := reference.ParseNormalizedNamed(o.goImage); err != nil {
+		return clierror.Usagef("--image %q is invalid (%v): use a Docker image reference such as cimg/go:1.26 or registry.example.com/team/go@sha256:<digest>", o.goImage, err)
+	}
+	if o.install != "" && !validInstallVersion(o.install) {
+		return clierror.Usagef("--install-version %q is invalid: use latest, a release tag such as v1.2.3 or v1.2.3-rc.1, or a commit hash of 7-40 lowercase hex digits", o.install)
+	}
+	return nil
+}
+
+// checkCircleTag accepts a Docker tag in which ${CIRCLE_...} references may
+// stand for any part; the references expand in the job.
+func checkCircleTag(tag string) error {
+	if !circleRef.MatchString(tag) {
+		return validate.Tag("--tag", tag)
+	}
+	// A reference stands for letters and digits (a SHA, a build number).
+	if validate.Tag("--tag", circleRef.ReplaceAllString(tag, "x")) != nil {
+		return clierror.Usagef("--tag %q is invalid: outside its ${CIRCLE_...} references a tag has only letters, digits, '_', '.' and '-', and does not start with '.' or '-'", tag)
+	}
+	return nil
+}
+
+// checkRelativePath refuses what cannot be a path relative to the
+// repository root, and what CircleCI itself would rewrite.
+func checkRelativePath(flag, p string) error {
+	switch {
+	case p == "":
+		return clierror.Usagef("%s is empty: give a path relative to the repository root, such as . or app/Dockerfile", flag)
+	case !utf8.ValidString(p):
+		return clierror.Usagef("%s %q is invalid: it is not valid UTF-8", flag, p)
+	case strings.IndexFunc(p, unicode.IsControl) >= 0:
+		return clierror.Usagef("%s %q is invalid: a path here may not contain control characters such as a newline", flag, p)
+	case path.IsAbs(p) || strings.HasPrefix(p, "~"):
+		return clierror.Usagef("%s %q is invalid: the job checks the repository out in its own folder, so give a path relative to the repository root", flag, p)
+	case strings.Contains(p, "<<"):
+		return clierror.Usagef("%s %q is invalid: CircleCI would replace '<< ... >>' with a pipeline parameter; rename the path", flag, p)
+	}
+	return nil
+}
+
+func validInstallVersion(v string) bool {
+	return v == "latest" || releaseTag.MatchString(v) || commitHash.MatchString(v)
+}
+
+// shellQuote quotes one argument for the job's POSIX shell: inside single
+// quotes nothing expands.
+func shellQuote(s string) string {
 	if shellSafe.MatchString(s) {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func circleCIConfig(o circleCIOptions, version string) string {
-	install := o.install
-	if install == "" {
-		install = "latest"
-		if strings.HasPrefix(version, "v") && !strings.Contains(version, "-") {
-			install = version
-		}
+// quoteTag quotes a checked --tag. One holding ${CIRCLE_...} references is
+// double-quoted so that they expand: checkCircleTag allowed nothing else in
+// it that is special inside double quotes.
+func quoteTag(tag string) string {
+	if circleRef.MatchString(tag) {
+		return `"` + tag + `"`
 	}
-	args := []string{"containerise", "push", "--repository", shellQuote(o.repository)}
+	return shellQuote(tag)
+}
+
+// pushCommand is the job's push command line, one quoted word per argument.
+func pushCommand(o circleCIOptions) string {
+	words := []string{"containerise", "push", "--repository", shellQuote(o.repository)}
 	for _, tag := range o.tags {
-		args = append(args, "--tag", shellQuote(tag))
+		words = append(words, "--tag", quoteTag(tag))
 	}
 	if o.context != "." {
-		args = append(args, "--context", shellQuote(o.context))
+		words = append(words, "--context", shellQuote(o.context))
 	}
 	if o.file != "" {
-		args = append(args, "--file", shellQuote(o.file))
+		words = append(words, "--file", shellQuote(o.file))
 	}
-	return fmt.Sprintf(`# Generated by 'containerise circleci-config'.
-# Set AWS_IAM_USER_ACCESS_KEY_ID, AWS_IAM_USER_SECRET_ACCESS_KEY,
-# AWS_IAM_ROLE_ARN and AWS_REGION (printed by 'containerise setup') in the
-# project's environment variables or in a context.
-version: 2.1
+	return strings.Join(words, " ")
+}
 
-jobs:
-  containerise:
-    docker:
-      - image: %s
-    steps:
-      - checkout
-      # A remote engine: containerise reads DOCKER_HOST, DOCKER_TLS_VERIFY
-      # and DOCKER_CERT_PATH, which this step sets.
-      - setup_remote_docker
-      - run:
-          name: Install containerise
-          command: go install %s@%s
-      - run:
-          name: Build and push to ECR
-          command: |
-            %s
+// installVersion is --install-version, else this binary's release, else latest.
+func installVersion(o circleCIOptions, version string) string {
+	if o.install != "" {
+		return o.install
+	}
+	if releaseTag.MatchString(version) && !strings.Contains(version, "-") {
+		return version
+	}
+	return "latest"
+}
 
-workflows:
-  containerise:
-    jobs:
-      - containerise
-`, o.goImage, installPath, install, strings.Join(args, " "))
+// YAML node builders. Strings carry the !!str tag so that the encoder
+// quotes any value YAML would otherwise read as another type.
+func yStr(s string) *yaml.Node {
+	n := &yaml.Node{}
+	n.SetString(s)
+	return n
+}
+
+func yMap(kv ...*yaml.Node) *yaml.Node { return &yaml.Node{Kind: yaml.MappingNode, Content: kv} }
+
+func ySeq(items ...*yaml.Node) *yaml.Node { return &yaml.Node{Kind: yaml.SequenceNode, Content: items} }
+
+// withComment sets n's head comment; "\n" alone gives a blank line.
+func withComment(n *yaml.Node, comment string) *yaml.Node {
+	n.HeadComment = comment
+	return n
+}
+
+// circleCIConfig builds the configuration as a YAML document, so that no
+// value can add keys or break out of its string.
+func circleCIConfig(o circleCIOptions, version string) ([]byte, error) {
+	pushLine := yStr(pushCommand(o) + "\n")
+	pushLine.Style = yaml.LiteralStyle
+
+	job := yMap(
+		yStr("docker"), ySeq(yMap(yStr("image"), yStr(o.goImage))),
+		yStr("steps"), ySeq(
+			yStr("checkout"),
+			withComment(yStr("setup_remote_docker"),
+				"A remote engine: containerise reads DOCKER_HOST, DOCKER_TLS_VERIFY\nand DOCKER_CERT_PATH, which this step sets."),
+			yMap(yStr("run"), yMap(
+				yStr("name"), yStr("Install containerise"),
+				yStr("command"), yStr("go install "+installPath+"@"+installVersion(o, version)),
+			)),
+			yMap(yStr("run"), yMap(
+				yStr("name"), yStr("Build and push to ECR"),
+				yStr("command"), pushLine,
+			)),
+		),
+	)
+	root := yMap(
+		withComment(yStr("version"), "Generated by 'containerise circleci-config'.\n"+
+			"Set AWS_IAM_USER_ACCESS_KEY_ID, AWS_IAM_USER_SECRET_ACCESS_KEY,\n"+
+			"AWS_IAM_ROLE_ARN and AWS_REGION (printed by 'containerise setup') in the\n"+
+			"project's environment variables or in a context."),
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: "2.1"},
+		withComment(yStr("jobs"), "\n"), yMap(yStr("containerise"), job),
+		withComment(yStr("workflows"), "\n"), yMap(yStr("containerise"), yMap(yStr("jobs"), ySeq(yStr("containerise")))),
+	)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}}); err != nil {
+		return nil, fmt.Errorf("writing the CircleCI configuration: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("writing the CircleCI configuration: %w", err)
+	}
+	return buf.Bytes(), nil
 }

@@ -26,22 +26,30 @@ permissions policy attached to the role (push to one repository) and the
 role's trust policy (only the CI user may assume it).
 
 Use --document to print one of them as bare JSON, e.g. for a review or for
-'aws iam create-policy --policy-document file://...'.`,
+'aws iam create-policy --policy-document file://...'.
+
+The region in the ARNs is the one setup would use: --region, else
+AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
+--profile), else us-east-1. No credentials are needed.`,
 		Example: `  containerise policies --account 123456789012
   containerise policies --account 123456789012 --document trust --user ci-bot
   containerise policies --account 123456789012 --region eu-west-1 --document permissions > policy.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			region := g.Region
-			if region == "" {
-				region = "us-east-1"
-			}
 			if err := validate.First(
 				validate.AccountID("--account", o.account),
 				names.Set{Repository: o.repository, Policy: o.policy, User: o.user, Role: o.role}.Validate(),
 			); err != nil {
 				return err
 			}
+			// The region setup would use, so the ARNs match what setup makes.
+			// Loading the SDK configuration reads the environment and the
+			// shared config files only: no credentials, no AWS call.
+			cfg, err := g.AWSConfig(cmd.Context())
+			if err != nil {
+				return err
+			}
+			region := cfg.Region
 			target := policies.Target{Region: region, AccountID: o.account, Repository: o.repository}
 			perms := policies.Permissions(target, policies.PermissionOptions{AllowDescribeImages: o.allowSkipExisting})
 			trust := policies.Trust(policies.UserARN(policies.PartitionOf(region), o.account, o.user))

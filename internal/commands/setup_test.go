@@ -140,7 +140,7 @@ func TestSetupTextThenRerun(t *testing.T) {
 	}
 	for _, want := range []string{"Account 123456789012, region us-east-1", "circleci-ecr-test", "trusts user circleci; policy ECRContainerise attached",
 		"AWS_IAM_USER_ACCESS_KEY_ID=AKIA", "AWS_IAM_USER_SECRET_ACCESS_KEY=", "AWS_IAM_ROLE_ARN=arn:aws:iam::123456789012:role/containerise",
-		"AWS_REGION=us-east-1", "shown this once"} {
+		"AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1", "shown this once"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}
@@ -190,7 +190,7 @@ func TestSetupJSON(t *testing.T) {
 		}
 	}
 	vars := doc["variables"].(map[string]any)
-	if len(vars) != 4 || doc["secret_available"] != true {
+	if len(vars) != 5 || vars["AWS_DEFAULT_REGION"] != vars["AWS_REGION"] || doc["secret_available"] != true {
 		t.Fatalf("variables %v", vars)
 	}
 	res := doc["resources"].([]any)[0].(map[string]any)
@@ -218,10 +218,10 @@ func TestSetupDotenvAndEnvFile(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 4 {
+	if len(lines) != 5 {
 		t.Fatalf("dotenv output:\n%s", r.stdout)
 	}
-	for i, name := range []string{"AWS_IAM_USER_ACCESS_KEY_ID=", "AWS_IAM_USER_SECRET_ACCESS_KEY=", "AWS_IAM_ROLE_ARN=", "AWS_REGION="} {
+	for i, name := range []string{"AWS_IAM_USER_ACCESS_KEY_ID=", "AWS_IAM_USER_SECRET_ACCESS_KEY=", "AWS_IAM_ROLE_ARN=", "AWS_REGION=", "AWS_DEFAULT_REGION="} {
 		if !strings.HasPrefix(lines[i], name) {
 			t.Errorf("line %d: %q", i, lines[i])
 		}
@@ -245,7 +245,7 @@ func TestSetupDotenvAndEnvFile(t *testing.T) {
 	if again.err != nil {
 		t.Fatal(again.err)
 	}
-	if strings.Contains(again.stdout, "SECRET") || len(strings.Split(strings.TrimSpace(again.stdout), "\n")) != 3 {
+	if strings.Contains(again.stdout, "SECRET") || len(strings.Split(strings.TrimSpace(again.stdout), "\n")) != 4 {
 		t.Fatalf("rerun dotenv:\n%s", again.stdout)
 	}
 	if !strings.Contains(again.stderr, "AWS_IAM_USER_SECRET_ACCESS_KEY is not printed") {

@@ -20,6 +20,9 @@ const (
 	EnvSecretAccessKey = "AWS_IAM_USER_SECRET_ACCESS_KEY"
 	EnvRoleARN         = "AWS_IAM_ROLE_ARN"
 	EnvRegion          = "AWS_REGION"
+	// EnvDefaultRegion repeats the region: boto3 (the blog's script) and
+	// the AWS CLI read it from this name, not AWS_REGION.
+	EnvDefaultRegion = "AWS_DEFAULT_REGION"
 )
 
 // Set names the four resources setup creates and teardown removes.
