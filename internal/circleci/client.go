@@ -173,6 +173,10 @@ func parseHost(raw string) (base, host string, err error) {
 		raw = DefaultHost
 	}
 	u, perr := url.Parse(raw)
+	if perr == nil && u.Host == "" && u.Opaque != "" && !strings.Contains(raw, "://") {
+		// host:port parses as scheme:opaque
+		return "", "", fmt.Errorf("CircleCI host %q is not a URL: write it as https://%s", raw, raw)
+	}
 	if perr != nil || u.Host == "" {
 		if perr == nil && u.Scheme == "" && u.Host == "" && u.Path != "" && !strings.Contains(u.Path, "/") {
 			return "", "", fmt.Errorf("CircleCI host %q is not a URL: write it as https://%s", raw, u.Path)

@@ -21,6 +21,7 @@ func TestNewChecksHostAndToken(t *testing.T) {
 	refused := map[string]string{
 		"http://circleci.com":                     "only https://",
 		"circleci.example.com":                    "write it as https://circleci.example.com",
+		"circleci.example.com:8443":               "write it as https://circleci.example.com:8443",
 		"https://user:hunter2@circleci.com":       "must not contain credentials",
 		"https://circleci.com?circle-token=abcde": "no query",
 		"ftp://circleci.com":                      "only https://",
@@ -97,6 +98,22 @@ func TestErrorKindsNameTheTarget(t *testing.T) {
 	_, err = intern.ListProjectEnvVars(ctx(t), project)
 	if e := wantKind(t, err, circleci.KindForbidden); e.Target != (circleci.Target{Kind: circleci.TargetProject, Name: project}) {
 		t.Errorf("403 target %+v", e.Target)
+	}
+
+	// May read, may not write: the read works, the write says 403.
+	const reader = "CCIPAT_reader_fedcba9876543210fedcba9876543"
+	f.srv.AddToken(reader, "reader")
+	f.srv.ForbidWrites(reader, project)
+	ro, err := circleci.New(circleci.Options{Host: f.srv.URL, Token: reader, HTTPClient: f.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.ListProjectEnvVars(ctx(t), project); err != nil {
+		t.Errorf("a reader's list: %v", err)
+	}
+	_, err = ro.SetProjectEnvVar(ctx(t), project, "AWS_REGION", "us-east-1")
+	if e := wantKind(t, err, circleci.KindForbidden); !strings.Contains(e.Error(), "CircleCI project gh/acme/app: write environment variable AWS_REGION: 403 Forbidden") {
+		t.Errorf("403 on a write: %q", e)
 	}
 
 	_, err = f.client.ListProjectEnvVars(ctx(t), "gh/acme/typo")

@@ -2,6 +2,7 @@ package circleci
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -147,11 +148,15 @@ func (c *Client) CreateContext(ctx context.Context, owner Owner, name string) (C
 			method: http.MethodPost, path: "/context", body: body, policy: retryRefused,
 			op: fmt.Sprintf("create context %q", name), target: target,
 		}, &x)
+		if err == nil && x.ID == "" {
+			err = &APIError{Kind: KindUnexpected, Op: fmt.Sprintf("create context %q", name), Target: target,
+				Status: http.StatusOK, Attempts: attempt, Err: errors.New("CircleCI's answer holds no context ID")}
+		}
 		if err == nil {
 			c.remember(x)
 			return x, nil
 		}
-		if !IsKind(err, KindNetwork) && !IsKind(err, KindServer) {
+		if !uncertain(err) {
 			return Context{}, err
 		}
 		// Uncertain: the context may have been made. Look before retrying.
@@ -165,6 +170,22 @@ func (c *Client) CreateContext(ctx context.Context, owner Owner, name string) (C
 			return Context{}, &APIError{Kind: KindCanceled, Op: fmt.Sprintf("create context %q", name), Target: target, Attempts: attempt, Err: serr}
 		}
 	}
+}
+
+// uncertain reports whether a failed create may have created the context
+// all the same: no answer, a server error, or a success we could not read.
+func uncertain(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.Kind {
+	case KindNetwork, KindServer:
+		return true
+	case KindUnexpected:
+		return ae.Status >= 200 && ae.Status < 300
+	}
+	return false
 }
 
 // ListContextEnvVars lists a context's variables (names and times only).

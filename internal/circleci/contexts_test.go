@@ -153,12 +153,13 @@ func TestCreateContext(t *testing.T) {
 	})
 	// After each of these failures the context is created exactly once.
 	faults := map[string]circlecitest.Fault{
-		"lost answer":         {DropAfter: true},
-		"dropped before":      {Drop: true},
-		"server error":        {Status: 502},
-		"rate limited":        {Status: 429, RetryAfter: "2"},
-		"lost answer, twice":  {DropAfter: true, Times: 2},
-		"server error, twice": {Status: 503, Times: 2},
+		"lost answer":          {DropAfter: true},
+		"dropped before":       {Drop: true},
+		"server error":         {Status: 502},
+		"rate limited":         {Status: 429, RetryAfter: "2"},
+		"lost answer, twice":   {DropAfter: true, Times: 2},
+		"server error, twice":  {Status: 503, Times: 2},
+		"answer without an ID": {Status: 200},
 	}
 	for name, fault := range faults {
 		t.Run(name, func(t *testing.T) {

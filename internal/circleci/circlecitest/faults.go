@@ -1,9 +1,11 @@
 package circlecitest
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 )
 
@@ -17,6 +19,13 @@ type Fault struct {
 	// "/api/v2/project/gh/acme/app/envvar" or
 	// "/api/v2/context/*/environment-variable/*"; "" matches any.
 	Path string
+	// Variable matches requests about this environment variable: its
+	// name in the path (GET, DELETE, context PUT) or in a project POST's
+	// body. "" matches any request.
+	Variable string
+	// After lets this many matching requests through untouched first
+	// (counting only those that no fault injected earlier took).
+	After int
 	// Times is how many matching requests the fault affects: 0 means
 	// one, a negative number means all from now on.
 	Times int
@@ -39,6 +48,7 @@ type Fault struct {
 
 type fault struct {
 	Fault
+	skip int // matching requests still to let through
 	left int // -1: unlimited
 }
 
@@ -53,7 +63,7 @@ func (s *Server) Inject(f Fault) {
 	case left < 0:
 		left = -1
 	}
-	s.faults = append(s.faults, &fault{Fault: f, left: left})
+	s.faults = append(s.faults, &fault{Fault: f, skip: max(f.After, 0), left: left})
 }
 
 // ClearFaults removes all faults not yet used up.
@@ -64,7 +74,7 @@ func (s *Server) ClearFaults() {
 }
 
 // takeFault returns the fault for this request, counting it as used.
-func (s *Server) takeFault(r *http.Request) *Fault {
+func (s *Server) takeFault(r *http.Request, body []byte) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range s.faults {
@@ -79,6 +89,13 @@ func (s *Server) takeFault(r *http.Request) *Fault {
 				continue
 			}
 		}
+		if f.Variable != "" && variableOf(r, body) != f.Variable {
+			continue
+		}
+		if f.skip > 0 {
+			f.skip--
+			continue
+		}
 		if f.left > 0 {
 			f.left--
 		}
@@ -86,6 +103,24 @@ func (s *Server) takeFault(r *http.Request) *Fault {
 		return &copied
 	}
 	return nil
+}
+
+// variableOf is the environment variable a request is about, if any.
+func variableOf(r *http.Request, body []byte) string {
+	p := strings.Split(r.URL.Path, "/")
+	n := len(p)
+	if n >= 2 && (p[n-2] == "envvar" || p[n-2] == "environment-variable") {
+		return p[n-1]
+	}
+	if n >= 1 && p[n-1] == "envvar" && r.Method == http.MethodPost {
+		var in struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(body, &in) == nil {
+			return in.Name
+		}
+	}
+	return ""
 }
 
 // Request is one request as the server saw it. It never holds a token: a

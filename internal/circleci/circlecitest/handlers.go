@@ -52,7 +52,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		Authorized:     authorized,
 		TokenElsewhere: tokenElsewhere(r, body, known),
 	}
-	f := s.takeFault(r)
+	f := s.takeFault(r, body)
 	entry.Fault = f != nil
 	idx := s.appendLog(entry)
 
@@ -222,10 +222,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, tok
 	}
 }
 
-func (s *Server) isForbidden(token string, keys ...string) bool {
-	f := s.forbidden[token]
+func (s *Server) isForbidden(token, method string, keys ...string) bool {
 	for _, k := range keys {
-		if f[k] {
+		if s.forbidden[token][k] || (method != http.MethodGet && s.forbiddenWrites[token][k]) {
 			return true
 		}
 	}
@@ -238,7 +237,7 @@ func (s *Server) projectEnvVar(w http.ResponseWriter, r *http.Request, body []by
 		fail(w, http.StatusNotFound, msgProjectNotFound)
 		return
 	}
-	if s.isForbidden(token, slug, orgOf(slug)) {
+	if s.isForbidden(token, r.Method, slug, orgOf(slug)) {
 		fail(w, http.StatusForbidden, msgForbidden)
 		return
 	}
@@ -346,7 +345,7 @@ func (s *Server) listContexts(w http.ResponseWriter, r *http.Request, token stri
 	if !ok {
 		return
 	}
-	if s.isForbidden(token, o.slug) {
+	if s.isForbidden(token, r.Method, o.slug) {
 		fail(w, http.StatusForbidden, msgForbidden)
 		return
 	}
@@ -380,7 +379,7 @@ func (s *Server) createContext(w http.ResponseWriter, body []byte, token string)
 	if !ok {
 		return
 	}
-	if s.isForbidden(token, o.slug) {
+	if s.isForbidden(token, http.MethodPost, o.slug) {
 		fail(w, http.StatusForbidden, msgForbidden)
 		return
 	}
@@ -399,7 +398,7 @@ func (s *Server) contextRoutes(w http.ResponseWriter, r *http.Request, body []by
 		fail(w, http.StatusNotFound, msgContextNotFound)
 		return
 	}
-	if s.isForbidden(token, id, s.orgs[c.orgID].slug) {
+	if s.isForbidden(token, r.Method, id, s.orgs[c.orgID].slug) {
 		fail(w, http.StatusForbidden, msgForbidden)
 		return
 	}

@@ -46,13 +46,15 @@ type Server struct {
 	mu        sync.Mutex
 	tokens    map[string]user            // valid tokens
 	forbidden map[string]map[string]bool // token -> project slug, org slug or context ID
-	orgs      map[string]*org            // by ID
-	projects  map[string]*project        // by canonical slug
-	contexts  map[string]*ctxState       // by ID
-	faults    []*fault
-	log       []Request
-	pageSize  int
-	now       func() time.Time
+	// forbiddenWrites is the same for writes only.
+	forbiddenWrites map[string]map[string]bool
+	orgs            map[string]*org      // by ID
+	projects        map[string]*project  // by canonical slug
+	contexts        map[string]*ctxState // by ID
+	faults          []*fault
+	log             []Request
+	pageSize        int
+	now             func() time.Time
 }
 
 type user struct {
@@ -98,15 +100,16 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		certPEM:   certPEM,
-		closed:    make(chan struct{}),
-		tokens:    map[string]user{},
-		forbidden: map[string]map[string]bool{},
-		orgs:      map[string]*org{},
-		projects:  map[string]*project{},
-		contexts:  map[string]*ctxState{},
-		pageSize:  DefaultPageSize,
-		now:       func() time.Time { return time.Now().UTC() },
+		certPEM:         certPEM,
+		closed:          make(chan struct{}),
+		tokens:          map[string]user{},
+		forbidden:       map[string]map[string]bool{},
+		forbiddenWrites: map[string]map[string]bool{},
+		orgs:            map[string]*org{},
+		projects:        map[string]*project{},
+		contexts:        map[string]*ctxState{},
+		pageSize:        DefaultPageSize,
+		now:             func() time.Time { return time.Now().UTC() },
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	s.srv.TLS = newTLSConfig(cert)
@@ -170,6 +173,17 @@ func (s *Server) Forbid(token, target string) {
 		s.forbidden[token] = map[string]bool{}
 	}
 	s.forbidden[token][canonical(target)] = true
+}
+
+// ForbidWrites makes CircleCI answer 403 to token's writes (any method but
+// GET) on target, as for a user who may read but not change it.
+func (s *Server) ForbidWrites(token, target string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forbiddenWrites[token] == nil {
+		s.forbiddenWrites[token] = map[string]bool{}
+	}
+	s.forbiddenWrites[token][canonical(target)] = true
 }
 
 // AddOrg adds an organisation (gh/acme, bb/acme, circleci/UUID) and returns

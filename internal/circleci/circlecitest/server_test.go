@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -195,6 +196,45 @@ func TestFaults(t *testing.T) {
 	}
 	if _, ok := s.ProjectVar("gh/acme/app", "K"); !ok {
 		t.Error("DropAfter did not make the change")
+	}
+}
+
+// A fault can aim at one variable's write, after letting others through.
+func TestFaultOnOneVariable(t *testing.T) {
+	s := newServer(t)
+	s.Inject(circlecitest.Fault{Variable: "SECRET", Status: 500})
+	s.Inject(circlecitest.Fault{Method: "POST", After: 2, Status: 503})
+	post := func(name string) int {
+		status, _ := call(t, s, "POST", "/api/v2/project/gh/acme/app/envvar", token, `{"name":"`+name+`","value":"value"}`)
+		return status
+	}
+	got := []int{post("A"), post("SECRET"), post("SECRET"), post("B"), post("C")}
+	// A passes as the After fault's 1st; SECRET meets its own fault,
+	// injected first, so the After fault does not count it; SECRET
+	// passes as the After fault's 2nd; B is its 3rd and fails.
+	if want := []int{201, 500, 201, 503, 201}; !slices.Equal(got, want) {
+		t.Errorf("statuses %v, want %v", got, want)
+	}
+	s.Inject(circlecitest.Fault{Variable: "KEY", Status: 502})
+	id := s.AddContext("gh/acme", "aws")
+	if status, _ := call(t, s, "PUT", "/api/v2/context/"+id+"/environment-variable/OTHER", token, `{"value":"v"}`); status != 200 {
+		t.Errorf("another variable's PUT: %d", status)
+	}
+	if status, _ := call(t, s, "PUT", "/api/v2/context/"+id+"/environment-variable/KEY", token, `{"value":"v"}`); status != 502 {
+		t.Errorf("KEY's PUT: %d", status)
+	}
+}
+
+func TestForbidWrites(t *testing.T) {
+	s := newServer(t)
+	const reader = "CCIPAT_reader_fedcba9876543210fedcba9876543"
+	s.AddToken(reader, "reader")
+	s.ForbidWrites(reader, "gh/acme/app")
+	if status, _ := call(t, s, "GET", "/api/v2/project/gh/acme/app/envvar", reader, ""); status != 200 {
+		t.Errorf("read: %d", status)
+	}
+	if status, _ := call(t, s, "POST", "/api/v2/project/gh/acme/app/envvar", reader, `{"name":"A","value":"b"}`); status != 403 {
+		t.Errorf("write: %d", status)
 	}
 }
 
