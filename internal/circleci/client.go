@@ -274,7 +274,6 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 			return e
 		}
 		status, header, body, err := c.attempt(ctx, cl.method, u, payload)
-		var wait time.Duration
 		var retryAfter time.Duration
 		var hasRetryAfter bool
 		e := apiErr(attempt)
@@ -316,13 +315,12 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		if attempt >= c.maxAttempts {
 			return e
 		}
+		wait := c.backoff(attempt)
 		if hasRetryAfter {
 			if retryAfter > c.maxWait {
 				return e // asked to wait longer than we will
 			}
 			wait = retryAfter
-		} else {
-			wait = c.backoff(attempt)
 		}
 		c.logf("circleci: %s %s: %s; retrying in %s", cl.method, cl.path, retryReason(status, err), wait.Round(time.Millisecond))
 		if serr := c.sleep(ctx, wait); serr != nil {

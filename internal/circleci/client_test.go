@@ -227,6 +227,19 @@ func TestConnectionErrorsRetriedOnlyWhenSafe(t *testing.T) {
 	}
 }
 
+func TestServerGoneIsANetworkError(t *testing.T) {
+	f := newFixture(t)
+	f.srv.Close()
+	_, err := f.client.ListProjectEnvVars(ctx(t), project)
+	e := wantKind(t, err, circleci.KindNetwork)
+	if e.Attempts != circleci.DefaultMaxAttempts || len(f.recordedWaits()) != circleci.DefaultMaxAttempts-1 {
+		t.Errorf("%q: %d attempts, waits %v", err, e.Attempts, f.recordedWaits())
+	}
+	if !strings.Contains(err.Error(), "CircleCI project gh/acme/app: list environment variables: no answer (after 4 attempts): ") {
+		t.Errorf("error %q", err)
+	}
+}
+
 func TestAttemptTimeout(t *testing.T) {
 	f := newFixture(t, func(o *circleci.Options) { o.Timeout = 100 * time.Millisecond; o.MaxAttempts = 2 })
 	f.srv.Inject(circlecitest.Fault{Delay: time.Minute, Times: -1})
@@ -312,6 +325,9 @@ func TestUntrustedCertificate(t *testing.T) {
 	}
 	_, err = c.Me(ctx(t))
 	e := wantKind(t, err, circleci.KindTLS)
+	if !strings.Contains(err.Error(), "CircleCI: check the API token: the server's certificate is not trusted: ") {
+		t.Errorf("error %q", err)
+	}
 	if e.Attempts != 1 || len(srv.Requests()) != 0 {
 		t.Errorf("%+v; requests %v", e, srv.Requests())
 	}

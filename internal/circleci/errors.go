@@ -136,6 +136,8 @@ func (e *APIError) Error() string {
 	switch {
 	case e.Kind == KindCanceled:
 		return prefix + "canceled: " + errString(e.Err)
+	case e.Kind == KindTLS:
+		return prefix + "the server's certificate is not trusted: " + errString(e.Err)
 	case e.Status == 0 && e.Err != nil:
 		return prefix + "no answer" + tries + ": " + errString(e.Err)
 	}
