@@ -108,7 +108,7 @@ func (t Target) String() string {
 // value being written.
 type APIError struct {
 	Kind   Kind
-	Op     string // what was being done: "list variables", "write variable AWS_REGION"
+	Op     string // what was being done: "list environment variables", "write environment variable AWS_REGION"
 	Target Target
 	// Status is the HTTP status of the last answer; 0 when there was none.
 	Status int
