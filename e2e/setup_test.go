@@ -117,7 +117,7 @@ func checkSetUp(t *testing.T, c clients, keyID string) {
 	if err != nil {
 		t.Fatalf("the policy's default version: %v", err)
 	}
-	want := policies.Permissions(policies.Target{Region: region, AccountID: account, Repository: setupNames.repo}, policies.PermissionOptions{})
+	want := policies.Permissions(policies.Target{Region: region, AccountID: account, Repository: setupNames.repo}, policies.PermissionOptions{RegistryCache: true}) // setup's defaults: least privilege, with the build cache's reads
 	if ok, err := policies.Equivalent(aws.ToString(ver.PolicyVersion.Document), want); !ok || err != nil {
 		t.Errorf("policy document %s (%v)", aws.ToString(ver.PolicyVersion.Document), err)
 	}

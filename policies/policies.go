@@ -2,6 +2,11 @@
 // serialised with encoding/json: the permissions policy that lets a role push
 // to one ECR repository, and the trust policy that lets one IAM user assume
 // that role. It also compares documents the way IAM does, ignoring layout.
+//
+// The permissions are least privilege by default: what a push needs, plus
+// the read actions of the features asked for. The blog's broader statements
+// (which also let CI delete the repository or change its settings) are
+// kept for those who ask for them.
 package policies
 
 import (
@@ -30,13 +35,19 @@ type Statement struct {
 	Principal *Principal `json:"Principal,omitempty"`
 	Action    Values     `json:"Action"`
 	Resource  Values     `json:"Resource,omitempty"`
+	Condition Condition  `json:"Condition,omitempty"`
 }
 
 // Principal names who a trust policy lets in.
 type Principal struct {
-	AWS     Values `json:"AWS,omitempty"`
-	Service Values `json:"Service,omitempty"`
+	AWS       Values `json:"AWS,omitempty"`
+	Service   Values `json:"Service,omitempty"`
+	Federated Values `json:"Federated,omitempty"`
 }
+
+// Condition maps an operator ("StringEquals", "StringLike") to the context
+// keys it tests and the values each may take.
+type Condition map[string]map[string]Values
 
 // Values is a list that IAM writes as a bare string when it has one element.
 type Values []string
@@ -64,8 +75,18 @@ func (v *Values) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// pushActions are the blog's ECRContainerise actions on the repository.
+// pushActions are what a push needs on the repository: upload the layers
+// (after checking which it already has) and put the image manifest.
 var pushActions = []string{
+	"ecr:BatchCheckLayerAvailability",
+	"ecr:InitiateLayerUpload",
+	"ecr:UploadLayerPart",
+	"ecr:CompleteLayerUpload",
+	"ecr:PutImage",
+}
+
+// blogActions are the blog's ECRContainerise actions on the repository.
+var blogActions = []string{
 	"ecr:PutLifecyclePolicy",
 	"ecr:PutImageTagMutability",
 	"ecr:StartImageScan",
@@ -82,8 +103,19 @@ var pushActions = []string{
 	"ecr:DeleteRepositoryPolicy",
 }
 
-// PushActions returns the blog's repository-scoped actions.
+// PushActions returns the repository actions a push needs.
 func PushActions() []string { return append([]string(nil), pushActions...) }
+
+// BlogActions returns the blog's repository-scoped actions.
+func BlogActions() []string { return append([]string(nil), blogActions...) }
+
+// Read actions the features add to the policy.
+var (
+	// skipExistingActions let push see which tags ECR already has.
+	skipExistingActions = []string{"ecr:DescribeImages"}
+	// cacheActions let the build pull the repository's layers as a cache.
+	cacheActions = []string{"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
+)
 
 // Target names the AWS location the documents refer to.
 type Target struct {
@@ -100,33 +132,71 @@ func (t Target) partition() string {
 	return PartitionOf(t.Region)
 }
 
-// PermissionOptions extend the blog's statements.
+// Set names a set of permissions for the role.
+type Set string
+
+// Permission sets.
+const (
+	// LeastPrivilege is what a push needs, and no more.
+	LeastPrivilege Set = "least"
+	// Blog is the blog post's ECRContainerise statements, word for word.
+	Blog Set = "blog"
+)
+
+// PermissionOptions choose the statements.
 type PermissionOptions struct {
+	// Set is the base: LeastPrivilege (the default when empty) or Blog.
+	Set Set
 	// AllowDescribeImages adds ecr:DescribeImages on the repository so that
-	// `push --skip-existing` can see which tags already exist.
+	// push can leave out the tags that already exist.
 	AllowDescribeImages bool
+	// RegistryCache adds ecr:BatchGetImage and ecr:GetDownloadUrlForLayer
+	// on the repository, so that a build reads the layers it pushed before.
+	RegistryCache bool
 }
 
-// Permissions returns the policy attached to the role: the blog's three
-// statements (its actions scoped to the repository, ecr:GetAuthorizationToken
-// on "*" since that action has no resource, and ecr:BatchCheckLayerAvailability
-// on the repository), plus the requested options.
+// Permissions returns the policy attached to the role: the base set's
+// statements, then one statement per feature asked for.
+//
+// The least-privilege base pushes to the repository only
+// (BatchCheckLayerAvailability, InitiateLayerUpload, UploadLayerPart,
+// CompleteLayerUpload, PutImage) and gets a registry token
+// (ecr:GetAuthorizationToken, on "*" since that action has no resource).
+// The blog's base is its three statements: its fourteen actions scoped to
+// the repository, ecr:GetAuthorizationToken on "*", and
+// ecr:BatchCheckLayerAvailability on the repository.
 func Permissions(t Target, opts PermissionOptions) Document {
 	repo := RepositoryARN(t.partition(), t.Region, t.AccountID, t.Repository)
-	doc := Document{
-		Version: Version,
-		Statement: []Statement{
-			{Sid: "PushToRepository", Effect: "Allow", Action: PushActions(), Resource: Values{repo}},
-			{Sid: "GetAuthorizationToken", Effect: "Allow", Action: Values{"ecr:GetAuthorizationToken"}, Resource: Values{"*"}},
+	token := Statement{Sid: "GetAuthorizationToken", Effect: "Allow", Action: Values{"ecr:GetAuthorizationToken"}, Resource: Values{"*"}}
+	doc := Document{Version: Version}
+	if opts.Set == Blog {
+		doc.Statement = []Statement{
+			{Sid: "PushToRepository", Effect: "Allow", Action: BlogActions(), Resource: Values{repo}},
+			token,
 			{Sid: "CheckLayerAvailability", Effect: "Allow", Action: Values{"ecr:BatchCheckLayerAvailability"}, Resource: Values{repo}},
-		},
+		}
+	} else {
+		doc.Statement = []Statement{
+			{Sid: "PushToRepository", Effect: "Allow", Action: PushActions(), Resource: Values{repo}},
+			token,
+		}
 	}
 	if opts.AllowDescribeImages {
-		doc.Statement = append(doc.Statement, Statement{
-			Sid: "DescribeImages", Effect: "Allow", Action: Values{"ecr:DescribeImages"}, Resource: Values{repo},
-		})
+		doc.Statement = append(doc.Statement, Statement{Sid: "DescribeImages", Effect: "Allow", Action: skipExistingActions, Resource: Values{repo}})
+	}
+	if opts.RegistryCache {
+		doc.Statement = append(doc.Statement, Statement{Sid: "ReadLayersForCache", Effect: "Allow", Action: cacheActions, Resource: Values{repo}})
 	}
 	return doc
+}
+
+// ParseSet reads a permission set's name, as users spell it.
+func ParseSet(name string) (Set, error) {
+	switch Set(name) {
+	case LeastPrivilege, Blog:
+		return Set(name), nil
+	}
+	return "", fmt.Errorf("unknown permission set %q: use %s or %s", name, LeastPrivilege, Blog)
 }
 
 // Trust returns the role's trust policy: exactly one IAM user may assume it.
@@ -176,8 +246,18 @@ func (d Document) canonical() string {
 		s.Action = sorted(s.Action)
 		s.Resource = sorted(s.Resource)
 		if s.Principal != nil {
-			p := Principal{AWS: sorted(s.Principal.AWS), Service: sorted(s.Principal.Service)}
+			p := Principal{AWS: sorted(s.Principal.AWS), Service: sorted(s.Principal.Service), Federated: sorted(s.Principal.Federated)}
 			s.Principal = &p
+		}
+		if len(s.Condition) > 0 {
+			c := Condition{}
+			for op, keys := range s.Condition {
+				c[op] = map[string]Values{}
+				for k, v := range keys {
+					c[op][k] = sorted(v)
+				}
+			}
+			s.Condition = c // encoding/json writes map keys sorted
 		}
 		b, _ := json.Marshal(s)
 		stmts = append(stmts, string(b))

@@ -10,7 +10,7 @@ import (
 var target = Target{Region: "us-east-1", AccountID: "123456789012", Repository: "circleci-ecr-test"}
 
 func TestPermissionsMatchTheBlog(t *testing.T) {
-	doc := Permissions(target, PermissionOptions{})
+	doc := Permissions(target, PermissionOptions{Set: Blog})
 	repoARN := "arn:aws:ecr:us-east-1:123456789012:repository/circleci-ecr-test"
 	if len(doc.Statement) != 3 {
 		t.Fatalf("want the blog's 3 statements, got %d", len(doc.Statement))
@@ -32,7 +32,7 @@ func TestPermissionsMatchTheBlog(t *testing.T) {
 			}
 		}
 	}
-	with := Permissions(target, PermissionOptions{AllowDescribeImages: true})
+	with := Permissions(target, PermissionOptions{Set: Blog, AllowDescribeImages: true})
 	if last := with.Statement[len(with.Statement)-1]; last.Action[0] != "ecr:DescribeImages" || last.Resource[0] != repoARN {
 		t.Errorf("AllowDescribeImages statement = %+v", last)
 	}
@@ -73,12 +73,12 @@ func TestEquivalentIgnoresLayoutNotContent(t *testing.T) {
 			t.Errorf("%s: Equivalent = %v, %v; want %v", c.name, got, err, c.same)
 		}
 	}
-	reordered := Permissions(target, PermissionOptions{})
+	reordered := Permissions(target, PermissionOptions{Set: Blog})
 	reordered.Statement[0].Action = append(Values(nil), reordered.Statement[0].Action...)
 	a := reordered.Statement[0].Action
 	a[0], a[len(a)-1] = a[len(a)-1], a[0]
 	reordered.Statement[0], reordered.Statement[2] = reordered.Statement[2], reordered.Statement[0]
-	if same, _ := Equivalent(reordered.JSON(), Permissions(target, PermissionOptions{})); !same {
+	if same, _ := Equivalent(reordered.JSON(), Permissions(target, PermissionOptions{Set: Blog})); !same {
 		t.Errorf("reordered actions and statements should be equivalent")
 	}
 	if _, err := Equivalent("%zz", want); err == nil {
@@ -100,12 +100,12 @@ func TestARNsFollowThePartition(t *testing.T) {
 }
 
 func TestDigestIgnoresLayoutNotContent(t *testing.T) {
-	want := Permissions(target, PermissionOptions{})
+	want := Permissions(target, PermissionOptions{Set: Blog})
 	d := want.Digest()
 	if len(d) != 64 || strings.Trim(d, "0123456789abcdef") != "" {
 		t.Fatalf("digest %q is not hex SHA-256", d)
 	}
-	if again := Permissions(target, PermissionOptions{}).Digest(); again != d {
+	if again := Permissions(target, PermissionOptions{Set: Blog}).Digest(); again != d {
 		t.Fatalf("digest not stable: %s then %s", d, again)
 	}
 	parse := func(text string) Document {
@@ -118,7 +118,7 @@ func TestDigestIgnoresLayoutNotContent(t *testing.T) {
 	}
 
 	// Same grants, written differently: same digest.
-	reordered := Permissions(target, PermissionOptions{})
+	reordered := Permissions(target, PermissionOptions{Set: Blog})
 	a := append(Values(nil), reordered.Statement[0].Action...)
 	a[0], a[len(a)-1] = a[len(a)-1], a[0]
 	reordered.Statement[0].Action = a
@@ -154,5 +154,50 @@ func TestDigestIgnoresLayoutNotContent(t *testing.T) {
 	}
 	if trust.Digest() == Trust("arn:aws:iam::123456789012:user/someone").Digest() {
 		t.Errorf("trust for another user: same digest")
+	}
+}
+
+// The default is least privilege: what a push needs, and nothing that
+// deletes or changes the repository's settings. Features add only reads.
+func TestDefaultPermissionsAreLeastPrivilege(t *testing.T) {
+	repoARN := "arn:aws:ecr:us-east-1:123456789012:repository/circleci-ecr-test"
+	granted := func(d Document) map[string]string {
+		out := map[string]string{}
+		for _, s := range d.Statement {
+			for _, a := range s.Action {
+				out[a] = strings.Join(s.Resource, ",")
+			}
+		}
+		return out
+	}
+	got := granted(Permissions(target, PermissionOptions{}))
+	want := map[string]string{
+		"ecr:BatchCheckLayerAvailability": repoARN, "ecr:InitiateLayerUpload": repoARN, "ecr:UploadLayerPart": repoARN,
+		"ecr:CompleteLayerUpload": repoARN, "ecr:PutImage": repoARN, "ecr:GetAuthorizationToken": "*",
+	}
+	if len(got) != len(want) {
+		t.Errorf("granted %v, want %v", got, want)
+	}
+	for a, r := range want {
+		if got[a] != r {
+			t.Errorf("%s on %q, want on %q", a, got[a], r)
+		}
+	}
+	for a := range got {
+		if strings.Contains(a, "Delete") || strings.Contains(a, "Put") && a != "ecr:PutImage" || strings.Contains(a, "Create") || strings.Contains(a, "Start") {
+			t.Errorf("the default grants %s", a)
+		}
+	}
+	all := granted(Permissions(target, PermissionOptions{AllowDescribeImages: true, RegistryCache: true}))
+	for _, a := range []string{"ecr:DescribeImages", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"} {
+		if all[a] != repoARN {
+			t.Errorf("%s on %q, want on the repository", a, all[a])
+		}
+	}
+	if len(all) != len(want)+3 {
+		t.Errorf("features granted more than their reads: %v", all)
+	}
+	if _, err := ParseSet("root"); err == nil {
+		t.Error("an unknown permission set was accepted")
 	}
 }

@@ -43,9 +43,9 @@ type Options struct {
 	Repository, Policy, User, Role string
 	// Region is the region of the repository (the SDK config's region).
 	Region string
-	// AllowDescribeImages adds ecr:DescribeImages to the policy, for push's
-	// skipping of tags that exist.
-	AllowDescribeImages bool
+	// Grants choose the policy's statements: least privilege or the blog's,
+	// plus the reads of the features CI uses.
+	Grants policies.PermissionOptions
 	// DryRun reads and plans, and makes no mutating call.
 	DryRun bool
 	// RotateKey creates a new access key when the user has one; the old one
@@ -156,7 +156,7 @@ func (p *Provisioner) Run(ctx context.Context, o Options) (*Result, error) {
 	repo := resource.NewRepository(o.Repository)
 	policy := resource.NewPolicy(o.Policy, o.Repository, func(id awsx.Identity) policies.Document {
 		return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository},
-			policies.PermissionOptions{AllowDescribeImages: o.AllowDescribeImages})
+			o.Grants)
 	})
 	user := resource.NewUser(o.User, o.RotateKey)
 	role := resource.NewRole(o.Role, user, policy)

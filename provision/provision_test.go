@@ -903,10 +903,10 @@ func TestRerunReadsThePolicyDocumentUnlessItsTagsProveIt(t *testing.T) {
 	other := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}`
 	arn := aws.String(policyARN)
 	tag := func(k, v string) iamtypes.Tag { return iamtypes.Tag{Key: aws.String(k), Value: aws.String(v)} }
-	withDescribe := func() Options { o := defaults(); o.AllowDescribeImages = true; return o }
+	withDescribe := func() Options { o := defaults(); o.Grants.AllowDescribeImages = true; return o }
 	// Same grants, written differently from setup's JSON.
 	sameGrants := wantPerms()
-	sameGrants.Statement[0], sameGrants.Statement[2] = sameGrants.Statement[2], sameGrants.Statement[0]
+	sameGrants.Statement[0], sameGrants.Statement[1] = sameGrants.Statement[1], sameGrants.Statement[0]
 
 	cases := []struct {
 		name    string
@@ -986,7 +986,7 @@ func TestRerunReadsThePolicyDocumentUnlessItsTagsProveIt(t *testing.T) {
 				t.Errorf("%d calls in %d rounds, want 8 in 2: %v", len(ops), rounds, ops)
 			}
 			tags := policyTags(t, e.acct)
-			want := policies.Permissions(policies.Target{Region: o.Region, AccountID: account, Repository: o.Repository}, policies.PermissionOptions{AllowDescribeImages: o.AllowDescribeImages})
+			want := policies.Permissions(policies.Target{Region: o.Region, AccountID: account, Repository: o.Repository}, policies.PermissionOptions{AllowDescribeImages: o.Grants.AllowDescribeImages})
 			if tags[resource.TagDefaultVersion] != c.version || tags[resource.TagDocumentSHA256] != want.Digest() {
 				t.Errorf("tags %v, want version %s and digest %s", tags, c.version, want.Digest())
 			}

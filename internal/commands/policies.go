@@ -13,7 +13,7 @@ import (
 
 type policiesOptions struct {
 	account, repository, user, role, policy, document string
-	allowSkipExisting                                 bool
+	grants                                            grantFlags
 }
 
 func newPoliciesCmd(g *Globals) *cobra.Command {
@@ -22,8 +22,9 @@ func newPoliciesCmd(g *Globals) *cobra.Command {
 		Use:   "policies",
 		Short: "Print the permissions and trust policy documents setup manages",
 		Long: `Print the IAM documents setup would create, without calling AWS: the
-permissions policy attached to the role (push to one repository) and the
-role's trust policy (only the CI user may assume it).
+permissions policy attached to the role (push to one repository, plus the
+reads of the features asked for, the same flags as setup's) and the role's
+trust policy (only the CI user may assume it).
 
 Use --document to print one of them as bare JSON, e.g. for a review or for
 'aws iam create-policy --policy-document file://...'.
@@ -42,6 +43,10 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 			); err != nil {
 				return err
 			}
+			grants, err := o.grants.options()
+			if err != nil {
+				return err
+			}
 			// The region setup would use, so the ARNs match what setup makes.
 			// Loading the SDK configuration reads the environment and the
 			// shared config files only: no credentials, no AWS call.
@@ -51,7 +56,7 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 			}
 			region := cfg.Region
 			target := policies.Target{Region: region, AccountID: o.account, Repository: o.repository}
-			perms := policies.Permissions(target, policies.PermissionOptions{AllowDescribeImages: o.allowSkipExisting})
+			perms := policies.Permissions(target, grants)
 			trust := policies.Trust(policies.UserARN(policies.PartitionOf(region), o.account, o.user))
 			switch o.document {
 			case "permissions":
@@ -74,6 +79,6 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 	f.StringVar(&o.role, "role", names.Role, "IAM role name (for the heading)")
 	f.StringVar(&o.policy, "policy", names.Policy, "IAM policy name (for the heading)")
 	f.StringVar(&o.document, "document", "all", "which document: permissions, trust or all")
-	f.BoolVar(&o.allowSkipExisting, "allow-skip-existing", false, "add ecr:DescribeImages so 'push --skip-existing' works")
+	o.grants.add(f)
 	return cmd
 }

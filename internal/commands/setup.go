@@ -32,6 +32,7 @@ type setupOptions struct {
 	output  string
 	yes     bool
 	envFile string
+	grants  grantFlags
 }
 
 // newProvisioner builds the provisioner over AWS clients and returns the
@@ -61,7 +62,9 @@ CircleCI environment variables:
 
   1. the ECR repository (--repository);
   2. the managed policy (--policy) allowing pushes to that repository only,
-     plus ecr:GetAuthorizationToken (see 'containerise policies');
+     plus ecr:GetAuthorizationToken and the reads of the features asked for
+     (see 'containerise policies'); --permissions blog grants the blog's
+     broader statements instead;
   3. the IAM user (--user), with no permissions, and one access key;
   4. the role (--role) with the policy attached, which only that user may
      assume.
@@ -124,7 +127,7 @@ NAME=value lines only. Progress and warnings go to stderr.`,
 	f.BoolVar(&o.RotateKey, "rotate-key", false, "create a new access key and delete the old one after confirmation")
 	f.BoolVarP(&o.yes, "yes", "y", false, "with --rotate-key: delete the old key without asking, once the new one is written")
 	f.StringVar(&o.envFile, "env-file", "", "also write the variables, secret included, to this file (mode 0600)")
-	f.BoolVar(&o.AllowDescribeImages, "allow-skip-existing", false, "add ecr:DescribeImages to the policy, for 'push --skip-existing'")
+	o.grants.add(f)
 	f.DurationVar(&o.PropagationWait, "wait", provision.DefaultPropagationWait, "how long to wait for IAM to accept a new user as the role's principal")
 	return cmd
 }
@@ -138,6 +141,11 @@ func (o *setupOptions) validate() error {
 	if err := (names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}).Validate(); err != nil {
 		return err
 	}
+	grants, err := o.grants.options()
+	if err != nil {
+		return err
+	}
+	o.Grants = grants
 	if o.PropagationWait <= 0 {
 		return clierror.Usagef("--wait %s is invalid: give a positive duration such as 2m or 90s", o.PropagationWait)
 	}
@@ -180,10 +188,7 @@ func (o setupOptions) rotateCommand() string {
 			cmd += " " + f.flag + " " + f.value
 		}
 	}
-	if o.AllowDescribeImages {
-		cmd += " --allow-skip-existing"
-	}
-	return cmd
+	return cmd + grantArgs(o.Grants)
 }
 
 func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions) error {

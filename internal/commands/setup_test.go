@@ -19,6 +19,7 @@ import (
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
+	"github.com/containerise/containerise/policies"
 	"github.com/containerise/containerise/provision"
 )
 
@@ -346,11 +347,11 @@ func TestRenderSetupTextUnmanaged(t *testing.T) {
 }
 
 func TestRotateCommandNamesTheSameResources(t *testing.T) {
-	def := setupOptions{Options: provision.Options{Repository: names.Repository, Policy: names.Policy, User: names.User, Role: names.Role}}
+	def := setupOptions{Options: provision.Options{Repository: names.Repository, Policy: names.Policy, User: names.User, Role: names.Role, Grants: policies.PermissionOptions{RegistryCache: true}}}
 	if got := def.rotateCommand(); got != "containerise setup --rotate-key" {
 		t.Errorf("defaults: %q", got)
 	}
-	custom := setupOptions{Options: provision.Options{Repository: "my-app", Policy: names.Policy, User: "ci-bot", Role: names.Role, AllowDescribeImages: true}}
+	custom := setupOptions{Options: provision.Options{Repository: "my-app", Policy: names.Policy, User: "ci-bot", Role: names.Role, Grants: policies.PermissionOptions{AllowDescribeImages: true, RegistryCache: true}}}
 	if got, want := custom.rotateCommand(), "containerise setup --rotate-key --repository my-app --user ci-bot --allow-skip-existing"; got != want {
 		t.Errorf("custom names: %q, want %q", got, want)
 	}
