@@ -54,6 +54,8 @@ type Options struct {
 	// PropagationWait bounds the wait for IAM to accept a new user as the
 	// role's principal; 0 means DefaultPropagationWait.
 	PropagationWait time.Duration
+	// Confirmed lets Run make the changes that ask for confirmation.
+	Confirmed bool
 }
 
 // Validate checks the names and region before any API call.
@@ -145,18 +147,25 @@ func (p *Provisioner) env(o Options) *resource.Env {
 	}
 }
 
-// Run sets up the account, or with DryRun only plans it. It returns the
-// result even when a step fails, so that a secret already created is not
-// lost: render it, then report the error.
-func (p *Provisioner) Run(ctx context.Context, o Options) (*Result, error) {
+// Setup is a planned setup: what was found, and what Apply will change.
+type Setup struct {
+	o    Options
+	env  *resource.Env
+	plan *resource.Plan
+	user *resource.User
+	role *resource.Role
+	res  *Result
+}
+
+// Prepare reads the account and plans the changes; it makes none.
+func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	env := p.env(o)
 	repo := resource.NewRepository(o.Repository)
 	policy := resource.NewPolicy(o.Policy, o.Repository, func(id awsx.Identity) policies.Document {
-		return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository},
-			o.Grants)
+		return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository}, o.Grants)
 	})
 	user := resource.NewUser(o.User, o.RotateKey)
 	role := resource.NewRole(o.Role, user, policy)
@@ -169,34 +178,72 @@ func (p *Provisioner) Run(ctx context.Context, o Options) (*Result, error) {
 	if err := plan.Refused(); err != nil {
 		return nil, advise(err)
 	}
-	res := &Result{
+	s := &Setup{o: o, env: env, plan: plan, user: user, role: role}
+	s.res = &Result{
 		Account: plan.Identity.Account, Region: o.Region, Partition: plan.Identity.Partition, DryRun: o.DryRun,
 		Resources: plan.Reports(), env: env, user: user,
 	}
-	res.key = res.report(resource.KindAccessKey)
+	s.res.key = s.res.report(resource.KindAccessKey)
+	s.fill()
+	return s, nil
+}
+
+// Questions are what the plan asks confirmation for: changes that take
+// away what someone may still use.
+func (s *Setup) Questions() []string { return s.plan.Questions() }
+
+// Planned is the plan as a result, for a dry run: what would be done.
+func (s *Setup) Planned() *Result { return s.res }
+
+// Apply makes the planned changes; the steps that ask for confirmation run
+// only when confirmed. It returns the result even when a step fails, so
+// that a secret already created is not lost: render it, then report the
+// error.
+func (s *Setup) Apply(ctx context.Context, confirmed bool) (*Result, error) {
+	res := s.res
+	if confirmed {
+		s.plan.Confirm()
+	}
+	s.plan.Apply(ctx)
 	var errs []error
-	if !o.DryRun {
-		plan.Apply(ctx)
-		for _, r := range res.Resources {
-			if err := resource.FirstError(r); err != nil {
-				r.Status, r.Err = resource.Failed, err
-				errs = append(errs, err)
-			}
+	for _, r := range res.Resources {
+		if err := resource.FirstError(r); err != nil {
+			r.Status, r.Err = resource.Failed, err
+			errs = append(errs, err)
 		}
 	}
-	id, secret := user.Key()
-	res.Variables = Variables{AccessKeyID: id, SecretAccessKey: secret, RoleARN: role.ARN(), Region: o.Region}
-	res.SecretAvailable = secret != ""
-	res.Notes, res.Warnings = plan.Notes(), plan.Warnings()
-	if old := user.ReplacedKey(); old != "" {
-		res.Rotation = &Rotation{User: o.User, OldKeyID: old, NewKeyID: id, DeleteCommand: resource.DeleteKeyCommand(o.User, old)}
+	s.fill()
+	if old := s.user.ReplacedKey(); old != "" {
+		res.Rotation = &Rotation{User: s.o.User, OldKeyID: old, NewKeyID: res.Variables.AccessKeyID, DeleteCommand: resource.DeleteKeyCommand(s.o.User, old)}
 		if len(errs) > 0 {
 			res.key.Changes = []string{"old key " + old + " kept"}
-			res.note("old access key %s of user %s is kept because setup failed; once CI uses the new key, delete it: %s", old, o.User, res.Rotation.DeleteCommand)
+			res.note("old access key %s of user %s is kept because setup failed; once CI uses the new key, delete it: %s", old, s.o.User, res.Rotation.DeleteCommand)
 			res.Rotation = nil
 		}
 	}
 	return res, advise(errors.Join(errs...))
+}
+
+// fill copies what the resources know into the result.
+func (s *Setup) fill() {
+	res := s.res
+	id, secret := s.user.Key()
+	res.Variables = Variables{AccessKeyID: id, SecretAccessKey: secret, RoleARN: s.role.ARN(), Region: s.o.Region}
+	res.SecretAvailable = secret != ""
+	res.Notes, res.Warnings = s.plan.Notes(), s.plan.Warnings()
+}
+
+// Run sets up the account, or with DryRun only plans it: Prepare, then
+// Apply, confirmed when o.Confirmed.
+func (p *Provisioner) Run(ctx context.Context, o Options) (*Result, error) {
+	s, err := p.Prepare(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if o.DryRun {
+		return s.Planned(), nil
+	}
+	return s.Apply(ctx, o.Confirmed)
 }
 
 func (r *Result) report(kind string) *resource.Report {

@@ -193,7 +193,7 @@ func (o setupOptions) rotateCommand() string {
 
 func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions) error {
 	g.Words = o.words
-	res, runErr := p.Run(ctx, o.Options)
+	res, runErr := prepareAndApply(ctx, g, p, o)
 	if res == nil {
 		return runErr
 	}
@@ -259,6 +259,34 @@ func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setup
 		}
 	}
 	return runErr
+}
+
+// prepareAndApply plans setup and, unless it is a dry run, applies the
+// plan. What the plan asks confirmation for (taking away what someone may
+// still use) runs with --yes, or after a yes at a terminal; otherwise it is
+// left, and the result says so.
+func prepareAndApply(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions) (*provision.Result, error) {
+	s, err := p.Prepare(ctx, o.Options)
+	if err != nil {
+		return nil, err
+	}
+	if o.DryRun {
+		return s.Planned(), nil
+	}
+	confirmed := o.yes
+	if qs := s.Questions(); len(qs) > 0 && !o.yes {
+		if !prompt.IsTerminal(g.In) {
+			g.Logf("not done without confirmation (no terminal to ask at; pass --yes): %s", strings.Join(qs, "; "))
+		} else {
+			for _, q := range qs {
+				fmt.Fprintf(g.Err, "setup will: %s\n", q)
+			}
+			if confirmed, err = prompt.Confirm(g.In, g.Err, "Go ahead?"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s.Apply(ctx, confirmed)
 }
 
 // deliver writes the result: the --env-file (when there is a new secret),

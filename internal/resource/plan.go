@@ -22,6 +22,12 @@ type Step struct {
 	// succeed (cause is the step that failed); it returns the error to
 	// record for this step, nil when being skipped is no failure of its own.
 	Skipped func(ctx context.Context, cause *Step) error
+	// Confirm, when set, is the question a person must have answered yes
+	// (or the plan must be confirmed) before the step runs: for steps that
+	// take away what someone else may still use. Declined runs instead of
+	// Do when the plan was not confirmed.
+	Confirm  string
+	Declined func()
 
 	// Report is the resource the step works on.
 	Report *Report
@@ -55,6 +61,7 @@ type Plan struct {
 
 	deleteUnmanaged bool
 	refused         []error
+	confirmed       bool
 }
 
 // Observe reads every resource concurrently, with the caller's identity,
@@ -171,13 +178,33 @@ func (p *Plan) Apply(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			defer close(s.done)
-			s.run(ctx)
+			s.run(ctx, p.confirmed)
 		}()
 	}
 	wg.Wait()
 }
 
-func (s *Step) run(ctx context.Context) {
+// Questions are the confirmations the plan's steps ask for, in order.
+func (p *Plan) Questions() []string {
+	var out []string
+	for _, s := range p.steps {
+		if s.Confirm != "" {
+			out = append(out, s.Confirm)
+		}
+	}
+	return out
+}
+
+// Confirm lets the steps that ask for confirmation run.
+func (p *Plan) Confirm() { p.confirmed = true }
+
+func (s *Step) run(ctx context.Context, confirmed bool) {
+	if s.Confirm != "" && !confirmed {
+		if s.Declined != nil {
+			s.Declined()
+		}
+		return
+	}
 	for _, n := range s.Needs {
 		<-n.done
 		if n.OK() {
