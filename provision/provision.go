@@ -56,6 +56,10 @@ type Options struct {
 	PropagationWait time.Duration
 	// Confirmed lets Run make the changes that ask for confirmation.
 	Confirmed bool
+	// CircleCI, when set, is where setup writes the variables itself (the
+	// Provisioner's CircleCI client does): the new secret then goes there
+	// and nowhere else.
+	CircleCI *resource.CircleCITarget
 }
 
 // Validate checks the names and region before any API call.
@@ -80,6 +84,8 @@ type Provisioner struct {
 	IAM resource.IAM
 	ECR resource.ECR
 	STS awsx.CallerAPI
+	// CircleCI writes the variables when Options.CircleCI names a target.
+	CircleCI resource.CircleCIAPI
 	// Logf receives progress lines (for stderr). It never receives a secret.
 	// Calls are serialised, so it need not be safe for concurrent use.
 	Logf func(format string, args ...any)
@@ -125,6 +131,9 @@ type Result struct {
 	// SecretAvailable: the access key was created by this run, so its
 	// secret is in Variables. It exists nowhere else.
 	SecretAvailable bool
+	// SecretIn names where the new secret went instead of the result
+	// ("CircleCI project gh/acme/app"); then it is not in Variables.
+	SecretIn string
 	// Rotation is set when this run created a key to replace one that is
 	// still active: Finish retires it.
 	Rotation *Rotation
@@ -154,6 +163,7 @@ type Setup struct {
 	plan *resource.Plan
 	user *resource.User
 	role *resource.Role
+	ci   *resource.CircleCIVariables
 	res  *Result
 }
 
@@ -169,8 +179,14 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	})
 	user := resource.NewUser(o.User, o.RotateKey)
 	role := resource.NewRole(o.Role, user, policy)
+	kinds := []resource.Resource{repo, policy, user, role}
+	var ci *resource.CircleCIVariables
+	if o.CircleCI != nil {
+		ci = resource.NewCircleCIVariables(p.CircleCI, *o.CircleCI, o.Region, role, user)
+		kinds = append(kinds, ci)
+	}
 
-	plan, err := resource.Observe(ctx, env, resource.ForSetup, repo, policy, user, role)
+	plan, err := resource.Observe(ctx, env, resource.ForSetup, kinds...)
 	if err != nil {
 		return nil, advise(err)
 	}
@@ -178,7 +194,7 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	if err := plan.Refused(); err != nil {
 		return nil, advise(err)
 	}
-	s := &Setup{o: o, env: env, plan: plan, user: user, role: role}
+	s := &Setup{o: o, env: env, plan: plan, user: user, role: role, ci: ci}
 	s.res = &Result{
 		Account: plan.Identity.Account, Region: o.Region, Partition: plan.Identity.Partition, DryRun: o.DryRun,
 		Resources: plan.Reports(), env: env, user: user,
@@ -212,6 +228,9 @@ func (s *Setup) Apply(ctx context.Context, confirmed bool) (*Result, error) {
 			errs = append(errs, err)
 		}
 	}
+	if err := s.undeliveredKey(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	s.fill()
 	if old := s.user.ReplacedKey(); old != "" {
 		res.Rotation = &Rotation{User: s.o.User, OldKeyID: old, NewKeyID: res.Variables.AccessKeyID, DeleteCommand: resource.DeleteKeyCommand(s.o.User, old)}
@@ -229,8 +248,31 @@ func (s *Setup) fill() {
 	res := s.res
 	id, secret := s.user.Key()
 	res.Variables = Variables{AccessKeyID: id, SecretAccessKey: secret, RoleARN: s.role.ARN(), Region: s.o.Region}
+	if s.ci != nil && secret != "" {
+		// The secret went to CircleCI, and goes nowhere else.
+		res.Variables.SecretAccessKey, res.SecretIn = "", "CircleCI "+s.o.CircleCI.String()
+		secret = ""
+	}
 	res.SecretAvailable = secret != ""
 	res.Notes, res.Warnings = s.plan.Notes(), s.plan.Warnings()
+}
+
+// undeliveredKey deletes a key this run created whose secret did not reach
+// CircleCI: nobody could use it, and a rerun (or the rotation again) then
+// converges. A rotation's old key stays.
+func (s *Setup) undeliveredKey(ctx context.Context) error {
+	if s.ci == nil || s.ci.SecretHeld() {
+		return nil
+	}
+	if _, secret := s.user.Key(); secret == "" {
+		return nil
+	}
+	if err := s.user.DiscardKey(ctx, s.env); err != nil {
+		return advise(err)
+	}
+	key := s.res.key
+	key.Status, key.Changes = resource.Failed, []string{"deleted again: its secret did not reach CircleCI"}
+	return nil
 }
 
 // Run sets up the account, or with DryRun only plans it: Prepare, then

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,6 +36,8 @@ type Globals struct {
 	// Words says the ways forward errors suggest, with the running
 	// command's flags; nil means defaultWords.
 	Words hint.Words
+	// Getenv reads the environment; nil means os.Getenv.
+	Getenv func(string) string
 
 	version string
 }
@@ -221,6 +224,10 @@ func defaultWords(n hint.Next) string {
 		return "--include-unmanaged deletes it"
 	case hint.AllowSkipExisting:
 		return "rerun setup with --allow-skip-existing, or push without --skip-existing"
+	case hint.CircleCIToken:
+		return "in CIRCLECI_TOKEN"
+	case hint.CreateContext:
+		return "or add --create-context"
 	}
 	return ""
 }
@@ -231,4 +238,12 @@ func (g *Globals) words() hint.Words {
 		return g.Words
 	}
 	return defaultWords
+}
+
+// getenv reads a variable of this run's environment.
+func (g *Globals) getenv(name string) string {
+	if g.Getenv != nil {
+		return g.Getenv(name)
+	}
+	return os.Getenv(name)
 }

@@ -33,6 +33,7 @@ type setupOptions struct {
 	yes     bool
 	envFile string
 	grants  grantFlags
+	ci      circleCIFlags
 }
 
 // newProvisioner builds the provisioner over AWS clients and returns the
@@ -88,6 +89,21 @@ written: if writing it fails, the new key is deleted again and the old one
 keeps working. Without confirmation the old key is kept and setup says how
 to delete it later.
 
+Straight into CircleCI: with --circleci-project SLUG (or --circleci-context
+NAME with --circleci-org, or --circleci-context-id), setup writes the
+variables into the project's environment variables or the context itself,
+reads them back to check them, and shows only their names, the key ID and
+where they went: the secret goes to CircleCI and nowhere else. The API
+token comes from CIRCLECI_TOKEN (or CIRCLE_TOKEN, CIRCLECI_CLI_TOKEN),
+never from a flag: a personal API token of a user who may change the
+project's (or the organization's) settings. The role and region are
+written first, so a token or slug CircleCI refuses stops setup before a key
+is made; a key whose secret does not reach CircleCI is deleted again. With
+--rotate-key --yes the old key is deleted only once CircleCI holds the new
+one. A rerun writes nothing when CircleCI already holds the values (it
+shows a project variable's last four characters, and of a context only the
+names).
+
 Output (stdout): --output text (default) lists each resource and what was
 done (created, updated, unchanged, unmanaged), then the variables;
 --output json is one object (account, region, resources, variables,
@@ -103,15 +119,28 @@ NAME=value lines only. Progress and warnings go to stderr.`,
   containerise setup --repository my-app --user ci-bot --role ci-push --policy ci-push-ecr --env-file ci.env
 
   # Replace the CI user's key: prints the new key, then deletes the old one
-  containerise setup --rotate-key --yes --output dotenv > ci.env`,
+  containerise setup --rotate-key --yes --output dotenv > ci.env
+
+  # Write the variables into a CircleCI project; rotate there, unattended
+  export CIRCLECI_TOKEN=...   # a personal API token
+  containerise setup --circleci-project gh/acme/app
+  containerise setup --circleci-project gh/acme/app --rotate-key --yes
+
+  # ... or into an organization's context, created if need be
+  containerise setup --circleci-context aws-push --circleci-org gh/acme --create-context`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
+			if err := o.validate(g.getenv); err != nil {
 				return err
 			}
 			p, region, err := build(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if o.CircleCI != nil && p.CircleCI == nil {
+				if p.CircleCI, err = o.ci.client(g); err != nil {
+					return err
+				}
 			}
 			o.Region = region
 			return runSetup(cmd.Context(), g, p, o)
@@ -128,11 +157,12 @@ NAME=value lines only. Progress and warnings go to stderr.`,
 	f.BoolVarP(&o.yes, "yes", "y", false, "with --rotate-key: delete the old key without asking, once the new one is written")
 	f.StringVar(&o.envFile, "env-file", "", "also write the variables, secret included, to this file (mode 0600)")
 	o.grants.add(f)
+	o.ci.add(f)
 	f.DurationVar(&o.PropagationWait, "wait", provision.DefaultPropagationWait, "how long to wait for IAM to accept a new user as the role's principal")
 	return cmd
 }
 
-func (o *setupOptions) validate() error {
+func (o *setupOptions) validate(getenv func(string) string) error {
 	switch o.output {
 	case "text", "json", "dotenv":
 	default:
@@ -148,6 +178,12 @@ func (o *setupOptions) validate() error {
 	o.Grants = grants
 	if o.PropagationWait <= 0 {
 		return clierror.Usagef("--wait %s is invalid: give a positive duration such as 2m or 90s", o.PropagationWait)
+	}
+	if o.CircleCI, err = o.ci.target(getenv); err != nil {
+		return err
+	}
+	if o.CircleCI != nil && o.envFile != "" {
+		return clierror.Usagef("--env-file cannot be used with a CircleCI target: the secret goes to CircleCI and nowhere else")
 	}
 	if o.envFile != "" {
 		if o.DryRun {
@@ -210,7 +246,7 @@ func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setup
 			retire = true
 		case !prompt.IsTerminal(g.In):
 			g.Logf("old access key %s kept: no terminal to confirm its deletion (pass --yes to delete it)", res.Rotation.OldKeyID)
-		case o.output != "text" && o.envFile == "":
+		case o.output != "text" && o.envFile == "" && res.SecretIn == "":
 			g.Logf("old access key %s kept: with --output %s the new key is printed only when setup ends; delete the old key once CI uses the new one: %s",
 				res.Rotation.OldKeyID, o.output, res.Rotation.DeleteCommand)
 		default:
@@ -230,12 +266,15 @@ func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setup
 	}
 	if res.Rotation != nil {
 		if !o.yes {
-			if o.output != "text" {
+			if o.output != "text" && o.envFile != "" {
 				g.Logf("the new key is in %s", o.envFile)
 			}
-			ok, err := prompt.Confirm(g.In, g.Err, fmt.Sprintf(
-				"Update %s and %s in CircleCI with the new key first. Delete old access key %s of user %s now?",
-				names.EnvAccessKeyID, names.EnvSecretAccessKey, res.Rotation.OldKeyID, res.Rotation.User))
+			question := fmt.Sprintf("Update %s and %s in CircleCI with the new key first. Delete old access key %s of user %s now?",
+				names.EnvAccessKeyID, names.EnvSecretAccessKey, res.Rotation.OldKeyID, res.Rotation.User)
+			if res.SecretIn != "" {
+				question = fmt.Sprintf("The new key is in %s. Delete old access key %s of user %s now?", res.SecretIn, res.Rotation.OldKeyID, res.Rotation.User)
+			}
+			ok, err := prompt.Confirm(g.In, g.Err, question)
 			if err != nil {
 				err = fmt.Errorf("confirming the deletion of old access key %s: %w (the new key works; delete the old one later: %s)",
 					res.Rotation.OldKeyID, err, res.Rotation.DeleteCommand)
@@ -445,7 +484,11 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nCircleCI environment variables:")
+	if o := circleCIOf(res); o != "" {
+		fmt.Fprintf(w, "\nCircleCI environment variables, kept in %s:\n", o)
+	} else {
+		fmt.Fprintln(w, "\nCircleCI environment variables:")
+	}
 	v := res.Variables
 	key := v.AccessKeyID
 	if key == "" {
@@ -453,6 +496,8 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 	}
 	fmt.Fprintf(w, "  %s=%s\n", names.EnvAccessKeyID, key)
 	switch {
+	case res.SecretIn != "":
+		fmt.Fprintf(w, "  %s: written to %s, not shown\n", names.EnvSecretAccessKey, res.SecretIn)
 	case res.SecretAvailable:
 		fmt.Fprintf(w, "  %s=%s\n", names.EnvSecretAccessKey, v.SecretAccessKey)
 	case res.DryRun:
@@ -482,6 +527,16 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 	}
 }
 
+// circleCIOf names the CircleCI target of a setup that writes there.
+func circleCIOf(res *provision.Result) string {
+	for _, r := range res.Resources {
+		if r.Kind == resource.KindCircleCI {
+			return "CircleCI " + r.Name
+		}
+	}
+	return ""
+}
+
 // setupJSON is the --output json document. Its keys are stable.
 type setupJSON struct {
 	Account         string            `json:"account"`
@@ -490,6 +545,8 @@ type setupJSON struct {
 	Resources       []setupResource   `json:"resources"`
 	Variables       map[string]string `json:"variables"`
 	SecretAvailable bool              `json:"secret_available"`
+	// SecretWrittenTo names where the new secret went instead (CircleCI).
+	SecretWrittenTo string `json:"secret_written_to,omitempty"`
 	Notes           []string          `json:"notes"`
 	Warnings        []string          `json:"warnings"`
 }
@@ -506,7 +563,7 @@ type setupResource struct {
 func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error {
 	doc := setupJSON{
 		Account: res.Account, Region: res.Region, DryRun: res.DryRun, SecretAvailable: res.SecretAvailable,
-		Resources: []setupResource{}, Variables: map[string]string{},
+		SecretWrittenTo: res.SecretIn, Resources: []setupResource{}, Variables: map[string]string{},
 		Notes: []string{}, Warnings: append([]string{}, res.Warnings...),
 	}
 	for _, n := range res.Notes {

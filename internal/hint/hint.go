@@ -24,6 +24,10 @@ const (
 	// AllowSkipExisting: rerun setup granting what push's skip of existing
 	// tags needs, or push without it.
 	AllowSkipExisting
+	// CircleCIToken: give setup a CircleCI API token.
+	CircleCIToken
+	// CreateContext: let setup create the CircleCI context.
+	CreateContext
 )
 
 // Words says a way forward in the command layer's words ("" for None).

@@ -42,6 +42,7 @@ type User struct {
 	// Setup.
 	arn         string
 	ready       *Step // creates the user
+	keyStep     *Step // creates its access key
 	initialKeys map[string]bool
 	oldKey      string // the key a rotation replaces
 	keyID       string
@@ -182,6 +183,10 @@ func (u *User) ARN() string { return u.arn }
 // TrustPolicy is the trust policy of a role only this user may assume.
 func (u *User) TrustPolicy() policies.Document { return policies.Trust(u.arn) }
 
+// KeyStep is the step that creates the user's access key, nil when the
+// user keeps the key it has.
+func (u *User) KeyStep() *Step { return u.keyStep }
+
 // Ready is the step after which the user exists (nil: it already does).
 func (u *User) Ready() *Step { return u.ready }
 
@@ -258,7 +263,7 @@ func (u *User) Reconcile(p *Plan) {
 	if u.ready != nil {
 		needs = []*Step{u.ready}
 	}
-	p.Add(key, &Step{Action: "create an access key for user " + u.Name, Call: "iam:CreateAccessKey", Needs: needs,
+	u.keyStep = p.Add(key, &Step{Action: "create an access key for user " + u.Name, Call: "iam:CreateAccessKey", Needs: needs,
 		Do: func(ctx context.Context) error { return u.createKey(ctx, p) },
 		Skipped: func(context.Context, *Step) error {
 			key.Status, key.Name = Skipped, ""
@@ -447,6 +452,7 @@ func (u *User) DiscardKey(ctx context.Context, env *Env) error {
 			Call: "iam:DeleteAccessKey", Err: err}
 	}
 	u.secret = ""
+	u.keyID = u.oldKey // a rotation's old key stays; a first key is gone
 	return nil
 }
 
