@@ -120,4 +120,3 @@ func (f *circleCIFlags) client(g *Globals) (*circleci.Client, error) {
 	}
 	return c, nil
 }
-

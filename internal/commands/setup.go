@@ -546,9 +546,9 @@ type setupJSON struct {
 	Variables       map[string]string `json:"variables"`
 	SecretAvailable bool              `json:"secret_available"`
 	// SecretWrittenTo names where the new secret went instead (CircleCI).
-	SecretWrittenTo string `json:"secret_written_to,omitempty"`
-	Notes           []string          `json:"notes"`
-	Warnings        []string          `json:"warnings"`
+	SecretWrittenTo string   `json:"secret_written_to,omitempty"`
+	Notes           []string `json:"notes"`
+	Warnings        []string `json:"warnings"`
 }
 
 type setupResource struct {

@@ -392,5 +392,3 @@ func stepsOf(steps ...*Step) []*Step {
 	}
 	return out
 }
-
-
