@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/joho/godotenv"
 )
 
 // resetMoto clears all of moto's state (POST /moto-api/reset).
@@ -96,20 +98,9 @@ func callLevels(lines []stampedLine, latency time.Duration) [][]string {
 
 // parseDotenv reads NAME=value lines.
 func parseDotenv(s string) map[string]string {
-	vars := map[string]string{}
-	for _, line := range strings.Split(s, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-		if !ok {
-			continue
-		}
-		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-			v = v[1 : len(v)-1]
-		}
-		vars[k] = v
+	vars, err := godotenv.Unmarshal(s)
+	if err != nil {
+		return map[string]string{}
 	}
 	return vars
 }

@@ -32,6 +32,7 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/joho/godotenv"
 )
 
 // The blog's names: setup's and teardown's defaults.
@@ -46,11 +47,9 @@ var fxVarNames = []string{"AWS_IAM_USER_ACCESS_KEY_ID", "AWS_IAM_USER_SECRET_ACC
 
 // fxDotenv parses NAME=value lines.
 func fxDotenv(text string) map[string]string {
-	vars := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		if name, value, ok := strings.Cut(strings.TrimSpace(line), "="); ok && name != "" {
-			vars[name] = value
-		}
+	vars, err := godotenv.Unmarshal(text)
+	if err != nil {
+		return map[string]string{}
 	}
 	return vars
 }

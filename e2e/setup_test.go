@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/joho/godotenv"
 
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/managed"
@@ -48,11 +49,9 @@ func mutatingOps(stderr string) []string {
 
 // dotenv parses NAME=value lines.
 func dotenv(text string) map[string]string {
-	vars := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
-		if name, value, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
-			vars[name] = value
-		}
+	vars, err := godotenv.Unmarshal(text)
+	if err != nil {
+		return map[string]string{}
 	}
 	return vars
 }

@@ -451,8 +451,17 @@ func TestHandMadeResourcesAreUsedAsTheyAre(t *testing.T) {
 	must(ic.CreatePolicy(bg, &iam.CreatePolicyInput{PolicyName: aws.String(names.Policy), PolicyDocument: aws.String(blog.JSON())}))
 	must(ic.AttachRolePolicy(bg, &iam.AttachRolePolicyInput{RoleName: aws.String(names.Role), PolicyArn: aws.String(policyARN)}))
 
+	// Unconfirmed, setup adds no key to a user it did not make, and says so.
 	e.acct.ResetCalls()
-	res := e.run(t, defaults())
+	unconfirmed := e.run(t, defaults())
+	if m := e.acct.Mutating(); len(m) != 0 || report(unconfirmed, resource.KindAccessKey).Status != resource.Skipped || !nextIn(unconfirmed, hint.Confirm) {
+		t.Fatalf("unconfirmed: mutating calls %v, statuses %s, notes %q", m, statuses(unconfirmed), notes(unconfirmed))
+	}
+
+	e.acct.ResetCalls()
+	confirmed := defaults()
+	confirmed.Confirmed = true
+	res := e.run(t, confirmed)
 	if got := strings.Join(e.acct.Mutating(), " "); got != "iam.CreateAccessKey" {
 		t.Fatalf("mutating calls: %s", got)
 	}

@@ -228,6 +228,8 @@ func defaultWords(n hint.Next) string {
 		return "in CIRCLECI_TOKEN"
 	case hint.CreateContext:
 		return "or add --create-context"
+	case hint.Confirm:
+		return "to confirm, rerun with --yes (or answer yes at a terminal)"
 	}
 	return ""
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/joho/godotenv"
 	"github.com/spf13/cobra"
 
 	"github.com/containerise/containerise/internal/clierror"
@@ -347,7 +348,9 @@ func deliver(g *Globals, o setupOptions, res *provision.Result) error {
 			return err
 		}
 	case "dotenv":
-		renderSetupDotenv(&out, res)
+		if err := renderSetupDotenv(&out, res); err != nil {
+			return err
+		}
 		if !res.SecretAvailable && !res.DryRun {
 			g.Logf("note: %s is not printed: the access key already existed, and AWS shows a secret only when its key is created", names.EnvSecretAccessKey)
 		}
@@ -416,8 +419,9 @@ func writeEnvFile(path string, v provision.Variables) error {
 		return fail(err)
 	}
 	var b bytes.Buffer
-	for _, kv := range v.Pairs() {
-		fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
+	if err := writeDotenv(&b, v.Pairs()); err != nil {
+		tmp.Close()
+		return fail(err)
 	}
 	if _, err := tmp.Write(b.Bytes()); err != nil {
 		tmp.Close()
@@ -588,14 +592,32 @@ func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error
 	return nil
 }
 
-// renderSetupDotenv writes NAME=value lines only; unknown values (a dry
+// renderSetupDotenv writes NAME="value" lines only; unknown values (a dry
 // run's key) and an unavailable secret are left out.
-func renderSetupDotenv(w io.Writer, res *provision.Result) {
+func renderSetupDotenv(w io.Writer, res *provision.Result) error {
+	var known [][2]string
 	for _, kv := range res.Variables.Pairs() {
 		if kv[1] != "" {
-			fmt.Fprintf(w, "%s=%s\n", kv[0], kv[1])
+			known = append(known, kv)
 		}
 	}
+	return writeDotenv(w, known)
+}
+
+// writeDotenv writes the pairs in order, one NAME="value" line each, quoted
+// and escaped by godotenv so that dotenv readers (and a shell's source) read
+// back the same values.
+func writeDotenv(w io.Writer, pairs [][2]string) error {
+	for _, kv := range pairs {
+		line, err := godotenv.Marshal(map[string]string{kv[0]: kv[1]})
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", kv[0], err)
+		}
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // summariseStatuses counts resources by status, for --verbose: "5 created".

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/joho/godotenv"
 
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
@@ -237,7 +238,7 @@ func TestSetupDotenvAndEnvFile(t *testing.T) {
 	if file, _ := os.ReadFile(path); string(file) != r.stdout {
 		t.Fatalf("env file:\n%s\nstdout:\n%s", file, r.stdout)
 	}
-	if strings.Contains(r.stderr, strings.TrimPrefix(lines[1], "AWS_IAM_USER_SECRET_ACCESS_KEY=")) {
+	if strings.Contains(r.stderr, dotenvOf(t, r.stdout)["AWS_IAM_USER_SECRET_ACCESS_KEY"]) {
 		t.Fatal("the secret reached stderr")
 	}
 
@@ -278,7 +279,7 @@ func TestSetupRotateKeyWithoutTerminalKeepsOldKey(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	oldID := strings.TrimPrefix(strings.Split(first.stdout, "\n")[0], "AWS_IAM_USER_ACCESS_KEY_ID=")
+	oldID := dotenvOf(t, first.stdout)["AWS_IAM_USER_ACCESS_KEY_ID"]
 	if !strings.Contains(r.stderr, "old access key "+oldID+" kept") || !strings.Contains(r.stdout, "aws iam delete-access-key --user-name circleci --access-key-id "+oldID) {
 		t.Fatalf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
@@ -364,5 +365,34 @@ func TestSetupInvalidPrincipalBoundedSaysWait(t *testing.T) {
 	r := runSetupCmd(t, acct, "--wait", "1ms")
 	if r.err == nil || !strings.Contains(r.message, "creating role containerise") || !strings.Contains(r.message, "--wait") {
 		t.Fatalf("error: %v\nmessage: %s", r.err, r.message)
+	}
+}
+
+// dotenvOf reads dotenv output as dotenv readers do.
+func dotenvOf(t *testing.T, text string) map[string]string {
+	t.Helper()
+	vars, err := godotenv.Unmarshal(text)
+	if err != nil {
+		t.Fatalf("dotenv output does not parse: %v\n%s", err, text)
+	}
+	return vars
+}
+
+// The dotenv output and the env file read back as written, whatever the
+// values hold.
+func TestDotenvRoundTrips(t *testing.T) {
+	pairs := [][2]string{{"PLAIN", "AKIAEXAMPLE"}, {"SLASHES", "ab/cd+ef=="}, {"QUOTES", `say "hi" and 'bye'`}, {"DOLLAR", "$HOME and ${X}"}, {"SPACE", " lead and trail "}, {"HASH", "a #b"}, {"BACKSLASH", `c:\path\n`}}
+	var b bytes.Buffer
+	if err := writeDotenv(&b, pairs); err != nil {
+		t.Fatal(err)
+	}
+	got := dotenvOf(t, b.String())
+	for _, kv := range pairs {
+		if got[kv[0]] != kv[1] {
+			t.Errorf("%s: wrote %q, read back %q\n%s", kv[0], kv[1], got[kv[0]], b.String())
+		}
+	}
+	if lines := strings.Split(strings.TrimSpace(b.String()), "\n"); len(lines) != len(pairs) || !strings.HasPrefix(lines[0], "PLAIN=") {
+		t.Errorf("not one line per variable, in order:\n%s", b.String())
 	}
 }

@@ -28,6 +28,8 @@ const (
 	CircleCIToken
 	// CreateContext: let setup create the CircleCI context.
 	CreateContext
+	// Confirm: run the command again, confirming its changes.
+	Confirm
 )
 
 // Words says a way forward in the command layer's words ("" for None).

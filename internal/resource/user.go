@@ -230,9 +230,14 @@ func (u *User) Reconcile(p *Plan) {
 	for _, k := range u.keys {
 		u.initialKeys[aws.ToString(k.AccessKeyId)] = true
 	}
+	var confirm string
 	switch {
 	case len(u.keys) == 0:
 		key.Status, key.Managed, key.Name = WouldCreate, true, "(new)"
+		if u.user != nil && !rep.Managed {
+			// A key is a change to a user containerise did not make.
+			confirm = "create an access key for user " + u.Name + ", which containerise did not create"
+		}
 	case u.RotateKey && len(u.keys) >= 2:
 		p.Refuse(&Error{Kind: KindUser, Name: u.Name,
 			Doing: "rotating the access key of user " + u.Name,
@@ -264,6 +269,12 @@ func (u *User) Reconcile(p *Plan) {
 		needs = []*Step{u.ready}
 	}
 	u.keyStep = p.Add(key, &Step{Action: "create an access key for user " + u.Name, Call: "iam:CreateAccessKey", Needs: needs,
+		Confirm: confirm,
+		Declined: func() {
+			key.Status, key.Name = Skipped, ""
+			key.Changes = []string{"not created: the user is not managed by containerise, and the key was not confirmed"}
+			p.Note(Note{Text: fmt.Sprintf("user %s has no access key, and setup adds one to a user it did not create only when confirmed", u.Name), Next: hint.Confirm})
+		},
 		Do: func(ctx context.Context) error { return u.createKey(ctx, p) },
 		Skipped: func(context.Context, *Step) error {
 			key.Status, key.Name = Skipped, ""
