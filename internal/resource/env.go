@@ -118,29 +118,6 @@ func (e *Env) Identity(ctx context.Context) (awsx.Identity, error) {
 	return id, nil
 }
 
-// now is the clock of the waits.
-func (e *Env) now() time.Time {
-	if e.Wait.Now != nil {
-		return e.Wait.Now()
-	}
-	return time.Now()
-}
-
-// sleep pauses on the clock of the waits.
-func (e *Env) sleep(ctx context.Context, d time.Duration) error {
-	if e.Wait.Sleep != nil {
-		return e.Wait.Sleep(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Purpose says what an observation is for: setup reads what it compares,
 // teardown also what stands in the way of a deletion.
 type Purpose int

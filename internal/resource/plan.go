@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -262,3 +263,45 @@ func (p *Plan) Refuse(err error) { p.refused = append(p.refused, err) }
 
 // Refused is why the plan must not be applied, nil when it may.
 func (p *Plan) Refused() error { return errors.Join(p.refused...) }
+
+// readEntity reads a resource with get and, with each of parts, what
+// belongs to it: all at once for setup, parts only once get found it for
+// teardown (which reads more, and only of what exists). A not-found from any
+// of them means the resource is gone (or went while it was read): found is
+// false. Any other error wins over a not-found, and cancels the rest.
+func readEntity(ctx context.Context, together bool, get func(context.Context) error, parts ...func(context.Context) error) (found bool, err error) {
+	var gone atomic.Bool
+	all := func(fns ...func(context.Context) error) error {
+		g, gctx := errgroup.WithContext(ctx)
+		for _, fn := range fns {
+			g.Go(func() error {
+				err := fn(gctx)
+				if awsx.IsNotFound(err) {
+					gone.Store(true)
+					return nil
+				}
+				return err
+			})
+		}
+		return g.Wait()
+	}
+	if together {
+		err = all(append([]func(context.Context) error{get}, parts...)...)
+	} else if err = all(get); err == nil && !gone.Load() {
+		err = all(parts...)
+	}
+	return err == nil && !gone.Load(), err
+}
+
+// chain adds steps to r that run one after the other, as IAM wants what
+// blocks a deletion gone before the deletion.
+func (p *Plan) chain(r *Report) func(*Step) *Step {
+	var prev *Step
+	return func(s *Step) *Step {
+		if prev != nil {
+			s.Needs = append(s.Needs, prev)
+		}
+		prev = p.Add(r, s)
+		return prev
+	}
+}

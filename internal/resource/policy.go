@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/managed"
@@ -108,10 +107,9 @@ func (p *Policy) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 
 func (p *Policy) observeAttachments(ctx context.Context, env *Env, pol *iamtypes.Policy) error {
 	var versions, roles, users, groups []string
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
+	found, err := readEntity(ctx, true, func(ctx context.Context) error {
 		pg := iam.NewListPolicyVersionsPaginator(env.IAM, &iam.ListPolicyVersionsInput{PolicyArn: aws.String(p.arn)})
-		err := awsx.Pages(gctx, pg.HasMorePages, pg.NextPage, func(page *iam.ListPolicyVersionsOutput) {
+		err := awsx.Pages(ctx, pg.HasMorePages, pg.NextPage, func(page *iam.ListPolicyVersionsOutput) {
 			for _, v := range page.Versions {
 				if !v.IsDefaultVersion {
 					versions = append(versions, aws.ToString(v.VersionId))
@@ -119,10 +117,9 @@ func (p *Policy) observeAttachments(ctx context.Context, env *Env, pol *iamtypes
 			}
 		})
 		return p.fail("listing the versions of IAM policy "+p.Name, "iam:ListPolicyVersions", err)
-	})
-	g.Go(func() error {
+	}, func(ctx context.Context) error {
 		pg := iam.NewListEntitiesForPolicyPaginator(env.IAM, &iam.ListEntitiesForPolicyInput{PolicyArn: aws.String(p.arn)})
-		err := awsx.Pages(gctx, pg.HasMorePages, pg.NextPage, func(page *iam.ListEntitiesForPolicyOutput) {
+		err := awsx.Pages(ctx, pg.HasMorePages, pg.NextPage, func(page *iam.ListEntitiesForPolicyOutput) {
 			for _, r := range page.PolicyRoles {
 				roles = append(roles, aws.ToString(r.RoleName))
 			}
@@ -135,14 +132,10 @@ func (p *Policy) observeAttachments(ctx context.Context, env *Env, pol *iamtypes
 		})
 		return p.fail("listing what IAM policy "+p.Name+" is attached to", "iam:ListEntitiesForPolicy", err)
 	})
-	if err := g.Wait(); err != nil {
-		if awsx.IsNotFound(err) {
-			return nil
-		}
-		return err
+	if found {
+		p.policy, p.versions, p.roles, p.users, p.groups = pol, versions, roles, users, groups
 	}
-	p.policy, p.versions, p.roles, p.users, p.groups = pol, versions, roles, users, groups
-	return nil
+	return err
 }
 
 // policyDocument returns the default version's document (URL-encoded, as
@@ -446,13 +439,7 @@ func (p *Policy) delete(pl *Plan) {
 		return
 	}
 	var needs []*Step
-	var prev *Step
-	chain := func(s *Step) {
-		if prev != nil {
-			s.Needs = append(s.Needs, prev)
-		}
-		prev = pl.Add(rep, s)
-	}
+	chain := pl.chain(rep)
 	for _, name := range p.roles {
 		if p.Role == nil || name != p.Role.Name {
 			continue

@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/hint"
@@ -72,36 +71,42 @@ func (r *Role) fail(doing, call string, err error) error {
 // Observe reads the role and the policies attached to it; for a teardown,
 // also its inline policies and the instance profiles holding it.
 func (r *Role) Observe(ctx context.Context, env *Env, purpose Purpose) error {
-	if purpose == ForTeardown {
-		return r.observeForTeardown(ctx, env)
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		out, err := env.IAM.GetRole(gctx, &iam.GetRoleInput{RoleName: aws.String(r.Name)})
-		switch {
-		case awsx.IsNotFound(err):
-			return nil
-		case err != nil:
-			return r.fail("reading IAM role "+r.Name, "iam:GetRole", err)
-		}
-		r.role = out.Role
-		return nil
-	})
-	g.Go(func() error {
-		attached, err := listAttached(gctx, env, r.Name)
-		if awsx.IsNotFound(err) {
-			return nil
-		}
-		r.attached = attached
+	var role *iamtypes.Role
+	var attached []attachment
+	var inline, profiles []string
+	parts := []func(context.Context) error{func(ctx context.Context) error {
+		var err error
+		attached, err = listAttached(ctx, env, r.Name)
 		return r.fail("listing the policies attached to IAM role "+r.Name, "iam:ListAttachedRolePolicies", err)
-	})
-	if err := g.Wait(); err != nil {
-		return err
+	}}
+	if purpose == ForTeardown {
+		parts = append(parts, func(ctx context.Context) error {
+			p := iam.NewListRolePoliciesPaginator(env.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(r.Name)})
+			err := awsx.Pages(ctx, p.HasMorePages, p.NextPage, func(page *iam.ListRolePoliciesOutput) {
+				inline = append(inline, page.PolicyNames...)
+			})
+			return r.fail("listing the inline policies of IAM role "+r.Name, "iam:ListRolePolicies", err)
+		}, func(ctx context.Context) error {
+			p := iam.NewListInstanceProfilesForRolePaginator(env.IAM, &iam.ListInstanceProfilesForRoleInput{RoleName: aws.String(r.Name)})
+			err := awsx.Pages(ctx, p.HasMorePages, p.NextPage, func(page *iam.ListInstanceProfilesForRoleOutput) {
+				for _, ip := range page.InstanceProfiles {
+					profiles = append(profiles, aws.ToString(ip.InstanceProfileName))
+				}
+			})
+			return r.fail("listing the instance profiles of IAM role "+r.Name, "iam:ListInstanceProfilesForRole", err)
+		})
 	}
-	if r.role == nil {
-		r.attached = nil
+	found, err := readEntity(ctx, purpose == ForSetup, func(ctx context.Context) error {
+		out, err := env.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r.Name)})
+		if err == nil {
+			role = out.Role
+		}
+		return r.fail("reading IAM role "+r.Name, "iam:GetRole", err)
+	}, parts...)
+	if found {
+		r.role, r.attached, r.inline, r.profiles = role, attached, inline, profiles
 	}
-	return nil
+	return err
 }
 
 func listAttached(ctx context.Context, env *Env, role string) ([]attachment, error) {
@@ -113,48 +118,6 @@ func listAttached(ctx context.Context, env *Env, role string) ([]attachment, err
 		}
 	})
 	return out, err
-}
-
-func (r *Role) observeForTeardown(ctx context.Context, env *Env) error {
-	out, err := env.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r.Name)})
-	if awsx.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return r.fail("reading IAM role "+r.Name, "iam:GetRole", err)
-	}
-	var attached []attachment
-	var inline, profiles []string
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var err error
-		attached, err = listAttached(gctx, env, r.Name)
-		return r.fail("listing the policies attached to IAM role "+r.Name, "iam:ListAttachedRolePolicies", err)
-	})
-	g.Go(func() error {
-		p := iam.NewListRolePoliciesPaginator(env.IAM, &iam.ListRolePoliciesInput{RoleName: aws.String(r.Name)})
-		err := awsx.Pages(gctx, p.HasMorePages, p.NextPage, func(page *iam.ListRolePoliciesOutput) {
-			inline = append(inline, page.PolicyNames...)
-		})
-		return r.fail("listing the inline policies of IAM role "+r.Name, "iam:ListRolePolicies", err)
-	})
-	g.Go(func() error {
-		p := iam.NewListInstanceProfilesForRolePaginator(env.IAM, &iam.ListInstanceProfilesForRoleInput{RoleName: aws.String(r.Name)})
-		err := awsx.Pages(gctx, p.HasMorePages, p.NextPage, func(page *iam.ListInstanceProfilesForRoleOutput) {
-			for _, ip := range page.InstanceProfiles {
-				profiles = append(profiles, aws.ToString(ip.InstanceProfileName))
-			}
-		})
-		return r.fail("listing the instance profiles of IAM role "+r.Name, "iam:ListInstanceProfilesForRole", err)
-	})
-	if err := g.Wait(); err != nil {
-		if awsx.IsNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	r.role, r.attached, r.inline, r.profiles = out.Role, attached, inline, profiles
-	return nil
 }
 
 // Reconcile creates the role, or restores its trust policy and its
@@ -382,14 +345,7 @@ func (r *Role) Delete(p *Plan) {
 	if !p.decide(rep, r.role != nil, r.role != nil && managed.IAM(r.role.Tags), r.blocker()) {
 		return
 	}
-	var prev *Step
-	add := func(s *Step) *Step {
-		if prev != nil {
-			s.Needs = append(s.Needs, prev)
-		}
-		prev = p.Add(rep, s)
-		return prev
-	}
+	add := p.chain(rep)
 	iamc := p.Env.IAM
 	r.detaches = map[string]*Step{}
 	for _, a := range r.attached {

@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/hint"
@@ -77,38 +76,59 @@ func (u *User) fail(doing, call string, err error) error {
 // IAM wants removed before DeleteUser: a console password, attached and
 // inline policies.
 func (u *User) Observe(ctx context.Context, env *Env, purpose Purpose) error {
-	if purpose == ForTeardown {
-		u.forTeardown = true
-		return u.observeForTeardown(ctx, env)
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		out, err := env.IAM.GetUser(gctx, &iam.GetUserInput{UserName: aws.String(u.Name)})
-		switch {
-		case awsx.IsNotFound(err):
-			return nil
-		case err != nil:
-			return u.fail("reading IAM user "+u.Name, "iam:GetUser", err)
-		}
-		u.user = out.User
-		return nil
-	})
-	g.Go(func() error {
-		keys, err := listKeys(gctx, env, u.Name)
-		if awsx.IsNotFound(err) {
-			return nil
-		}
-		u.keys = keys
+	u.forTeardown = purpose == ForTeardown
+	var user *iamtypes.User
+	var keys []iamtypes.AccessKeyMetadata
+	var login bool
+	var attached []attachment
+	var inline []string
+	parts := []func(context.Context) error{func(ctx context.Context) error {
+		var err error
+		keys, err = listKeys(ctx, env, u.Name)
 		return u.fail("listing the access keys of IAM user "+u.Name, "iam:ListAccessKeys", err)
-	})
-	if err := g.Wait(); err != nil {
-		return err
+	}}
+	if u.forTeardown {
+		parts = append(parts, func(ctx context.Context) error {
+			_, err := env.IAM.GetLoginProfile(ctx, &iam.GetLoginProfileInput{UserName: aws.String(u.Name)})
+			switch {
+			case err == nil:
+				login = true
+			case awsx.IsNotFound(err):
+				// No console password (the usual case). The user's own
+				// absence, should it vanish meanwhile, shows in the other
+				// calls.
+			default:
+				return u.fail("reading the console password of IAM user "+u.Name, "iam:GetLoginProfile", err)
+			}
+			return nil
+		}, func(ctx context.Context) error {
+			p := iam.NewListAttachedUserPoliciesPaginator(env.IAM, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(u.Name)})
+			err := awsx.Pages(ctx, p.HasMorePages, p.NextPage, func(page *iam.ListAttachedUserPoliciesOutput) {
+				for _, a := range page.AttachedPolicies {
+					attached = append(attached, attachment{arn: aws.ToString(a.PolicyArn), name: aws.ToString(a.PolicyName)})
+				}
+			})
+			return u.fail("listing the policies attached to IAM user "+u.Name, "iam:ListAttachedUserPolicies", err)
+		}, func(ctx context.Context) error {
+			p := iam.NewListUserPoliciesPaginator(env.IAM, &iam.ListUserPoliciesInput{UserName: aws.String(u.Name)})
+			err := awsx.Pages(ctx, p.HasMorePages, p.NextPage, func(page *iam.ListUserPoliciesOutput) {
+				inline = append(inline, page.PolicyNames...)
+			})
+			return u.fail("listing the inline policies of IAM user "+u.Name, "iam:ListUserPolicies", err)
+		})
 	}
-	if u.user == nil {
-		u.keys = nil // listed before a concurrent deletion: ignore
+	found, err := readEntity(ctx, !u.forTeardown, func(ctx context.Context) error {
+		out, err := env.IAM.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(u.Name)})
+		if err == nil {
+			user = out.User
+		}
+		return u.fail("reading IAM user "+u.Name, "iam:GetUser", err)
+	}, parts...)
+	if found {
+		sortKeys(keys)
+		u.user, u.keys, u.loginProfile, u.attached, u.inline = user, keys, login, attached, inline
 	}
-	sortKeys(u.keys)
-	return nil
+	return err
 }
 
 func listKeys(ctx context.Context, env *Env, user string) ([]iamtypes.AccessKeyMetadata, error) {
@@ -118,63 +138,6 @@ func listKeys(ctx context.Context, env *Env, user string) ([]iamtypes.AccessKeyM
 		keys = append(keys, page.AccessKeyMetadata...)
 	})
 	return keys, err
-}
-
-func (u *User) observeForTeardown(ctx context.Context, env *Env) error {
-	out, err := env.IAM.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(u.Name)})
-	if awsx.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return u.fail("reading IAM user "+u.Name, "iam:GetUser", err)
-	}
-	var keys []iamtypes.AccessKeyMetadata
-	var login bool
-	var attached []attachment
-	var inline []string
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var err error
-		keys, err = listKeys(gctx, env, u.Name)
-		return u.fail("listing the access keys of IAM user "+u.Name, "iam:ListAccessKeys", err)
-	})
-	g.Go(func() error {
-		_, err := env.IAM.GetLoginProfile(gctx, &iam.GetLoginProfileInput{UserName: aws.String(u.Name)})
-		switch {
-		case err == nil:
-			login = true
-		case awsx.IsNotFound(err):
-			// No console password (the usual case). The user's own absence,
-			// should it vanish meanwhile, shows in the other calls.
-		default:
-			return u.fail("reading the console password of IAM user "+u.Name, "iam:GetLoginProfile", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		p := iam.NewListAttachedUserPoliciesPaginator(env.IAM, &iam.ListAttachedUserPoliciesInput{UserName: aws.String(u.Name)})
-		err := awsx.Pages(gctx, p.HasMorePages, p.NextPage, func(page *iam.ListAttachedUserPoliciesOutput) {
-			for _, a := range page.AttachedPolicies {
-				attached = append(attached, attachment{arn: aws.ToString(a.PolicyArn), name: aws.ToString(a.PolicyName)})
-			}
-		})
-		return u.fail("listing the policies attached to IAM user "+u.Name, "iam:ListAttachedUserPolicies", err)
-	})
-	g.Go(func() error {
-		p := iam.NewListUserPoliciesPaginator(env.IAM, &iam.ListUserPoliciesInput{UserName: aws.String(u.Name)})
-		err := awsx.Pages(gctx, p.HasMorePages, p.NextPage, func(page *iam.ListUserPoliciesOutput) {
-			inline = append(inline, page.PolicyNames...)
-		})
-		return u.fail("listing the inline policies of IAM user "+u.Name, "iam:ListUserPolicies", err)
-	})
-	if err := g.Wait(); err != nil {
-		if awsx.IsNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	u.user, u.keys, u.loginProfile, u.attached, u.inline = out.User, keys, login, attached, inline
-	return nil
 }
 
 // ARN is the user's ARN, as found or as it will be.
@@ -511,14 +474,7 @@ func (u *User) Delete(p *Plan) {
 	if !p.decide(rep, u.user != nil, u.user != nil && managed.IAM(u.user.Tags), "") {
 		return
 	}
-	var prev *Step
-	add := func(s *Step) *Step {
-		if prev != nil {
-			s.Needs = append(s.Needs, prev)
-		}
-		prev = p.Add(rep, s)
-		return prev
-	}
+	add := p.chain(rep)
 	iamc := p.Env.IAM
 	for _, k := range u.keys {
 		id := aws.ToString(k.AccessKeyId)
