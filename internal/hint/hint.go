@@ -24,6 +24,9 @@ const (
 	// AllowSkipExisting: rerun setup granting what push's skip of existing
 	// tags needs, or push without it.
 	AllowSkipExisting
+	// Confirm: run the command again, confirming the changes that take away
+	// or change what someone else may use.
+	Confirm
 )
 
 // Words says a way forward in the command layer's words ("" for None).
