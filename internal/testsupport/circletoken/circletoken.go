@@ -31,10 +31,10 @@ func (j Job) Claims() jwt.MapClaims {
 	}
 	sub := "org/" + j.OrgID + "/project/" + j.ProjectID + "/user/6b8a4c3e-2f1d-4e5a-9b7c-0d1e2f3a4b5c"
 	c := jwt.MapClaims{
-		"iss": "https://oidc.circleci.com/org/" + j.OrgID,
-		"aud": j.OrgID,
-		"iat": iat.Unix(),
-		"exp": iat.Add(time.Hour).Unix(),
+		"iss":                           "https://oidc.circleci.com/org/" + j.OrgID,
+		"aud":                           j.OrgID,
+		"iat":                           iat.Unix(),
+		"exp":                           iat.Add(time.Hour).Unix(),
 		"oidc.circleci.com/project-id":  j.ProjectID,
 		"oidc.circleci.com/context-ids": []string{},
 	}
