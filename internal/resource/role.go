@@ -223,13 +223,16 @@ func (r *Role) Reconcile(p *Plan) {
 		case !rep.Managed:
 			changes = append(changes, "trust policy does not let exactly "+who+" assume the role")
 		case switched(doc, r.trust):
+			// Saying what it trusted says everything that changes.
 			changes = append(changes, "trust switched to "+who+" (it trusted "+trustedBy(doc)+")")
 		case len(r.trust.FederatedPrincipals()) > 0:
 			changes = append(changes, "trust policy rewritten: only "+who+" may assume the role")
 		default:
 			changes = append(changes, "trust policy restored: only "+who+" may assume the role")
 		}
-		changes = append(changes, differences(doc, r.trust)...)
+		if !rep.Managed || !switched(doc, r.trust) {
+			changes = append(changes, differences(doc, r.trust)...)
+		}
 	}
 	if !attached {
 		if rep.Managed {
