@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -304,6 +305,67 @@ func TestKeylessInputRefusedBeforeAnyCall(t *testing.T) {
 		}
 		if n := len(e.acct.Calls()); n != 0 {
 			t.Errorf("%s: %d calls before refusing", name, n)
+		}
+	}
+}
+
+func TestKeylessDryRunMakesNoMutatingCall(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	e.run(t, defaults())
+	e.acct.ResetCalls()
+	o := keyless()
+	o.DryRun, o.Confirmed = true, true
+	res := e.run(t, o)
+	if m := e.acct.Mutating(); len(m) != 0 {
+		t.Fatalf("mutating calls: %v", m)
+	}
+	if got := statuses(res); got != "repository=unchanged policy=unchanged oidc-provider=would-create role=would-update user=would-delete" {
+		t.Fatalf("statuses: %s", got)
+	}
+}
+
+// Any one mutating call of a keyless setup, or of a switch from keys,
+// failing (or its answer lost) leaves an account the rerun converges.
+func TestKeylessFailureAtEachStepThenRerunConverges(t *testing.T) {
+	for _, sc := range []struct {
+		fromKeys bool
+		op       string
+	}{
+		{false, "iam.CreateOpenIDConnectProvider"}, {false, "iam.CreateRole"}, {false, "iam.AttachRolePolicy"},
+		{true, "iam.CreateOpenIDConnectProvider"}, {true, "iam.UpdateAssumeRolePolicy"}, {true, "iam.TagRole"},
+		{true, "iam.DeleteAccessKey"}, {true, "iam.DeleteUser"},
+	} {
+		for _, applied := range []bool{false, true} {
+			t.Run(fmt.Sprintf("from keys=%v/%s/lost=%v", sc.fromKeys, sc.op, applied), func(t *testing.T) {
+				e := newEnv(t, awsfake.Config{})
+				if sc.fromKeys {
+					e.run(t, defaults())
+				}
+				e.acct.Inject(awsfake.Fault{Op: sc.op, Times: 1, Applied: applied, Err: awsfake.ServerError()})
+				o := keyless()
+				o.Confirmed = true
+				_, err := e.p.Run(bg, o)
+				if err == nil && sc.op != "iam.TagRole" {
+					t.Fatal("no error from the failing run")
+				}
+				if err != nil && (!strings.Contains(err.Error(), "ServiceUnavailable") || !strings.Contains(err.Error(), "rerun setup")) {
+					t.Fatalf("error does not say what to do: %v", err)
+				}
+				if sc.fromKeys && (sc.op == "iam.CreateOpenIDConnectProvider" || sc.op == "iam.UpdateAssumeRolePolicy") && !applied {
+					// The trust was not switched: the user must still be there.
+					if _, err := e.acct.IAM().GetUser(bg, &iam.GetUserInput{UserName: aws.String(userName)}); err != nil {
+						t.Fatalf("the user went although the trust was not switched: %v", err)
+					}
+				}
+				e.acct.ClearFaults()
+				e.run(t, o)
+				checkKeyless(t, e.acct, o.CircleCI)
+				e.acct.ResetCalls()
+				e.run(t, o)
+				if m := e.acct.Mutating(); len(m) != 0 {
+					t.Fatalf("third run made mutating calls: %v", m)
+				}
+			})
 		}
 	}
 }
