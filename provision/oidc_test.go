@@ -28,7 +28,7 @@ var providerARN = policies.OIDCProviderARN("aws", account, policies.CircleCIIssu
 func keyless() Options {
 	o := defaults()
 	o.Auth = AuthOIDC
-	o.CircleCI = policies.CircleCI{OrgID: orgID, ProjectIDs: []string{projectID}}
+	o.OIDC = policies.CircleCI{OrgID: orgID, ProjectIDs: []string{projectID}}
 	return o
 }
 
@@ -78,7 +78,7 @@ func TestKeylessColdSetupThenRerun(t *testing.T) {
 	if got := statuses(res); got != "repository=created policy=created oidc-provider=created role=created" {
 		t.Fatalf("statuses: %s", got)
 	}
-	checkKeyless(t, e.acct, keyless().CircleCI)
+	checkKeyless(t, e.acct, keyless().OIDC)
 	if !res.Keyless || res.SecretAvailable || res.Variables.AccessKeyID != "" || res.Variables.RoleARN != roleARN {
 		t.Fatalf("result %+v", res.Variables)
 	}
@@ -117,8 +117,8 @@ func TestKeylessTrustFollowsProjectsAndBranches(t *testing.T) {
 	e := newEnv(t, awsfake.Config{})
 	e.run(t, keyless())
 	o := keyless()
-	o.CircleCI.ProjectIDs = append(o.CircleCI.ProjectIDs, "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a")
-	o.CircleCI.Branches = []string{"main"}
+	o.OIDC.ProjectIDs = append(o.OIDC.ProjectIDs, "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a")
+	o.OIDC.Branches = []string{"main"}
 	e.acct.ResetCalls()
 	res := e.run(t, o)
 	if got := statuses(res); got != "repository=unchanged policy=unchanged oidc-provider=unchanged role=updated" {
@@ -130,11 +130,11 @@ func TestKeylessTrustFollowsProjectsAndBranches(t *testing.T) {
 	if ch := strings.Join(report(res, resource.KindRole).Changes, "; "); !strings.Contains(ch, "trust policy rewritten") {
 		t.Errorf("role changes %q", ch)
 	}
-	checkKeyless(t, e.acct, o.CircleCI)
+	checkKeyless(t, e.acct, o.OIDC)
 
-	o.CircleCI = policies.CircleCI{OrgID: orgID, AnyProject: true}
+	o.OIDC = policies.CircleCI{OrgID: orgID, AnyProject: true}
 	e.run(t, o)
-	checkKeyless(t, e.acct, o.CircleCI)
+	checkKeyless(t, e.acct, o.OIDC)
 }
 
 // keys then keyless: the role's trust is rewritten; the user and its key
@@ -189,7 +189,7 @@ func TestSwitchFromKeysToKeyless(t *testing.T) {
 			if i, j := index(ops, "iam.UpdateAssumeRolePolicy"), index(ops, "iam.DeleteAccessKey"); confirmed && (i < 0 || j < i) {
 				t.Errorf("the trust must be rewritten before the key goes: %v", ops)
 			}
-			checkKeyless(t, e.acct, keyless().CircleCI)
+			checkKeyless(t, e.acct, keyless().OIDC)
 
 			e.acct.ResetCalls()
 			again := e.run(t, keyless())
@@ -237,7 +237,7 @@ func TestSwitchFromKeylessToKeys(t *testing.T) {
 	if got := statuses(back); got != "repository=unchanged policy=unchanged oidc-provider=unchanged role=updated user=deleted" {
 		t.Fatalf("statuses: %s", got)
 	}
-	checkKeyless(t, e.acct, o.CircleCI)
+	checkKeyless(t, e.acct, o.OIDC)
 }
 
 // A provider someone else made for the URL is used as it is; its client
@@ -287,12 +287,12 @@ func TestHandMadeProvider(t *testing.T) {
 
 func TestKeylessInputRefusedBeforeAnyCall(t *testing.T) {
 	for name, change := range map[string]func(*Options){
-		"no org":            func(o *Options) { o.CircleCI.OrgID = "" },
-		"org slug":          func(o *Options) { o.CircleCI.OrgID = "gh/acme" },
-		"no project":        func(o *Options) { o.CircleCI.ProjectIDs = nil },
-		"project not UUID":  func(o *Options) { o.CircleCI.ProjectIDs = []string{"app"} },
-		"projects and any":  func(o *Options) { o.CircleCI.AnyProject = true },
-		"bad branch":        func(o *Options) { o.CircleCI.Branches = []string{"a..b"} },
+		"no org":            func(o *Options) { o.OIDC.OrgID = "" },
+		"org slug":          func(o *Options) { o.OIDC.OrgID = "gh/acme" },
+		"no project":        func(o *Options) { o.OIDC.ProjectIDs = nil },
+		"project not UUID":  func(o *Options) { o.OIDC.ProjectIDs = []string{"app"} },
+		"projects and any":  func(o *Options) { o.OIDC.AnyProject = true },
+		"bad branch":        func(o *Options) { o.OIDC.Branches = []string{"a..b"} },
 		"rotate key":        func(o *Options) { o.RotateKey = true },
 		"unknown auth mode": func(o *Options) { o.Auth = "saml" },
 	} {
@@ -359,7 +359,7 @@ func TestKeylessFailureAtEachStepThenRerunConverges(t *testing.T) {
 				}
 				e.acct.ClearFaults()
 				e.run(t, o)
-				checkKeyless(t, e.acct, o.CircleCI)
+				checkKeyless(t, e.acct, o.OIDC)
 				e.acct.ResetCalls()
 				e.run(t, o)
 				if m := e.acct.Mutating(); len(m) != 0 {

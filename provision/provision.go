@@ -68,8 +68,8 @@ type Options struct {
 	Confirmed bool
 	// Auth is how CI assumes the role: AuthKeys (the default) or AuthOIDC.
 	Auth Auth
-	// CircleCI says, with AuthOIDC, which CircleCI jobs the role trusts.
-	CircleCI policies.CircleCI
+	// OIDC says, with AuthOIDC, which CircleCI jobs the role trusts.
+	OIDC policies.CircleCI
 }
 
 // Auth is how CI authenticates to assume the role.
@@ -109,7 +109,7 @@ func (o Options) Validate() error {
 	if o.RotateKey {
 		return clierror.Usagef("keyless setup has no access key to rotate")
 	}
-	return ValidateCircleCI(o.CircleCI)
+	return ValidateCircleCI(o.OIDC)
 }
 
 // ValidateCircleCI checks what a keyless role trusts, naming each value
@@ -250,7 +250,7 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	var role *resource.Role
 	var resources []resource.Resource
 	if o.Keyless() {
-		provider := resource.NewOIDCProvider(o.CircleCI)
+		provider := resource.NewOIDCProvider(o.OIDC)
 		role = resource.NewRole(o.Role, provider, policy)
 		former := resource.Retire(resource.NewUser(o.User, false), "CI assumes the role with its OIDC token")
 		former.Gate = func() ([]*resource.Step, string) {

@@ -27,7 +27,7 @@ func (w *world) setUp(keyless, confirmed bool) {
 	o := provision.Options{Repository: DefaultRepository, Policy: DefaultPolicy, User: DefaultUser, Role: DefaultRole, Region: w.a.Region(), Confirmed: confirmed}
 	if keyless {
 		o.Auth = provision.AuthOIDC
-		o.CircleCI = policies.CircleCI{OrgID: orgID, ProjectIDs: []string{projectID}}
+		o.OIDC = policies.CircleCI{OrgID: orgID, ProjectIDs: []string{projectID}}
 	}
 	p := &provision.Provisioner{IAM: w.a.IAM(), ECR: w.a.ECR(), STS: w.a.STS()}
 	if _, err := p.Run(context.Background(), o); err != nil {

@@ -166,7 +166,7 @@ func (o *setupOptions) validate() error {
 		return err
 	}
 	o.Grants = grants
-	if o.Auth, o.CircleCI, err = o.auth.options(true); err != nil {
+	if o.Auth, o.OIDC, err = o.auth.options(true); err != nil {
 		return err
 	}
 	if o.Keyless() && o.RotateKey {
@@ -220,7 +220,7 @@ func (o setupOptions) commandLine(first string) string {
 			cmd += " " + f.flag + " " + f.value
 		}
 	}
-	return cmd + grantArgs(o.Grants) + authArgs(o.Auth, o.CircleCI)
+	return cmd + grantArgs(o.Grants) + authArgs(o.Auth, o.OIDC)
 }
 
 func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions) error {
