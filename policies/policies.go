@@ -1,7 +1,8 @@
 // Package policies builds the IAM documents containerise manages, as data
 // serialised with encoding/json: the permissions policy that lets a role push
-// to one ECR repository, and the trust policy that lets one IAM user assume
-// that role. It also compares documents the way IAM does, ignoring layout.
+// to one ECR repository, and the trust policy that lets one IAM user, or
+// CircleCI jobs with their OIDC token (circleci.go), assume that role. It
+// also compares documents the way IAM does, ignoring layout.
 //
 // The permissions are least privilege by default: what a push needs, plus
 // the read actions of the features asked for. The blog's broader statements

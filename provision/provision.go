@@ -12,6 +12,15 @@
 // the tag (made by hand) are used as they are and reported as unmanaged,
 // with what differs.
 //
+// Keyless (AuthOIDC): instead of the user and its key, setup creates the IAM
+// OIDC provider of the CircleCI organisation's token issuer and makes the
+// role trust the organisation's jobs (of the given projects, and branches)
+// through it; CI then needs no secret at all. A user left from an earlier
+// setup with keys is deleted, keys first, once a person confirms (CI may
+// still hold its key). Switching back to keys rewrites the role's trust to
+// the user and leaves the provider, which other roles may use (teardown
+// removes it).
+//
 // A key rotation ends in two moves: Run creates the new key and leaves the
 // old one active; once the caller has delivered the new secret, Finish
 // deletes the old key (or keeps it), and Discard removes a new key whose
@@ -27,6 +36,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/resource"
@@ -60,15 +70,75 @@ type Options struct {
 	// Provisioner's CircleCI client does): the new secret then goes there
 	// and nowhere else.
 	CircleCI *resource.CircleCITarget
+	// Auth is how CI assumes the role: AuthKeys (the default) or AuthOIDC.
+	Auth Auth
+	// OIDC says, with AuthOIDC, which CircleCI jobs the role trusts.
+	OIDC policies.CircleCI
 }
 
-// Validate checks the names and region before any API call.
+// Auth is how CI authenticates to assume the role.
+type Auth string
+
+// Ways to authenticate.
+const (
+	// AuthKeys is the blog's way: the access key of an IAM user, which is
+	// the role's only principal.
+	AuthKeys Auth = "keys"
+	// AuthOIDC is keyless: CircleCI's OIDC token for the job, trusted
+	// through the organisation's IAM OIDC provider.
+	AuthOIDC Auth = "oidc"
+)
+
+// Keyless reports whether CI authenticates with its OIDC token.
+func (o Options) Keyless() bool { return o.Auth == AuthOIDC }
+
+// Validate checks the names, the region and, keyless, what the role is to
+// trust, before any API call.
 func (o Options) Validate() error {
-	return validate.First(
+	err := validate.First(
 		names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.
 			ValidateAs("the repository name", "the policy name", "the user name", "the role name"),
 		validate.Region("the region", o.Region),
 	)
+	if err != nil {
+		return err
+	}
+	switch o.Auth {
+	case "", AuthKeys:
+		return nil
+	case AuthOIDC:
+	default:
+		return clierror.Usagef("the authentication %q is invalid: use %s or %s", o.Auth, AuthKeys, AuthOIDC)
+	}
+	if o.RotateKey {
+		return clierror.Usagef("keyless setup has no access key to rotate")
+	}
+	return ValidateCircleCI(o.OIDC)
+}
+
+// ValidateCircleCI checks what a keyless role trusts, naming each value
+// for people (the command layer checks its flags first).
+func ValidateCircleCI(c policies.CircleCI) error {
+	if err := validate.UUID("the CircleCI organisation ID", c.OrgID, "Organization Settings > Overview"); err != nil {
+		return err
+	}
+	switch {
+	case len(c.ProjectIDs) == 0 && !c.AnyProject:
+		return clierror.Usagef("no CircleCI project ID: name at least one project whose jobs may assume the role, or trust every project of the organisation explicitly")
+	case len(c.ProjectIDs) > 0 && c.AnyProject:
+		return clierror.Usagef("CircleCI project IDs and 'any project' exclude each other: name the projects, or trust every project")
+	}
+	for _, p := range c.ProjectIDs {
+		if err := validate.UUID("the CircleCI project ID", p, "Project Settings > Overview"); err != nil {
+			return err
+		}
+	}
+	for _, b := range c.Branches {
+		if err := validate.Branch("the branch", b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (o Options) wait() time.Duration {
@@ -103,14 +173,21 @@ type Variables struct {
 	SecretAccessKey string // AWS_IAM_USER_SECRET_ACCESS_KEY; only when just created
 	RoleARN         string // AWS_IAM_ROLE_ARN
 	Region          string // AWS_REGION
+	// Keyless: CI assumes the role with its OIDC token, so there is no key
+	// to pass.
+	Keyless bool
 }
 
 // Pairs returns the variables as name/value pairs in the blog's order,
-// without the secret when it is not available.
+// without the secret when it is not available, and without the key at all
+// when keyless.
 func (v Variables) Pairs() [][2]string {
-	out := [][2]string{{names.EnvAccessKeyID, v.AccessKeyID}}
-	if v.SecretAccessKey != "" {
-		out = append(out, [2]string{names.EnvSecretAccessKey, v.SecretAccessKey})
+	var out [][2]string
+	if !v.Keyless {
+		out = append(out, [2]string{names.EnvAccessKeyID, v.AccessKeyID})
+		if v.SecretAccessKey != "" {
+			out = append(out, [2]string{names.EnvSecretAccessKey, v.SecretAccessKey})
+		}
 	}
 	return append(out, [2]string{names.EnvRoleARN, v.RoleARN}, [2]string{names.EnvRegion, v.Region}, [2]string{names.EnvDefaultRegion, v.Region})
 }
@@ -134,6 +211,8 @@ type Result struct {
 	// SecretIn names where the new secret went instead of the result
 	// ("CircleCI project gh/acme/app"); then it is not in Variables.
 	SecretIn string
+	// Keyless: CI assumes the role with its OIDC token; there is no key.
+	Keyless bool
 	// Rotation is set when this run created a key to replace one that is
 	// still active: Finish retires it.
 	Rotation *Rotation
@@ -177,16 +256,35 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	policy := resource.NewPolicy(o.Policy, o.Repository, func(id awsx.Identity) policies.Document {
 		return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository}, o.Grants)
 	})
-	user := resource.NewUser(o.User, o.RotateKey)
-	role := resource.NewRole(o.Role, user, policy)
-	kinds := []resource.Resource{repo, policy, user, role}
+	var user *resource.User
+	var role *resource.Role
+	var resources []resource.Resource
+	if o.Keyless() {
+		provider := resource.NewOIDCProvider(o.OIDC)
+		role = resource.NewRole(o.Role, provider, policy)
+		former := resource.Retire(resource.NewUser(o.User, false), "CI assumes the role with its OIDC token")
+		former.Gate = func() ([]*resource.Step, string) {
+			if rep := role.Reports()[0]; !rep.Managed {
+				return nil, "role " + o.Role + " is not managed by containerise, so setup did not switch its trust"
+			}
+			if s := role.TrustStep(); s != nil {
+				return []*resource.Step{s}, ""
+			}
+			return nil, ""
+		}
+		resources = []resource.Resource{repo, policy, provider, role, former}
+	} else {
+		user = resource.NewUser(o.User, o.RotateKey)
+		role = resource.NewRole(o.Role, user, policy)
+		resources = []resource.Resource{repo, policy, user, role}
+	}
 	var ci *resource.CircleCIVariables
 	if o.CircleCI != nil {
 		ci = resource.NewCircleCIVariables(p.CircleCI, *o.CircleCI, o.Region, role, user)
-		kinds = append(kinds, ci)
+		resources = append(resources, ci)
 	}
 
-	plan, err := resource.Observe(ctx, env, resource.ForSetup, kinds...)
+	plan, err := resource.Observe(ctx, env, resource.ForSetup, resources...)
 	if err != nil {
 		return nil, advise(err)
 	}
@@ -197,7 +295,7 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	s := &Setup{o: o, env: env, plan: plan, user: user, role: role, ci: ci}
 	s.res = &Result{
 		Account: plan.Identity.Account, Region: o.Region, Partition: plan.Identity.Partition, DryRun: o.DryRun,
-		Resources: plan.Reports(), env: env, user: user,
+		Resources: plan.Reports(), env: env, user: user, Keyless: o.Keyless(),
 	}
 	s.res.key = s.res.report(resource.KindAccessKey)
 	s.fill()
@@ -232,6 +330,9 @@ func (s *Setup) Apply(ctx context.Context, confirmed bool) (*Result, error) {
 		errs = append(errs, err)
 	}
 	s.fill()
+	if s.user == nil {
+		return res, advise(errors.Join(errs...))
+	}
 	if old := s.user.ReplacedKey(); old != "" {
 		res.Rotation = &Rotation{User: s.o.User, OldKeyID: old, NewKeyID: res.Variables.AccessKeyID, DeleteCommand: resource.DeleteKeyCommand(s.o.User, old)}
 		if len(errs) > 0 {
@@ -246,8 +347,11 @@ func (s *Setup) Apply(ctx context.Context, confirmed bool) (*Result, error) {
 // fill copies what the resources know into the result.
 func (s *Setup) fill() {
 	res := s.res
-	id, secret := s.user.Key()
-	res.Variables = Variables{AccessKeyID: id, SecretAccessKey: secret, RoleARN: s.role.ARN(), Region: s.o.Region}
+	var id, secret string
+	if s.user != nil {
+		id, secret = s.user.Key()
+	}
+	res.Variables = Variables{AccessKeyID: id, SecretAccessKey: secret, RoleARN: s.role.ARN(), Region: s.o.Region, Keyless: s.o.Keyless()}
 	if s.ci != nil && secret != "" {
 		// The secret went to CircleCI, and goes nowhere else.
 		res.Variables.SecretAccessKey, res.SecretIn = "", "CircleCI "+s.o.CircleCI.String()
@@ -261,7 +365,7 @@ func (s *Setup) fill() {
 // CircleCI: nobody could use it, and a rerun (or the rotation again) then
 // converges. A rotation's old key stays.
 func (s *Setup) undeliveredKey(ctx context.Context) error {
-	if s.ci == nil || s.ci.SecretHeld() {
+	if s.ci == nil || s.user == nil || s.ci.SecretHeld() {
 		return nil
 	}
 	if _, secret := s.user.Key(); secret == "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/docker/docker/api/types/registry"
 
 	"github.com/containerise/containerise/internal/awsx"
@@ -23,6 +24,7 @@ import (
 // stsAPI is the part of *sts.Client a push uses.
 type stsAPI interface {
 	AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error)
+	AssumeRoleWithWebIdentity(ctx context.Context, in *sts.AssumeRoleWithWebIdentityInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleWithWebIdentityOutput, error)
 }
 
 // ecrAPI is the part of *ecr.Client a push uses.
@@ -81,14 +83,33 @@ var (
 	}
 )
 
-// retryIAM calls call until it succeeds, fails with an error that is not in
-// waits, or the deadline passes, saying on stderr what it waits for.
-func (p *Pusher) retryIAM(ctx context.Context, deadline time.Time, waits map[string]string, call func() error) error {
-	w := awsx.Waiter{Bound: time.Until(deadline), First: time.Second, Max: 5 * time.Second, Pause: p.Backoff}
-	err := w.Retry(ctx, func(err error) (string, bool) {
+// byCode waits while the error's code is in waits.
+func byCode(waits map[string]string) awsx.Pending {
+	return func(err error) (string, bool) {
 		what, ok := waits[awsx.ErrorCode(err)]
 		return what, ok
-	}, func(a awsx.Attempt) {
+	}
+}
+
+// webIdentityWaits: right after a keyless setup, STS may not know the new
+// OIDC provider yet (InvalidIdentityToken "No OpenIDConnect provider
+// found"), nor the role's new trust (AccessDenied). Any other
+// InvalidIdentityToken is the token's own fault and final.
+func webIdentityWaits(err error) (string, bool) {
+	switch {
+	case awsx.ErrorCode(err) == "AccessDenied":
+		return "IAM to let the CircleCI job assume the role", true
+	case awsx.ErrorCode(err) == "InvalidIdentityToken" && strings.Contains(awsx.Describe(err), "No OpenIDConnect provider found"):
+		return "IAM to know the new OIDC provider", true
+	}
+	return "", false
+}
+
+// retryIAM calls call until it succeeds, fails with an error pending does
+// not recognise, or the deadline passes, saying on stderr what it waits for.
+func (p *Pusher) retryIAM(ctx context.Context, deadline time.Time, pending awsx.Pending, call func() error) error {
+	w := awsx.Waiter{Bound: time.Until(deadline), First: time.Second, Max: 5 * time.Second, Pause: p.Backoff}
+	err := w.Retry(ctx, pending, func(a awsx.Attempt) {
 		p.logf("waiting for %s (%s); retrying in %s, for up to %s more", a.Awaited, awsx.ErrorCode(a.Err),
 			a.Pause.Round(time.Millisecond), a.Left.Round(time.Second))
 	}, call)
@@ -99,12 +120,16 @@ func (p *Pusher) retryIAM(ctx context.Context, deadline time.Time, waits map[str
 	return err
 }
 
-// assumeRole returns the role's temporary credentials.
+// assumeRole returns the role's temporary credentials, assumed with the CI
+// user's keys or, keyless, with the job's OIDC token.
 func (p *Pusher) assumeRole(ctx context.Context, o Options, deadline time.Time) (aws.Credentials, error) {
+	if o.WebIdentity != nil {
+		return p.assumeRoleWithWebIdentity(ctx, o, deadline)
+	}
 	p.logf("assuming %s as session %s", o.RoleARN, o.SessionName)
 	start := time.Now()
 	var out *sts.AssumeRoleOutput
-	err := p.retryIAM(ctx, deadline, stsWaits, func() error {
+	err := p.retryIAM(ctx, deadline, byCode(stsWaits), func() error {
 		var err error
 		out, err = p.STS.AssumeRole(ctx, &sts.AssumeRoleInput{
 			RoleArn:         aws.String(o.RoleARN),
@@ -115,7 +140,11 @@ func (p *Pusher) assumeRole(ctx context.Context, o Options, deadline time.Time) 
 	if err != nil {
 		return aws.Credentials{}, assumeRoleError(err, o, time.Since(start))
 	}
-	c := out.Credentials
+	return p.roleCredentials(o, out.Credentials, out.AssumedRoleUser, "sts.AssumeRole")
+}
+
+// roleCredentials turns STS's answer into the credentials ECR signs with.
+func (p *Pusher) roleCredentials(o Options, c *ststypes.Credentials, u *ststypes.AssumedRoleUser, op string) (aws.Credentials, error) {
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil {
 		return aws.Credentials{}, fmt.Errorf("assuming %s: STS returned no credentials", o.RoleARN)
 	}
@@ -123,15 +152,71 @@ func (p *Pusher) assumeRole(ctx context.Context, o Options, deadline time.Time) 
 		AccessKeyID:     aws.ToString(c.AccessKeyId),
 		SecretAccessKey: aws.ToString(c.SecretAccessKey),
 		SessionToken:    aws.ToString(c.SessionToken),
-		Source:          "containerise push: sts.AssumeRole",
+		Source:          "containerise push: " + op,
 	}
 	if c.Expiration != nil {
 		creds.CanExpire, creds.Expires = true, *c.Expiration
 	}
-	if u := out.AssumedRoleUser; u != nil {
+	if u != nil {
 		p.debugf("sts: assumed %s", aws.ToString(u.Arn))
 	}
 	return creds, nil
+}
+
+// assumeRoleWithWebIdentity exchanges the job's OIDC token for the role's
+// credentials. The call is unsigned: the token is the credential, and it
+// goes to STS only.
+func (p *Pusher) assumeRoleWithWebIdentity(ctx context.Context, o Options, deadline time.Time) (aws.Credentials, error) {
+	id := o.WebIdentity
+	p.logf("assuming %s as session %s with %s", o.RoleARN, o.SessionName, id)
+	p.debugf("oidc: token issued by %s for %s, expires %s", id.Claims.Issuer, id.Claims.Subject, id.Claims.Expires.UTC().Format(time.RFC3339))
+	start := time.Now()
+	var out *sts.AssumeRoleWithWebIdentityOutput
+	err := p.retryIAM(ctx, deadline, webIdentityWaits, func() error {
+		var err error
+		out, err = p.STS.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
+			RoleArn:          aws.String(o.RoleARN),
+			RoleSessionName:  aws.String(o.SessionName),
+			WebIdentityToken: aws.String(id.Token),
+		})
+		return err
+	})
+	if err != nil {
+		return aws.Credentials{}, webIdentityError(err, o, time.Since(start))
+	}
+	return p.roleCredentials(o, out.Credentials, out.AssumedRoleUser, "sts.AssumeRoleWithWebIdentity")
+}
+
+func webIdentityError(err error, o Options, waited time.Duration) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	id := o.WebIdentity
+	e := &Error{Err: err, Doing: fmt.Sprintf("assuming %s with the OIDC token in %s", o.RoleARN, id.Variable)}
+	msg := awsx.Describe(err)
+	switch code := awsx.ErrorCode(err); {
+	case code == "InvalidIdentityToken" && strings.Contains(msg, "No OpenIDConnect provider found"):
+		e.Why = fmt.Sprintf("the account has no IAM OIDC provider for the token's issuer, %s (CircleCI organization %s), or IAM has not caught up yet", id.Claims.Issuer, id.Claims.OrgID)
+		e.Hint, e.Next = "run setup keyless for organization "+id.Claims.OrgID+", in the account of the role", hint.WaitLonger
+	case code == "InvalidIdentityToken" && strings.Contains(msg, "audience"):
+		e.Why = fmt.Sprintf("the OIDC provider does not list organization %s as a client ID (audience)", id.Claims.OrgID)
+		e.Hint = "rerun setup keyless: it adds the client ID (after confirmation, to a provider containerise did not create)"
+	case code == "InvalidIdentityToken":
+		e.Why = "STS refused the token itself (its signature or its claims)"
+		e.Hint = "leave " + id.Variable + " to CircleCI rather than setting it yourself"
+	case code == "ExpiredTokenException" || code == "ExpiredToken":
+		e.Why = "the token has expired: CircleCI's job tokens live one hour from the job's start"
+		e.Hint = "rerun the job"
+	case code == "AccessDenied":
+		e.Why = fmt.Sprintf("the role's trust policy does not accept this job's token (%s): it trusts other projects or branches, or IAM has not caught up yet", id.Claims.describe())
+		e.Hint, e.Next = "rerun setup keyless with this project and branch among those the role trusts", hint.WaitLonger
+	default:
+		return e
+	}
+	if waited >= time.Second {
+		e.After = fmt.Sprintf("still refused after %s", waited.Round(time.Second))
+	}
+	return e
 }
 
 func assumeRoleError(err error, o Options, waited time.Duration) error {
@@ -205,7 +290,7 @@ func (r registryAuth) ref(repository, tag string) string {
 // The registry host comes from proxyEndpoint, as in the blog.
 func (p *Pusher) registryLogin(ctx context.Context, client ecrAPI, deadline time.Time) (registryAuth, error) {
 	var out *ecr.GetAuthorizationTokenOutput
-	err := p.retryIAM(ctx, deadline, ecrWaits, func() error {
+	err := p.retryIAM(ctx, deadline, byCode(ecrWaits), func() error {
 		var err error
 		out, err = client.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
 		return err

@@ -35,6 +35,9 @@ type Options struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	RoleARN         string
+	// WebIdentity, when set, is the job's OIDC token: the role is assumed
+	// with it (keyless) instead of the keys.
+	WebIdentity *WebIdentity
 	// SessionName is the role session name auditors see (see SessionName).
 	SessionName string
 

@@ -1,6 +1,9 @@
 // Package teardown removes what `containerise setup` created: the ECR
-// repository (with its images), the managed policy, the role and the CI user
-// (with its access keys), in the order AWS demands.
+// repository (with its images), the managed policy, the role, the CI user
+// (with its access keys) and, for a keyless setup, the CircleCI OIDC
+// provider, in the order AWS demands. The provider is found through the
+// role (its tag, else its trust policy) and kept while another role's trust
+// policy names it.
 //
 // It is the resource model's read, delete steps, apply. Plan reads
 // everything first, concurrently, and decides for each resource whether it
@@ -26,6 +29,7 @@ import (
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/resource"
+	"github.com/containerise/containerise/policies"
 )
 
 // Teardown plans and applies the removal of containerise's resources.
@@ -95,7 +99,7 @@ func (p *Plan) Deletes() bool {
 // left alone.
 func (p *Plan) Settled() bool {
 	for _, r := range p.Resources {
-		if r.State != resource.StateGone && r.State != resource.StateUnmanaged {
+		if r.State != resource.StateGone && r.State != resource.StateUnmanaged && r.State != resource.StateInUse {
 			return false
 		}
 	}
@@ -117,8 +121,10 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 	user := resource.NewUser(o.User, false)
 	role := resource.NewRole(o.Role, user, policy)
 	policy.Role, policy.User = role, user
+	provider := resource.NewOIDCProvider(policies.CircleCI{})
+	provider.Role = role
 
-	plan, err := resource.Observe(ctx, env, resource.ForTeardown, repo, policy, role, user)
+	plan, err := resource.Observe(ctx, env, resource.ForTeardown, repo, policy, provider, role, user)
 	if err != nil {
 		return nil, readError(err)
 	}
@@ -183,7 +189,7 @@ func (t *Teardown) Apply(ctx context.Context, p *Plan) error {
 		switch r.State {
 		case resource.StateGone:
 			r.Outcome = resource.OutcomeGone
-		case resource.StateUnmanaged:
+		case resource.StateUnmanaged, resource.StateInUse:
 			r.Outcome = resource.OutcomeLeftAlone
 		case resource.StateBlocked:
 			r.Err = errors.New(r.Blocker)

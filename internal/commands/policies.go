@@ -9,11 +9,13 @@ import (
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/policies"
+	"github.com/containerise/containerise/provision"
 )
 
 type policiesOptions struct {
 	account, repository, user, role, policy, document string
 	grants                                            grantFlags
+	auth                                              authFlags
 }
 
 func newPoliciesCmd(g *Globals) *cobra.Command {
@@ -24,7 +26,9 @@ func newPoliciesCmd(g *Globals) *cobra.Command {
 		Long: `Print the IAM documents setup would create, without calling AWS: the
 permissions policy attached to the role (push to one repository, plus the
 reads of the features asked for, the same flags as setup's) and the role's
-trust policy (only the CI user may assume it).
+trust policy: only the CI user may assume it or, with --auth oidc, only
+CircleCI jobs of the named projects (and branches) with their OIDC token,
+through the organization's IAM OIDC provider.
 
 Use --document to print one of them as bare JSON, e.g. for a review or for
 'aws iam create-policy --policy-document file://...'.
@@ -34,6 +38,8 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 --profile), else us-east-1. No credentials are needed.`,
 		Example: `  containerise policies --account 123456789012
   containerise policies --account 123456789012 --document trust --user ci-bot
+  containerise policies --account 123456789012 --document trust --auth oidc \
+    --circleci-org-id <org UUID> --circleci-project-id <project UUID> --branch main
   containerise policies --account 123456789012 --region eu-west-1 --document permissions > policy.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -44,6 +50,10 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 				return err
 			}
 			grants, err := o.grants.options()
+			if err != nil {
+				return err
+			}
+			auth, circle, err := o.auth.options(true)
 			if err != nil {
 				return err
 			}
@@ -58,6 +68,10 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 			target := policies.Target{Region: region, AccountID: o.account, Repository: o.repository}
 			perms := policies.Permissions(target, grants)
 			trust := policies.Trust(policies.UserARN(policies.PartitionOf(region), o.account, o.user))
+			if auth == provision.AuthOIDC {
+				provider := policies.OIDCProviderARN(policies.PartitionOf(region), o.account, policies.CircleCIIssuer(circle.OrgID))
+				trust = policies.CircleCITrust(provider, circle)
+			}
 			switch o.document {
 			case "permissions":
 				fmt.Fprintln(g.Out, perms.JSON())
@@ -80,5 +94,6 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 	f.StringVar(&o.policy, "policy", names.Policy, "IAM policy name (for the heading)")
 	f.StringVar(&o.document, "document", "all", "which document: permissions, trust or all")
 	o.grants.add(f)
+	o.auth.add(f, true)
 	return cmd
 }

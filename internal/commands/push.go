@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -27,6 +28,13 @@ type pushFlags struct {
 	Labels       []string
 	SkipExisting bool
 	Wait         time.Duration
+	// Auth chooses the credential: "" (the job's OIDC token when CircleCI
+	// set one, else the keys), "keys" or "oidc"; OrgID, when set, is the
+	// organization the token must come from.
+	Auth  string
+	OrgID string
+	// authNote says which credential push uses, when both were there.
+	authNote string
 }
 
 func newPushCmd(g *Globals) *cobra.Command {
@@ -48,7 +56,17 @@ The build needs nothing from AWS, so it runs while STS and ECR answer, and
 the image is tagged for the registry once ECR names it; with --skip-existing,
 ECR is asked first, since its answer decides what to build.
 
+Keyless (after 'setup --auth oidc'): in a CircleCI job, push assumes the role
+with the job's OIDC token, which CircleCI sets in CIRCLE_OIDC_TOKEN_V2 (else
+CIRCLE_OIDC_TOKEN); no key is needed. It reads the token's claims first, so
+that a token that expired, comes from another organization (--circleci-org-id)
+or is not a JWT fails before AWS is asked; the token itself is never printed.
+When both a token and the user's keys are set, the token wins, unless
+--auth keys is given; push says which it used.
+
 Environment (the blog's variables, as setup prints them):
+  CIRCLE_OIDC_TOKEN_V2, CIRCLE_OIDC_TOKEN
+                                  keyless: the job's OIDC token (CircleCI sets them)
   AWS_IAM_USER_ACCESS_KEY_ID      the CI user's access key ID (environment only)
   AWS_IAM_USER_SECRET_ACCESS_KEY  its secret access key (environment only)
   AWS_IAM_ROLE_ARN                the role to assume (or --role-arn)
@@ -81,6 +99,9 @@ credentials exit 1 with the engine's message; invalid input exits 2.`,
 			if err != nil {
 				return err
 			}
+			if f.authNote != "" {
+				g.Logf("%s", f.authNote)
+			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
@@ -97,7 +118,9 @@ credentials exit 1 with the engine's message; invalid input exits 2.`,
 	fl.StringVar(&f.Target, "target", "", "build stage to stop at")
 	fl.StringArrayVar(&f.Labels, "label", nil, "image label KEY=VALUE; repeatable")
 	fl.BoolVar(&f.SkipExisting, "skip-existing", false, "neither build nor push tags that already exist in ECR (needs setup --allow-skip-existing)")
-	fl.DurationVar(&f.Wait, "wait", push.DefaultWait, "how long to retry while IAM does not yet know a fresh key or role (0: no retry)")
+	fl.DurationVar(&f.Wait, "wait", push.DefaultWait, "how long to retry while IAM does not yet know a fresh key, role or OIDC provider (0: no retry)")
+	fl.StringVar(&f.Auth, "auth", "", "the credential: oidc (the job's OIDC token) or keys (the CI user's); default: the token when CircleCI set one, else the keys")
+	fl.StringVar(&f.OrgID, "circleci-org-id", "", "keyless: the CircleCI organization ID the role trusts; a token from another organization fails before any call")
 	return cmd
 }
 
@@ -110,14 +133,26 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 	if roleARN == "" {
 		roleARN, roleFrom = strings.TrimSpace(getenv(names.EnvRoleARN)), names.EnvRoleARN
 	}
-	err := validate.First(
-		validate.NotEmpty(names.EnvAccessKeyID, keyID, "set it to the access key ID that setup printed"),
-		validate.AccessKeyID(names.EnvAccessKeyID, keyID),
-		validate.NotEmpty(names.EnvSecretAccessKey, secret, "set it to the secret access key that setup printed"),
-		secretShape(secret),
-		validate.NotEmpty(roleFrom, roleARN, "set "+names.EnvRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
-		validate.RoleARN(roleFrom, roleARN),
-	)
+	webIdentity, err := f.webIdentity(getenv, keyID != "" || secret != "")
+	if err != nil {
+		return push.Options{}, err
+	}
+	if webIdentity != nil {
+		keyID, secret = "", ""
+		err = validate.First(
+			validate.NotEmpty(roleFrom, roleARN, "set "+names.EnvRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
+			validate.RoleARN(roleFrom, roleARN),
+		)
+	} else {
+		err = validate.First(
+			validate.NotEmpty(names.EnvAccessKeyID, keyID, "set it to the access key ID that setup printed (a keyless setup needs none: run push in a CircleCI job, which sets "+push.EnvOIDCTokenV2+")"),
+			validate.AccessKeyID(names.EnvAccessKeyID, keyID),
+			validate.NotEmpty(names.EnvSecretAccessKey, secret, "set it to the secret access key that setup printed"),
+			secretShape(secret),
+			validate.NotEmpty(roleFrom, roleARN, "set "+names.EnvRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
+			validate.RoleARN(roleFrom, roleARN),
+		)
+	}
 	if err != nil {
 		return push.Options{}, err
 	}
@@ -166,6 +201,7 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 	return push.Options{
 		AccessKeyID:     keyID,
 		SecretAccessKey: secret,
+		WebIdentity:     webIdentity,
 		RoleARN:         roleARN,
 		SessionName:     push.SessionName(getenv, time.Now()),
 		Repository:      f.Repository,
@@ -178,6 +214,48 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 		SkipExisting:    f.SkipExisting,
 		Wait:            f.Wait,
 	}, nil
+}
+
+// webIdentity picks the credential: the job's OIDC token (V2 first) unless
+// --auth keys; with --auth oidc the token must be there. It reads the
+// token's claims, so that a bad token fails here, before any call, naming
+// its variable and never showing it.
+func (f *pushFlags) webIdentity(getenv func(string) string, haveKeys bool) (*push.WebIdentity, error) {
+	switch f.Auth {
+	case "", "oidc", "keys":
+	default:
+		return nil, clierror.Usagef("--auth %q is invalid: use oidc (the job's OIDC token) or keys (the CI user's access key)", f.Auth)
+	}
+	if f.OrgID != "" {
+		if err := validate.UUID("--circleci-org-id", f.OrgID, "CircleCI shows it under Organization Settings > Overview"); err != nil {
+			return nil, err
+		}
+	}
+	variable, token := push.EnvOIDCTokenV2, strings.TrimSpace(getenv(push.EnvOIDCTokenV2))
+	if token == "" {
+		variable, token = push.EnvOIDCToken, strings.TrimSpace(getenv(push.EnvOIDCToken))
+	}
+	if f.Auth == "keys" {
+		if token != "" && haveKeys {
+			f.authNote = fmt.Sprintf("both %s and the CI user's keys are set: using the keys, as --auth keys asks", variable)
+		}
+		return nil, nil
+	}
+	switch {
+	case token == "" && f.Auth == "oidc":
+		return nil, clierror.Usagef("--auth oidc: neither %s nor %s is set: CircleCI sets them in each job (if a job lacks them, give it a context); "+
+			"outside CircleCI use the CI user's keys", push.EnvOIDCTokenV2, push.EnvOIDCToken)
+	case token == "":
+		return nil, nil
+	}
+	id, err := push.ReadToken(variable, token, time.Now(), strings.ToLower(f.OrgID))
+	if err != nil {
+		return nil, err
+	}
+	if haveKeys {
+		f.authNote = fmt.Sprintf("both %s and the CI user's keys are set: using the OIDC token (keyless); --auth keys uses the keys instead", variable)
+	}
+	return id, nil
 }
 
 // secretShape refuses a secret key with blanks (a copy-paste slip) without

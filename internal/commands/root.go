@@ -114,9 +114,11 @@ func NewRoot(version string, g *Globals) *cobra.Command {
 
   setup     (an admin, once) creates or corrects the ECR repository, the push
             policy, the CI user and the role it assumes, then prints the
-            CircleCI environment variables.
-  push      (in CI) assumes the role, gets an ECR token, builds the Dockerfile
-            through the Docker Engine API and pushes every tag.
+            CircleCI environment variables. Keyless (--auth oidc, recommended):
+            no user and no key; the role trusts CircleCI's OIDC token instead.
+  push      (in CI) assumes the role (with the CI user's key, or the job's
+            OIDC token), gets an ECR token, builds the Dockerfile through the
+            Docker Engine API and pushes every tag.
   teardown  removes what setup created, safely.
 
 AWS credentials and region come from the SDK's usual chain (environment,

@@ -35,6 +35,7 @@ type setupOptions struct {
 	envFile string
 	grants  grantFlags
 	ci      circleCIFlags
+	auth    authFlags
 }
 
 // newProvisioner builds the provisioner over AWS clients and returns the
@@ -58,7 +59,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 	o := setupOptions{}
 	cmd := &cobra.Command{
 		Use:   "setup",
-		Short: "Create or correct the repository, policy, user and role, and print the CI variables",
+		Short: "Create or correct the repository, policy, user (or OIDC provider) and role, and print the CI variables",
 		Long: `Create, or correct, what the blog post clicks together, then print the
 CircleCI environment variables:
 
@@ -70,6 +71,20 @@ CircleCI environment variables:
   3. the IAM user (--user), with no permissions, and one access key;
   4. the role (--role) with the policy attached, which only that user may
      assume.
+
+Keyless (recommended): with --auth oidc, setup creates no user and no key.
+Instead it creates the IAM OpenID Connect provider of your CircleCI
+organization (https://oidc.circleci.com/org/<--circleci-org-id>, with the
+organization ID as its client ID) and makes the role trust only the jobs of
+the projects named with --circleci-project-id (or, with --any-project, of
+every project), and with --branch only jobs building those branches. CircleCI
+gives every job an OIDC token, which push exchanges for the role's
+credentials: nothing to store, rotate or leak. A provider for that URL that
+containerise did not create is used as it is; setup adds the organization ID
+to its client IDs only after you confirm. Switching an existing setup
+between --auth keys and --auth oidc rewrites the role's trust; the user and
+its key, no longer used, are deleted only after you confirm at the terminal
+(or with --yes), since CI may still hold the key.
 
 Setup reads everything first, then makes only the changes needed, so it is
 safe to rerun: a rerun changes nothing unless something drifted, and never
@@ -128,7 +143,10 @@ NAME=value lines only. Progress and warnings go to stderr.`,
   containerise setup --circleci-project gh/acme/app --rotate-key --yes
 
   # ... or into an organization's context, created if need be
-  containerise setup --circleci-context aws-push --circleci-org gh/acme --create-context`,
+  containerise setup --circleci-context aws-push --circleci-org gh/acme --create-context
+
+  # Keyless: CircleCI jobs of one project assume the role with their OIDC token
+  containerise setup --auth oidc --circleci-org-id <org UUID> --circleci-project-id <project UUID>`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(g.getenv); err != nil {
@@ -155,11 +173,13 @@ NAME=value lines only. Progress and warnings go to stderr.`,
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, json or dotenv")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan and make no change")
 	f.BoolVar(&o.RotateKey, "rotate-key", false, "create a new access key and delete the old one after confirmation")
-	f.BoolVarP(&o.yes, "yes", "y", false, "with --rotate-key: delete the old key without asking, once the new one is written")
+	f.BoolVarP(&o.yes, "yes", "y", false,
+		"confirm without asking: --rotate-key's deletion of the old key (once the new one is written), and a keyless setup's deletion of the user it no longer needs, or change to a provider containerise did not create")
 	f.StringVar(&o.envFile, "env-file", "", "also write the variables, secret included, to this file (mode 0600)")
 	o.grants.add(f)
 	o.ci.add(f)
-	f.DurationVar(&o.PropagationWait, "wait", provision.DefaultPropagationWait, "how long to wait for IAM to accept a new user as the role's principal")
+	o.auth.add(f, true)
+	f.DurationVar(&o.PropagationWait, "wait", provision.DefaultPropagationWait, "how long to wait for IAM to accept a new user or OIDC provider as the role's principal")
 	return cmd
 }
 
@@ -177,6 +197,12 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 		return err
 	}
 	o.Grants = grants
+	if o.Auth, o.OIDC, err = o.auth.options(true); err != nil {
+		return err
+	}
+	if o.Keyless() && o.RotateKey {
+		return clierror.Usagef("--rotate-key is for --auth keys: a keyless setup has no access key")
+	}
 	if o.PropagationWait <= 0 {
 		return clierror.Usagef("--wait %s is invalid: give a positive duration such as 2m or 90s", o.PropagationWait)
 	}
@@ -207,14 +233,20 @@ func (o setupOptions) words(n hint.Next) string {
 		return "for a new key: " + o.rotateCommand()
 	case hint.WaitLonger:
 		return "or allow longer with --wait"
+	case hint.Confirm:
+		return "to confirm, rerun: " + o.commandLine("--yes")
 	}
 	return defaultWords(n)
 }
 
 // rotateCommand is the setup command line that rotates this user's key,
 // naming every non-default resource so that copying it acts on the same set.
-func (o setupOptions) rotateCommand() string {
-	cmd := "containerise setup --rotate-key"
+func (o setupOptions) rotateCommand() string { return o.commandLine("--rotate-key") }
+
+// commandLine is a setup command line with first, then every non-default
+// name, grant and authentication, so that copying it acts on the same set.
+func (o setupOptions) commandLine(first string) string {
+	cmd := "containerise setup " + first
 	for _, f := range []struct{ flag, value, def string }{
 		{"--repository", o.Repository, names.Repository},
 		{"--policy", o.Policy, names.Policy},
@@ -225,7 +257,7 @@ func (o setupOptions) rotateCommand() string {
 			cmd += " " + f.flag + " " + f.value
 		}
 	}
-	return cmd + grantArgs(o.Grants)
+	return cmd + grantArgs(o.Grants) + authArgs(o.Auth, o.OIDC)
 }
 
 func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions) error {
@@ -333,11 +365,15 @@ func prepareAndApply(ctx context.Context, g *Globals, p *provision.Provisioner, 
 // then stdout, each checked, flushed and synced, so that a key is known to
 // be delivered before an old one is deleted.
 func deliver(g *Globals, o setupOptions, res *provision.Result) error {
-	if res.SecretAvailable && o.envFile != "" {
+	if (res.SecretAvailable || res.Keyless) && o.envFile != "" {
 		if err := writeEnvFile(o.envFile, res.Variables); err != nil {
 			return err
 		}
-		g.Logf("wrote the CircleCI variables, secret included, to %s (mode 0600)", o.envFile)
+		if res.Keyless {
+			g.Logf("wrote the CircleCI variables to %s (mode 0600)", o.envFile)
+		} else {
+			g.Logf("wrote the CircleCI variables, secret included, to %s (mode 0600)", o.envFile)
+		}
 	} else if o.envFile != "" {
 		g.Logf("%s not written: no new secret to store (the access key already existed; --rotate-key makes a new one)", o.envFile)
 	}
@@ -351,7 +387,7 @@ func deliver(g *Globals, o setupOptions, res *provision.Result) error {
 		if err := renderSetupDotenv(&out, res); err != nil {
 			return err
 		}
-		if !res.SecretAvailable && !res.DryRun {
+		if !res.SecretAvailable && !res.DryRun && !res.Keyless {
 			g.Logf("note: %s is not printed: the access key already existed, and AWS shows a secret only when its key is created", names.EnvSecretAccessKey)
 		}
 		for _, n := range res.Notes {
@@ -450,6 +486,9 @@ var statusText = map[resource.Status]string{
 	resource.WouldUpdate: "would update",
 	resource.Failed:      "failed",
 	resource.Skipped:     "skipped",
+	resource.WouldDelete: "would delete",
+	resource.Deleted:     "deleted",
+	resource.Kept:        "kept",
 }
 
 // noteText words a note, with its way forward.
@@ -494,6 +533,15 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 		fmt.Fprintln(w, "\nCircleCI environment variables:")
 	}
 	v := res.Variables
+	if res.Keyless {
+		for _, kv := range v.Pairs() {
+			fmt.Fprintf(w, "  %s=%s\n", kv[0], kv[1])
+		}
+		fmt.Fprintln(w, "\nKeyless: no access key to store. CircleCI gives each job an OIDC token\n"+
+			"(CIRCLE_OIDC_TOKEN_V2), which 'containerise push' exchanges for the role's credentials.")
+		renderSetupFooter(w, res, words)
+		return
+	}
 	key := v.AccessKeyID
 	if key == "" {
 		key = "(the new key's ID)"
@@ -517,6 +565,12 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 	if res.SecretAvailable {
 		fmt.Fprintln(w, "\nThe secret access key is shown this once: store it in CircleCI now.")
 	}
+	renderSetupFooter(w, res, words)
+}
+
+// renderSetupFooter says what unmanaged means, when it matters, and the
+// notes.
+func renderSetupFooter(w io.Writer, res *provision.Result, words hint.Words) {
 	for _, r := range res.Resources {
 		if r.Status == resource.Unmanaged {
 			fmt.Fprintln(w, "\nUnmanaged resources have no managed-by=containerise tag (made by hand): setup uses them as they are and never changes them.")
@@ -546,6 +600,7 @@ type setupJSON struct {
 	Account         string            `json:"account"`
 	Region          string            `json:"region"`
 	DryRun          bool              `json:"dry_run"`
+	Auth            string            `json:"auth"`
 	Resources       []setupResource   `json:"resources"`
 	Variables       map[string]string `json:"variables"`
 	SecretAvailable bool              `json:"secret_available"`
@@ -566,9 +621,12 @@ type setupResource struct {
 
 func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error {
 	doc := setupJSON{
-		Account: res.Account, Region: res.Region, DryRun: res.DryRun, SecretAvailable: res.SecretAvailable,
+		Account: res.Account, Region: res.Region, DryRun: res.DryRun, SecretAvailable: res.SecretAvailable, Auth: string(provision.AuthKeys),
 		SecretWrittenTo: res.SecretIn, Resources: []setupResource{}, Variables: map[string]string{},
 		Notes: []string{}, Warnings: append([]string{}, res.Warnings...),
+	}
+	if res.Keyless {
+		doc.Auth = string(provision.AuthOIDC)
 	}
 	for _, n := range res.Notes {
 		doc.Notes = append(doc.Notes, noteText(n, words))

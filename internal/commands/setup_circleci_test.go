@@ -328,3 +328,39 @@ func TestSetupCircleCIInputRefusedBeforeAnyCall(t *testing.T) {
 		}
 	}
 }
+
+// Keyless mode writes the role and region only, and removes the key
+// variables an earlier setup wrote, once confirmed: CI may still use them.
+func TestSetupKeylessIntoCircleCIRemovesTheKeyVariablesOnceConfirmed(t *testing.T) {
+	w := newCIWorld(t)
+	if r := w.setup("--circleci-project", ciProject); r.err != nil {
+		t.Fatal(r.message)
+	}
+	keyless := append([]string{"--circleci-project", ciProject}, keylessArgs...)
+	unconfirmed := w.setup(keyless...)
+	vars := w.ci.ProjectVars(ciProject)
+	if unconfirmed.err != nil || vars[names.EnvAccessKeyID] == "" || vars[names.EnvSecretAccessKey] == "" {
+		t.Fatalf("without confirmation the key variables must stay: %v %v", unconfirmed.message, keysOf(vars))
+	}
+	if !strings.Contains(unconfirmed.stdout, "kept AWS_IAM_USER_ACCESS_KEY_ID, AWS_IAM_USER_SECRET_ACCESS_KEY (not confirmed)") {
+		t.Errorf("stdout does not say the key variables were kept:\n%s", unconfirmed.stdout)
+	}
+	confirmed := w.setup(append(keyless, "--yes")...)
+	vars = w.ci.ProjectVars(ciProject)
+	if confirmed.err != nil {
+		t.Fatal(confirmed.message)
+	}
+	if _, ok := vars[names.EnvAccessKeyID]; ok {
+		t.Errorf("the key ID stayed in CircleCI: %v", keysOf(vars))
+	}
+	if _, ok := vars[names.EnvSecretAccessKey]; ok {
+		t.Errorf("the secret stayed in CircleCI: %v", keysOf(vars))
+	}
+	if vars[names.EnvRoleARN] == "" || vars[names.EnvRegion] == "" || vars[names.EnvDefaultRegion] == "" {
+		t.Errorf("keyless CircleCI lacks the role or region: %v", keysOf(vars))
+	}
+	w.ci.ResetRequests()
+	if again := w.setup(append(keyless, "--yes")...); again.err != nil || len(w.ci.Writes()) != 0 {
+		t.Fatalf("keyless rerun: %v, writes %v", again.message, w.ci.Writes())
+	}
+}

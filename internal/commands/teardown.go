@@ -47,8 +47,10 @@ func newTeardownCmdWith(g *Globals, build newTeardown) *cobra.Command {
 		Use:   "teardown",
 		Short: "Remove the repository, policy, role and user setup created",
 		Long: `Remove what setup created: the ECR repository (with its images), the
-policy, the role and the CI user (with its access keys), in the order AWS
-requires.
+policy, the role, the CI user (with its access keys) and, after a keyless
+setup, the CircleCI OIDC provider, in the order AWS requires. The provider
+is found through the role, and kept while another role's trust policy
+names it (teardown says which).
 
 Only resources tagged managed-by=containerise are deleted. A resource
 without the tag (made by hand, as in the blog) is listed and left alone
@@ -178,7 +180,7 @@ func reason(r *resource.Report) string {
 	switch r.State {
 	case resource.StateUnmanaged:
 		return unmanagedReason
-	case resource.StateBlocked:
+	case resource.StateBlocked, resource.StateInUse:
 		return r.Blocker
 	}
 	return ""
@@ -205,6 +207,8 @@ func planText(r *resource.Report) string {
 		text = "left alone: " + reason(r)
 	case resource.StateBlocked:
 		text = "blocked: " + reason(r)
+	case resource.StateInUse:
+		text = "kept: " + reason(r)
 	case resource.StateDelete:
 		text = "delete"
 		if !r.Managed {
@@ -236,6 +240,9 @@ func resultText(r *resource.Report, words hint.Words) string {
 	case resource.OutcomeGone:
 		return "already gone"
 	case resource.OutcomeLeftAlone:
+		if r.State == resource.StateInUse {
+			return "kept: " + r.Blocker
+		}
 		return "left alone (not managed by containerise; --include-unmanaged deletes it)"
 	case resource.OutcomeFailed:
 		// The error names the resource already; the line does too.

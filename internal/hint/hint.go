@@ -28,7 +28,8 @@ const (
 	CircleCIToken
 	// CreateContext: let setup create the CircleCI context.
 	CreateContext
-	// Confirm: run the command again, confirming its changes.
+	// Confirm: run the command again, confirming the changes that take away
+	// or change what someone else may use.
 	Confirm
 )
 

@@ -21,7 +21,11 @@ func grants(d policies.Document) map[string]bool {
 			for _, p := range s.Principal.Service {
 				who = append(who, p+" ")
 			}
+			for _, p := range s.Principal.Federated {
+				who = append(who, p+" ")
+			}
 		}
+		when := conditionText(s.Condition)
 		if len(who) == 0 {
 			who = []string{""}
 		}
@@ -40,12 +44,31 @@ func grants(d policies.Document) map[string]bool {
 					if r != "" {
 						line += " on " + r
 					}
+					line += when
 					out[line] = true
 				}
 			}
 		}
 	}
 	return out
+}
+
+// conditionText writes a statement's conditions in a stable order: " when
+// StringEquals k=v; StringLike k=v1|v2", or "" without any.
+func conditionText(c policies.Condition) string {
+	if len(c) == 0 {
+		return ""
+	}
+	var parts []string
+	for op, keys := range c {
+		for k, v := range keys {
+			vs := append([]string(nil), v...)
+			sort.Strings(vs)
+			parts = append(parts, op+" "+k+"="+strings.Join(vs, "|"))
+		}
+	}
+	sort.Strings(parts)
+	return " when " + strings.Join(parts, "; ")
 }
 
 // differences describes how have (as IAM returns it) differs from want in

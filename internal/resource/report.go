@@ -9,6 +9,8 @@ const (
 	KindUser       = "user"
 	KindAccessKey  = "access-key"
 	KindRole       = "role"
+	// KindOIDCProvider is an IAM OpenID Connect provider.
+	KindOIDCProvider = "oidc-provider"
 )
 
 // Status is what setup did, or would do, to a resource.
@@ -25,6 +27,11 @@ const (
 	WouldUpdate Status = "would-update"
 	Failed      Status = "failed"
 	Skipped     Status = "skipped" // not attempted because a step it needs failed
+	// A resource setup no longer wants (the CI user, once CI uses OIDC):
+	// deleted after confirmation, or kept without it.
+	WouldDelete Status = "would-delete"
+	Deleted     Status = "deleted"
+	Kept        Status = "kept"
 )
 
 // State is what a teardown plan does with a resource.
@@ -42,6 +49,10 @@ const (
 	// StateBlocked: something containerise did not make holds the
 	// resource; it is not touched, and the report says what holds it.
 	StateBlocked State = "blocked"
+	// StateInUse: something else still uses the resource (another role
+	// trusts the OIDC provider): it is kept, which is no failure, and the
+	// report says what uses it.
+	StateInUse State = "in-use"
 )
 
 // Outcome is what a teardown did with a resource.
@@ -71,8 +82,9 @@ type Report struct {
 	Status  Status
 	Changes []string
 
-	// Teardown: what the plan does, why a resource is blocked (with the
-	// commands that remove what holds it), the steps, what happened.
+	// Teardown: what the plan does, why a resource is blocked or in use
+	// (with the commands that remove what holds it), the steps, what
+	// happened.
 	State   State
 	Blocker string
 	Images  *int // the repository's image count, when it exists

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,6 +32,12 @@ type Trustee interface {
 	Describe() string
 }
 
+// roleTagger is a trustee that wants the role to carry tags of its own,
+// beside managed-by=containerise.
+type roleTagger interface {
+	roleTags() []iamtypes.Tag
+}
+
 // Role is the role CI assumes to push: it trusts only the trustee and has
 // the policy attached.
 type Role struct {
@@ -43,20 +50,44 @@ type Role struct {
 	// Observed.
 	role     *iamtypes.Role
 	attached []attachment
+	// read is closed once the role itself has been read (or could not be):
+	// other resources learn from it what setup made the role trust.
+	read     chan struct{}
+	readOnce sync.Once
+	readAs   *iamtypes.Role // the role as read then, never changed after
 	// Teardown.
-	inline   []string
-	profiles []string // instance profiles holding the role
-	detaches map[string]*Step
+	inline      []string
+	profiles    []string // instance profiles holding the role
+	detaches    map[string]*Step
+	deleteAfter []*Step // steps DeleteRole waits for
 
 	// Setup.
-	trust  policies.Document
-	attach bool // the policy still needs attaching (decided again if the role appears meanwhile)
+	trust     policies.Document
+	attach    bool // the policy still needs attaching (decided again if the role appears meanwhile)
+	trustStep *Step
 }
 
 // NewRole is the role called name, trusting trustee, with policy attached.
 func NewRole(name string, trustee Trustee, policy *Policy) *Role {
-	return &Role{Name: name, Trustee: trustee, Policy: policy, report: Report{Kind: KindRole, Name: name}}
+	return &Role{Name: name, Trustee: trustee, Policy: policy, report: Report{Kind: KindRole, Name: name}, read: make(chan struct{})}
 }
+
+func (r *Role) markRead() { r.readOnce.Do(func() { close(r.read) }) }
+
+// observedRole waits until Observe has read the role and returns it, nil
+// when it does not exist.
+func (r *Role) observedRole(ctx context.Context) (*iamtypes.Role, error) {
+	select {
+	case <-r.read:
+		return r.readAs, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TrustStep is the step that creates the role or rewrites its trust
+// policy, nil when the trust is already right (setup).
+func (r *Role) TrustStep() *Step { return r.trustStep }
 
 // Reports is the role's one report.
 func (r *Role) Reports() []*Report { return []*Report{&r.report} }
@@ -71,6 +102,7 @@ func (r *Role) fail(doing, call string, err error) error {
 // Observe reads the role and the policies attached to it; for a teardown,
 // also its inline policies and the instance profiles holding it.
 func (r *Role) Observe(ctx context.Context, env *Env, purpose Purpose) error {
+	defer r.markRead()
 	var role *iamtypes.Role
 	var attached []attachment
 	var inline, profiles []string
@@ -97,9 +129,10 @@ func (r *Role) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 		})
 	}
 	found, err := readEntity(ctx, purpose == ForSetup, func(ctx context.Context) error {
+		defer r.markRead()
 		out, err := env.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r.Name)})
 		if err == nil {
-			role = out.Role
+			role, r.readAs = out.Role, out.Role
 		}
 		return r.fail("reading IAM role "+r.Name, "iam:GetRole", err)
 	}, parts...)
@@ -144,12 +177,20 @@ func (r *Role) Reconcile(p *Plan) {
 	attached := attachedTo(r.attached, r.Policy.ARN())
 	var changes []string
 	if !trustOK {
-		if rep.Managed {
-			changes = append(changes, "trust policy restored: only "+who+" may assume the role")
-		} else {
+		switch {
+		case !rep.Managed:
 			changes = append(changes, "trust policy does not let exactly "+who+" assume the role")
+		case switched(doc, r.trust):
+			// Saying what it trusted says everything that changes.
+			changes = append(changes, "trust switched to "+who+" (it trusted "+trustedBy(doc)+")")
+		case len(r.trust.FederatedPrincipals()) > 0:
+			changes = append(changes, "trust policy rewritten: only "+who+" may assume the role")
+		default:
+			changes = append(changes, "trust policy restored: only "+who+" may assume the role")
 		}
-		changes = append(changes, differences(doc, r.trust)...)
+		if !rep.Managed || !switched(doc, r.trust) {
+			changes = append(changes, differences(doc, r.trust)...)
+		}
 	}
 	if !attached {
 		if rep.Managed {
@@ -170,6 +211,87 @@ func (r *Role) Reconcile(p *Plan) {
 		r.attach = !attached
 		r.addSteps(p, false, !trustOK)
 	}
+	if rep.Managed {
+		r.addTagStep(p)
+	}
+}
+
+// switched reports whether a trust policy moves between a user's keys and
+// a federated (OIDC) principal.
+func switched(have string, want policies.Document) bool {
+	d, err := policies.Parse(have)
+	if err != nil {
+		return false
+	}
+	return (len(d.FederatedPrincipals()) > 0) != (len(want.FederatedPrincipals()) > 0)
+}
+
+// trustedBy names the principals of a trust policy for people.
+func trustedBy(doc string) string {
+	d, err := policies.Parse(doc)
+	if err != nil {
+		return "an unreadable trust policy"
+	}
+	var who []string
+	for _, s := range d.Statement {
+		if s.Principal == nil {
+			continue
+		}
+		for _, p := range s.Principal.AWS {
+			if i := strings.Index(p, ":user/"); i >= 0 {
+				p = "user " + p[strings.LastIndexByte(p, '/')+1:]
+			}
+			who = append(who, p)
+		}
+		for _, p := range s.Principal.Federated {
+			if _, rest, ok := strings.Cut(p, ":oidc-provider/"); ok {
+				p = "OIDC provider " + rest
+			}
+			who = append(who, p)
+		}
+		who = append(who, s.Principal.Service...)
+	}
+	if len(who) == 0 {
+		return "nobody"
+	}
+	return strings.Join(who, ", ")
+}
+
+// addTagStep gives a managed role the tags its trustee asks for, when it
+// lacks them; nothing waits for it, and the role's status stays as it is.
+func (r *Role) addTagStep(p *Plan) {
+	tagger, ok := r.Trustee.(roleTagger)
+	if !ok || r.role == nil {
+		return
+	}
+	var missing []iamtypes.Tag
+	for _, want := range tagger.roleTags() {
+		have := false
+		for _, t := range r.role.Tags {
+			have = have || (aws.ToString(t.Key) == aws.ToString(want.Key) && aws.ToString(t.Value) == aws.ToString(want.Value))
+		}
+		if !have {
+			missing = append(missing, want)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	var needs []*Step
+	if r.trustStep != nil {
+		needs = append(needs, r.trustStep)
+	}
+	p.Add(&r.report, &Step{Action: "tag role " + r.Name + " with the CircleCI organisation it trusts", Call: "iam:TagRole", Needs: needs,
+		Do: func(ctx context.Context) error {
+			// The tag only helps a later teardown find the provider once the
+			// trust no longer names it: failing to write it fails nothing,
+			// and the next setup writes it.
+			_, err := p.Env.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(r.Name), Tags: missing})
+			if err != nil {
+				p.Env.logf("warning: could not tag IAM role %s with the CircleCI organisation it trusts (%s); the next setup tags it", r.Name, awsx.Describe(err))
+			}
+			return nil
+		}})
 }
 
 // addSteps adds the role's steps: creating it or rewriting its trust policy
@@ -203,6 +325,7 @@ func (r *Role) addSteps(p *Plan, create, updateTrust bool) {
 				rep.Changes = []string{"not changed: " + r.Trustee.Describe() + " is missing (see its error)"}
 				return ctx.Err()
 			}})
+		r.trustStep = roleStep
 	}
 	if !r.attach && !create {
 		return
@@ -247,7 +370,7 @@ func (r *Role) create(ctx context.Context, p *Plan) error {
 		var err error
 		out, err = env.IAM.CreateRole(ctx, &iam.CreateRoleInput{
 			RoleName: aws.String(r.Name), AssumeRolePolicyDocument: aws.String(r.trust.JSON()),
-			Description: aws.String(roleDescription), Tags: managed.IAMTags(),
+			Description: aws.String(roleDescription), Tags: r.tags(),
 		})
 		return err
 	})
@@ -263,6 +386,15 @@ func (r *Role) create(ctx context.Context, p *Plan) error {
 
 // createdMeanwhile handles a role another setup (or a person) created
 // between the read and the write.
+// tags are the tags of a new role.
+func (r *Role) tags() []iamtypes.Tag {
+	tags := managed.IAMTags()
+	if t, ok := r.Trustee.(roleTagger); ok {
+		tags = append(tags, t.roleTags()...)
+	}
+	return tags
+}
+
 func (r *Role) createdMeanwhile(ctx context.Context, p *Plan) error {
 	rep, env := &r.report, p.Env
 	got, err := env.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(r.Name)})
@@ -363,7 +495,7 @@ func (r *Role) Delete(p *Plan) {
 			}})
 	}
 	action := "delete role " + r.Name
-	add(&Step{Action: action, Call: "iam:DeleteRole", Do: func(ctx context.Context) error {
+	add(&Step{Action: action, Call: "iam:DeleteRole", Needs: r.deleteAfter, Do: func(ctx context.Context) error {
 		return p.Env.untilFree(ctx, action, func() error {
 			_, err := iamc.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(r.Name)})
 			return err

@@ -68,3 +68,36 @@ func TestMessageNamesFlagAndRule(t *testing.T) {
 		t.Errorf("empty message %q", err)
 	}
 }
+
+func TestCircleCIIDsAndBranches(t *testing.T) {
+	const org = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+	for _, c := range []struct {
+		name string
+		err  error
+		ok   bool
+	}{
+		{"uuid", UUID("--circleci-org-id", org, "x"), true},
+		{"uuid upper case", UUID("--circleci-org-id", strings.ToUpper(org), "x"), true},
+		{"uuid without dashes", UUID("--circleci-org-id", strings.ReplaceAll(org, "-", ""), "x"), false},
+		{"org slug", UUID("--circleci-org-id", "gh/acme", "x"), false},
+		{"uuid empty", UUID("--circleci-org-id", "", "x"), false},
+	} {
+		if (c.err == nil) != c.ok {
+			t.Errorf("%s: %v", c.name, c.err)
+		}
+	}
+	for name, ok := range map[string]bool{
+		"main": true, "release/v1.2": true, "feature/JIRA-12_x": true, "refs/heads/main": true, "a$b": true, "ünïcode": true,
+		"": false, "HEAD": false, "@": false, "-x": false, "/x": false, "x/": false, "a//b": false, "x.": false, "a..b": false,
+		"a@{1}": false, "a b": false, "a~1": false, "a^": false, "a:b": false, "a?": false, "a*": false, "a[b": false, `a\b`: false,
+		"a\tb": false, "a\x7fb": false, ".hidden": false, "a/.b": false, "x.lock": false, "a/b.lock/c": false, "refs/heads/": false,
+	} {
+		err := Branch("--branch", name)
+		if (err == nil) != ok {
+			t.Errorf("Branch(%q) = %v, want ok=%v", name, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--branch") {
+			t.Errorf("Branch(%q): the error does not name the flag: %v", name, err)
+		}
+	}
+}

@@ -31,6 +31,14 @@
 //     SignatureDoesNotMatch for a wrong secret ("" skips that check). AssumeRole checks that the role exists and
 //     that its trust policy names the caller (AccessDenied otherwise), and
 //     refuses a role younger than RoleDelay.
+//   - OIDC federation (oidc.go): IAM's OpenID Connect providers (client IDs
+//     as audiences; thumbprints optional; tags), ListRoles with trust
+//     policies, and a trust policy naming a provider that does not exist or
+//     is younger than PrincipalDelay refused as an invalid principal.
+//     STS.AssumeRoleWithWebIdentity checks a token's issuer (a provider older
+//     than ProviderDelay, else InvalidIdentityToken), audience, expiry
+//     (ExpiredTokenException) and the trust policy's conditions on its aud
+//     and sub (AccessDenied), but not its signature: tests mint tokens.
 //
 // Knobs (all safe to change while calls run):
 //
@@ -83,6 +91,9 @@ type Config struct {
 	KeyDelay time.Duration
 	// RoleDelay: STS refuses AssumeRole on a role younger than this.
 	RoleDelay time.Duration
+	// ProviderDelay: STS does not find an OIDC provider younger than this
+	// (InvalidIdentityToken "No OpenIDConnect provider found").
+	ProviderDelay time.Duration
 	// AdminName is the IAM user name GetCallerIdentity reports for the admin
 	// (the caller of IAM, ECR and STS); it need not exist. Default "admin".
 	AdminName string
@@ -96,12 +107,14 @@ type Account struct {
 	now                              time.Time
 	principalDelay, keyDelay         time.Duration
 	roleDelay, latency               time.Duration
+	providerDelay                    time.Duration
 
 	users            map[string]*user
 	roles            map[string]*role
 	policies         map[string]*policy // by ARN
 	repos            map[string]*repo
 	instanceProfiles map[string]*instanceProfile
+	oidcProviders    map[string]*oidcProvider // by ARN
 
 	calls  []Call
 	faults []*Fault
@@ -113,12 +126,13 @@ func New(c Config) *Account {
 	a := &Account{
 		id: c.AccountID, region: c.Region, partition: c.Partition, adminName: c.AdminName,
 		now:            c.Start,
-		principalDelay: c.PrincipalDelay, keyDelay: c.KeyDelay, roleDelay: c.RoleDelay,
+		principalDelay: c.PrincipalDelay, keyDelay: c.KeyDelay, roleDelay: c.RoleDelay, providerDelay: c.ProviderDelay,
 		users:            map[string]*user{},
 		roles:            map[string]*role{},
 		policies:         map[string]*policy{},
 		repos:            map[string]*repo{},
 		instanceProfiles: map[string]*instanceProfile{},
+		oidcProviders:    map[string]*oidcProvider{},
 	}
 	if a.id == "" {
 		a.id = "123456789012"
@@ -204,6 +218,13 @@ func (a *Account) SetKeyDelay(d time.Duration) {
 func (a *Account) SetRoleDelay(d time.Duration) {
 	a.mu.Lock()
 	a.roleDelay = d
+	a.mu.Unlock()
+}
+
+// SetProviderDelay changes Config.ProviderDelay.
+func (a *Account) SetProviderDelay(d time.Duration) {
+	a.mu.Lock()
+	a.providerDelay = d
 	a.mu.Unlock()
 }
 

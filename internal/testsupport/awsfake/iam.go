@@ -590,6 +590,11 @@ func (a *Account) checkTrust(doc string) error {
 		if len(s.principals) == 0 {
 			return malformed("AssumeRolepolicy contained an invalid principal element.")
 		}
+		for _, p := range s.principals["Federated"] {
+			if err := a.checkFederated(p); err != nil {
+				return err
+			}
+		}
 		for _, p := range s.principals["AWS"] {
 			if p == "*" || p == a.id || p == prefix+"root" || !strings.HasPrefix(p, prefix) {
 				continue

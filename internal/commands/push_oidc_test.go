@@ -1,0 +1,130 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/testsupport/circletoken"
+	"github.com/containerise/containerise/push"
+)
+
+const (
+	testOrg     = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+	testProject = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
+)
+
+// pushWith runs the push command line with env and returns the options,
+// what it printed on stderr, and its error; the token must not appear.
+func pushWith(t *testing.T, env map[string]string, args ...string) (push.Options, string, error) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	g := &Globals{In: strings.NewReader(""), Out: &out, Err: &errw}
+	root := NewRoot("test", g)
+	for _, c := range root.Commands() {
+		if c.Name() == "push" {
+			root.RemoveCommand(c)
+		}
+	}
+	var got push.Options
+	root.AddCommand(newPushCmdWith(g, func(k string) string { return env[k] }, func(_ context.Context, o push.Options) error {
+		got = o
+		return nil
+	}))
+	root.SetArgs(append([]string{"push"}, args...))
+	err := root.ExecuteContext(context.Background())
+	for _, name := range []string{push.EnvOIDCTokenV2, push.EnvOIDCToken} {
+		for _, part := range strings.Split(env[name], ".") {
+			if len(part) > 8 && (strings.Contains(out.String()+errw.String(), part) || err != nil && strings.Contains(err.Error(), part)) {
+				t.Errorf("part of %s was printed", name)
+			}
+		}
+	}
+	return got, errw.String(), err
+}
+
+func keylessEnv(extra map[string]string) map[string]string {
+	env := map[string]string{"AWS_IAM_ROLE_ARN": testRole, "AWS_REGION": "eu-west-2"}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+func TestPushTakesTheOIDCToken(t *testing.T) {
+	v1 := circletoken.Job{OrgID: testOrg, ProjectID: testProject}.Mint()
+	v2 := circletoken.Job{OrgID: testOrg, ProjectID: testProject, Branch: "main"}.Mint()
+
+	o, stderr, err := pushWith(t, keylessEnv(map[string]string{push.EnvOIDCTokenV2: v2, push.EnvOIDCToken: v1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.WebIdentity == nil || o.WebIdentity.Token != v2 || o.WebIdentity.Variable != push.EnvOIDCTokenV2 || o.AccessKeyID != "" || o.RoleARN != testRole {
+		t.Fatalf("options %+v", o)
+	}
+	if stderr != "" {
+		t.Errorf("stderr without keys: %q", stderr)
+	}
+
+	o, _, err = pushWith(t, keylessEnv(map[string]string{push.EnvOIDCToken: v1}))
+	if err != nil || o.WebIdentity == nil || o.WebIdentity.Variable != push.EnvOIDCToken {
+		t.Fatalf("v1 token alone: %+v, %v", o, err)
+	}
+
+	// Both a token and the keys: the token wins and push says so...
+	both := blogEnv()
+	both[push.EnvOIDCTokenV2] = v2
+	o, stderr, err = pushWith(t, both)
+	if err != nil || o.WebIdentity == nil || o.AccessKeyID != "" || o.SecretAccessKey != "" {
+		t.Fatalf("both: %+v, %v", o, err)
+	}
+	if !strings.Contains(stderr, "using the OIDC token (keyless)") {
+		t.Errorf("stderr does not say which credential: %q", stderr)
+	}
+	// ...unless --auth keys.
+	o, stderr, err = pushWith(t, both, "--auth", "keys")
+	if err != nil || o.WebIdentity != nil || o.AccessKeyID != testKeyID {
+		t.Fatalf("--auth keys: %+v, %v", o, err)
+	}
+	if !strings.Contains(stderr, "using the keys, as --auth keys asks") {
+		t.Errorf("stderr does not say which credential: %q", stderr)
+	}
+	// The keys alone still work as they did, and say nothing more.
+	o, stderr, err = pushWith(t, blogEnv())
+	if err != nil || o.WebIdentity != nil || stderr != "" {
+		t.Fatalf("keys alone: %+v, %q, %v", o, stderr, err)
+	}
+	// The organization is checked when given.
+	if _, _, err = pushWith(t, keylessEnv(map[string]string{push.EnvOIDCTokenV2: v2}), "--circleci-org-id", strings.ToUpper(testOrg)); err != nil {
+		t.Errorf("the same organization in capitals: %v", err)
+	}
+}
+
+func TestPushRefusesABadTokenBeforeAnyCall(t *testing.T) {
+	expired := circletoken.Job{OrgID: testOrg, ProjectID: testProject, IssuedAt: time.Now().Add(-3 * time.Hour)}.Mint()
+	fresh := circletoken.Job{OrgID: testOrg, ProjectID: testProject}.Mint()
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"expired", keylessEnv(map[string]string{push.EnvOIDCTokenV2: expired}), nil, "CIRCLE_OIDC_TOKEN_V2 expired at"},
+		{"not a JWT", keylessEnv(map[string]string{push.EnvOIDCToken: "abc.def"}), nil, "CIRCLE_OIDC_TOKEN is not a JWT"},
+		{"another org", keylessEnv(map[string]string{push.EnvOIDCTokenV2: fresh}), []string{"--circleci-org-id", "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a"},
+			"the role trusts organization 9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a"},
+		{"bad org flag", keylessEnv(map[string]string{push.EnvOIDCTokenV2: fresh}), []string{"--circleci-org-id", "acme"}, "--circleci-org-id \"acme\" is invalid"},
+		{"--auth oidc without a token", blogEnv(), []string{"--auth", "oidc"}, "neither CIRCLE_OIDC_TOKEN_V2 nor CIRCLE_OIDC_TOKEN is set"},
+		{"--auth saml", blogEnv(), []string{"--auth", "saml"}, "--auth \"saml\" is invalid"},
+		{"no role", map[string]string{push.EnvOIDCTokenV2: fresh, "AWS_REGION": "eu-west-2"}, nil, "AWS_IAM_ROLE_ARN is not set"},
+		{"nothing at all", map[string]string{"AWS_IAM_ROLE_ARN": testRole}, nil, "AWS_IAM_USER_ACCESS_KEY_ID is not set"},
+	} {
+		_, _, err := pushWith(t, c.env, c.args...)
+		if err == nil || clierror.Code(err) != clierror.ExitUsage || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v (exit %d), want exit 2 with %q", c.name, err, clierror.Code(err), c.want)
+		}
+	}
+}
