@@ -124,7 +124,7 @@ func NewRoot(version string, g *Globals) *cobra.Command {
 AWS credentials and region come from the SDK's usual chain (environment,
 AWS_PROFILE or --profile, SSO, instance metadata); AWS_ENDPOINT_URL is honoured.
 Results go to stdout, progress to stderr. Exit status: 0 success, 1 failure,
-2 invalid input.`,
+2 invalid input (reported before any call), 130 interrupted.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

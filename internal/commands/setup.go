@@ -174,7 +174,7 @@ NAME=value lines only. Progress and warnings go to stderr.`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan and make no change")
 	f.BoolVar(&o.RotateKey, "rotate-key", false, "create a new access key and delete the old one after confirmation")
 	f.BoolVarP(&o.yes, "yes", "y", false,
-		"confirm without asking: --rotate-key's deletion of the old key (once the new one is written), and a keyless setup's deletion of the user it no longer needs, or change to a provider containerise did not create")
+		"confirm without asking what takes away or changes what someone else may use: --rotate-key's deletion of the old key (once the new one is written), a keyless setup's deletion of the user it no longer needs, a change to an OIDC provider or a key for a user containerise did not create, the removal of key variables from CircleCI")
 	f.StringVar(&o.envFile, "env-file", "", "also write the variables, secret included, to this file (mode 0600)")
 	o.grants.add(f)
 	o.ci.add(f)
