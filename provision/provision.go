@@ -27,6 +27,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/resource"
@@ -46,6 +47,9 @@ type Options struct {
 	// Grants choose the policy's statements: least privilege or the blog's,
 	// plus the reads of the features CI uses.
 	Grants policies.PermissionOptions
+	// Settings are the repository's settings to hold; those not asked for
+	// are left as they are.
+	Settings resource.Settings
 	// DryRun reads and plans, and makes no mutating call.
 	DryRun bool
 	// RotateKey creates a new access key when the user has one; the old one
@@ -58,13 +62,32 @@ type Options struct {
 	Confirmed bool
 }
 
-// Validate checks the names and region before any API call.
+// Validate checks the names, region and settings before any API call.
 func (o Options) Validate() error {
-	return validate.First(
+	errs := []error{
 		names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.
 			ValidateAs("the repository name", "the policy name", "the user name", "the role name"),
 		validate.Region("the region", o.Region),
-	)
+	}
+	s := o.Settings
+	for _, f := range s.MutableTags {
+		errs = append(errs, validate.TagFilter("a mutable tag pattern", f))
+	}
+	if len(s.MutableTags) > 0 && (s.ImmutableTags == nil || !*s.ImmutableTags) {
+		errs = append(errs, clierror.Usagef("mutable tag patterns apply only to a repository whose tags are immutable"))
+	}
+	if len(s.MutableTags) > validate.MaxTagFilters {
+		errs = append(errs, clierror.Usagef("%d mutable tag patterns: ECR allows at most %d", len(s.MutableTags), validate.MaxTagFilters))
+	}
+	for _, n := range []*int{s.KeepImages, s.ExpireUntaggedDays} {
+		if n != nil && *n < 0 {
+			errs = append(errs, clierror.Usagef("a lifecycle count is negative (%d): give 0 to remove the rule, or a positive number", *n))
+		}
+	}
+	if s.KMSKey != "" {
+		errs = append(errs, validate.KMSKey("the KMS key", s.KMSKey, o.Region))
+	}
+	return validate.First(errs...)
 }
 
 func (o Options) wait() time.Duration {
@@ -80,6 +103,9 @@ type Provisioner struct {
 	IAM resource.IAM
 	ECR resource.ECR
 	STS awsx.CallerAPI
+	// KMS resolves the key asked for with Settings.KMSKey (*kms.Client);
+	// nil is fine when none is.
+	KMS resource.KMS
 	// Logf receives progress lines (for stderr). It never receives a secret.
 	// Calls are serialised, so it need not be safe for concurrent use.
 	Logf func(format string, args ...any)
@@ -141,7 +167,7 @@ type Result struct {
 
 func (p *Provisioner) env(o Options) *resource.Env {
 	return &resource.Env{
-		IAM: p.IAM, ECR: p.ECR, Caller: &awsx.Caller{STS: p.STS}, Region: o.Region, Logf: p.Logf,
+		IAM: p.IAM, ECR: p.ECR, KMS: p.KMS, Caller: &awsx.Caller{STS: p.STS}, Region: o.Region, Logf: p.Logf,
 		Wait:     awsx.Waiter{Bound: o.wait(), First: 500 * time.Millisecond, Max: 10 * time.Second, Now: p.now, Sleep: p.sleep},
 		RaceWait: p.raceWait,
 	}
@@ -170,7 +196,11 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	user := resource.NewUser(o.User, o.RotateKey)
 	role := resource.NewRole(o.Role, user, policy)
 
-	plan, err := resource.Observe(ctx, env, resource.ForSetup, repo, policy, user, role)
+	resources := []resource.Resource{repo, policy, user, role}
+	if o.Settings.Any() {
+		resources = append(resources, resource.NewRepositorySettings(repo, o.Settings))
+	}
+	plan, err := resource.Observe(ctx, env, resource.ForSetup, resources...)
 	if err != nil {
 		return nil, advise(err)
 	}

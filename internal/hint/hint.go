@@ -24,6 +24,11 @@ const (
 	// AllowSkipExisting: rerun setup granting what push's skip of existing
 	// tags needs, or push without it.
 	AllowSkipExisting
+	// RecreateRepository: a setting ECR fixes at creation (encryption)
+	// needs a new repository, or teardown and setup again.
+	RecreateRepository
+	// AllowScan: rerun setup granting what the scan gate needs.
+	AllowScan
 )
 
 // Words says a way forward in the command layer's words ("" for None).
