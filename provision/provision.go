@@ -190,9 +190,23 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	}
 	env := p.env(o)
 	repo := resource.NewRepository(o.Repository)
-	policy := resource.NewPolicy(o.Policy, o.Repository, func(id awsx.Identity) policies.Document {
-		return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository}, o.Grants)
-	})
+	permissions := func(grants policies.PermissionOptions) func(awsx.Identity) policies.Document {
+		return func(id awsx.Identity) policies.Document {
+			return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository}, grants)
+		}
+	}
+	// CI may read scan findings while the repository scans on push: as
+	// asked, or, when scanning is left as it is, as the repository does.
+	grants := o.Grants
+	if o.Settings.ScanOnPush != nil {
+		grants.ScanFindings = *o.Settings.ScanOnPush
+	}
+	policy := resource.NewPolicy(o.Policy, o.Repository, permissions(grants))
+	if o.Settings.ScanOnPush == nil && !grants.ScanFindings {
+		scanning := grants
+		scanning.ScanFindings = true
+		policy.Variant, policy.UseVariant = permissions(scanning), repo.ScansOnPush
+	}
 	user := resource.NewUser(o.User, o.RotateKey)
 	role := resource.NewRole(o.Role, user, policy)
 

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
@@ -227,8 +229,10 @@ func TestChangedSettingsOneWriteEach(t *testing.T) {
 			t.Errorf("%s made %d times, want once: %v", op, n, e.acct.Mutating())
 		}
 	}
-	if len(e.acct.Mutating()) != 3 {
-		t.Errorf("writes: %v", e.acct.Mutating())
+	// Scanning on push also lets CI read the findings: the policy's new
+	// version, and its tags.
+	if got := strings.Join(e.acct.Mutating(), " "); len(e.acct.Mutating()) != 5 || countOp(e.acct.Mutating(), "iam.CreatePolicyVersion") != 1 {
+		t.Errorf("writes: %s", got)
 	}
 	if got := report(res, resource.KindSettings); got.Status != resource.Updated || strings.Join(got.Changes, "; ") != strings.Join(plan.Changes, "; ") {
 		t.Errorf("run says %q, its dry run said %q", got.Changes, plan.Changes)
@@ -314,7 +318,7 @@ func TestKMSKeyIsSetOnlyAtCreation(t *testing.T) {
 	if err == nil {
 		t.Fatal("another key on an existing repository: want an error")
 	}
-	if got := strings.Join(e.acct.Mutating(), " "); got != "ecr.PutImageScanningConfiguration" {
+	if got := ecrWrites(e.acct); got != "ecr.PutImageScanningConfiguration" {
 		t.Errorf("writes %q: the other settings must still be corrected", got)
 	}
 	var re *resource.Error
@@ -411,5 +415,66 @@ func TestSettingsFailureThenRerunConverges(t *testing.T) {
 				t.Errorf("third run writes: %v", m)
 			}
 		})
+	}
+}
+
+// ecrWrites are the mutating ECR calls made so far.
+func ecrWrites(a *awsfake.Account) string {
+	var out []string
+	for _, op := range a.Mutating() {
+		if strings.HasPrefix(op, "ecr.") {
+			out = append(out, op)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func policyGrants(t *testing.T, a *awsfake.Account, action string) bool {
+	t.Helper()
+	pol := must(a.IAM().GetPolicy(bg, &iam.GetPolicyInput{PolicyArn: aws.String(policyARN)}))
+	v := must(a.IAM().GetPolicyVersion(bg, &iam.GetPolicyVersionInput{PolicyArn: aws.String(policyARN), VersionId: pol.Policy.DefaultVersionId}))
+	doc, err := url.QueryUnescape(aws.ToString(v.PolicyVersion.Document))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(doc, `"`+action+`"`)
+}
+
+// TestScanGrantFollowsTheRepository: CI may read scan findings while the
+// repository scans on push, whether this run asked for scanning or left it
+// as it was; a rerun that leaves it keeps the grant without reading the
+// policy's document.
+func TestScanGrantFollowsTheRepository(t *testing.T) {
+	e := newEnv(t, awsfake.Config{})
+	e.run(t, withSettings(resource.Settings{ScanOnPush: yes(true)}))
+	if !policyGrants(t, e.acct, "ecr:DescribeImageScanFindings") || policyGrants(t, e.acct, "ecr:StartImageScan") {
+		t.Fatal("--scan-on-push: the policy does not let CI read the findings (and only that)")
+	}
+
+	// Scanning not asked for: the repository still scans, the grant stays.
+	e.acct.ResetCalls()
+	res := e.run(t, defaults())
+	if m := e.acct.Mutating(); len(m) != 0 || len(e.acct.Calls()) != 8 {
+		t.Errorf("plain rerun on a scanning repository: %d calls, writes %v", len(e.acct.Calls()), m)
+	}
+	if st := report(res, resource.KindPolicy).Status; st != resource.Unchanged {
+		t.Errorf("policy %s", st)
+	}
+
+	// Scanning turned off by hand: the grant goes, the repository is left.
+	must(e.acct.ECR().PutImageScanningConfiguration(bg, &ecr.PutImageScanningConfigurationInput{RepositoryName: aws.String(names.Repository),
+		ImageScanningConfiguration: &ecrtypes.ImageScanningConfiguration{ScanOnPush: false}}))
+	e.acct.ResetCalls()
+	e.run(t, defaults())
+	if policyGrants(t, e.acct, "ecr:DescribeImageScanFindings") || ecrWrites(e.acct) != "" {
+		t.Errorf("repository no longer scans: grant kept, or ECR written: %v", e.acct.Mutating())
+	}
+
+	// --allow-scan grants both, whatever the repository does.
+	o := defaults()
+	o.Grants.StartScan = true
+	e.run(t, o)
+	if !policyGrants(t, e.acct, "ecr:DescribeImageScanFindings") || !policyGrants(t, e.acct, "ecr:StartImageScan") {
+		t.Error("--allow-scan: the policy lacks the scan gate's actions")
 	}
 }

@@ -221,6 +221,10 @@ func defaultWords(n hint.Next) string {
 		return "--include-unmanaged deletes it"
 	case hint.AllowSkipExisting:
 		return "rerun setup with --allow-skip-existing, or push without --skip-existing"
+	case hint.RecreateRepository:
+		return "set up a new repository with it (containerise setup --repository NEW-NAME --kms-key KEY), or run containerise teardown (which deletes the images) and then setup again"
+	case hint.AllowScan:
+		return "rerun setup with --scan-on-push (the repository scans every push) or --allow-scan (the gate may also start scans)"
 	}
 	return ""
 }

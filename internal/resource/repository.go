@@ -45,6 +45,12 @@ func NewRepository(name string) *Repository {
 // Reports is the repository's one report.
 func (r *Repository) Reports() []*Report { return []*Report{&r.report} }
 
+// ScansOnPush reports whether the repository, as found, scans images on
+// push (false when it does not exist yet).
+func (r *Repository) ScansOnPush() bool {
+	return r.described != nil && r.described.ImageScanningConfiguration != nil && r.described.ImageScanningConfiguration.ScanOnPush
+}
+
 // ARN is the repository's ARN, as found or as it will be.
 func (r *Repository) ARN() string { return r.report.ARN }
 
