@@ -114,6 +114,8 @@ func NewRoot(version string, g *Globals) *cobra.Command {
             CircleCI environment variables.
   push      (in CI) assumes the role, gets an ECR token, builds the Dockerfile
             through the Docker Engine API and pushes every tag.
+  scan      (in CI) fails the job when ECR's scan of a pushed image found
+            vulnerabilities at or above a severity.
   teardown  removes what setup created, safely.
 
 AWS credentials and region come from the SDK's usual chain (environment,
@@ -150,6 +152,7 @@ Results go to stdout, progress to stderr. Exit status: 0 success, 1 failure,
 		newTeardownCmd(g),
 		newPoliciesCmd(g),
 		newCircleCIConfigCmd(g),
+		newScanCmd(g),
 	)
 	return root
 }
