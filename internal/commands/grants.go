@@ -26,8 +26,8 @@ func (g *grantFlags) add(f *pflag.FlagSet) {
 	f.BoolVar(&g.registryCache, "registry-cache", true,
 		"add ecr:BatchGetImage and ecr:GetDownloadUrlForLayer to the policy, so push can use the repository's layers as its build cache")
 	f.BoolVar(&g.scanOnPush, "scan-on-push", false,
-		"turn on ECR's basic scanning on push for the repository (--scan-on-push=false turns it off), and add ecr:DescribeImageScanFindings to the policy, "+
-			"so 'containerise scan' and 'push --scan' can read what the scans found")
+		"turn on ECR's basic scanning on push for the repository (--scan-on-push=false turns it off; not given: left as it is); "+
+			"while the repository scans, the policy lets CI read the findings (ecr:DescribeImageScanFindings) for 'containerise scan' and 'push --scan'")
 	f.BoolVar(&g.allowScan, "allow-scan", false,
 		"add ecr:DescribeImageScanFindings and ecr:StartImageScan to the policy, so the scan gate can also start a scan of an image the repository did not scan on push")
 }

@@ -25,13 +25,13 @@ type settingsFlags struct {
 
 func (s *settingsFlags) add(f *pflag.FlagSet) {
 	f.BoolVar(&s.immutableTags, "immutable-tags", false,
-		"make the repository's tags immutable: a pushed tag cannot be overwritten (--immutable-tags=false makes them mutable again)")
+		"make the repository's tags immutable: a pushed tag cannot be overwritten (--immutable-tags=false makes them mutable again; not given: left as it is)")
 	f.StringArrayVar(&s.mutableTags, "mutable-tag", nil,
 		"with --immutable-tags, a tag pattern that stays mutable, such as latest or dev-* ('*' matches any characters); repeatable, at most 5")
 	f.IntVar(&s.keepImages, "keep-images", 0,
-		"a lifecycle rule keeping the N most recently pushed images and expiring the others (0 removes setup's rule)")
+		"a lifecycle rule keeping the N most recently pushed images and expiring the others (0 removes setup's rule; not given: left as it is)")
 	f.IntVar(&s.expireDays, "expire-untagged-days", 0,
-		"a lifecycle rule expiring untagged images D days after their push (0 removes setup's rule)")
+		"a lifecycle rule expiring untagged images D days after their push (0 removes setup's rule; not given: left as it is)")
 	f.StringVar(&s.kmsKey, "kms-key", "",
 		"encrypt a new repository with this KMS key (key ARN, alias ARN or alias/NAME); ECR sets encryption only at creation")
 }
