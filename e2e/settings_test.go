@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -155,9 +156,11 @@ func policyDocument(t *testing.T, name string) string {
 }
 
 // scanFindings tells moto what its scan of repo:tag reports: a complete
-// scan with these counts (moto's API for tests).
+// scan with these counts (moto's API for tests), answered as ECR answers,
+// with the image's digest and the scan's time.
 func scanFindings(t *testing.T, repo, tag string, counts map[string]int) {
 	t.Helper()
+	digest := ecrDigest(t, repo, tag)
 	var findings []map[string]any
 	for sev, n := range counts {
 		for i := 0; i < n; i++ {
@@ -165,12 +168,25 @@ func scanFindings(t *testing.T, repo, tag string, counts map[string]int) {
 				"attributes": []map[string]string{{"key": "package_name", "value": "e2epkg"}, {"key": "package_version", "value": "1.0"}}})
 		}
 	}
+	postScanResult(t, repo, map[string]string{"imageTag": tag, "imageDigest": digest}, counts, findings)
+}
+
+// scanFindingsBefore is scanFindings for an image not pushed yet: the
+// answer names it by tag only.
+func scanFindingsBefore(t *testing.T, repo, tag string, counts map[string]int) {
+	t.Helper()
+	postScanResult(t, repo, map[string]string{"imageTag": tag}, counts, nil)
+}
+
+func postScanResult(t *testing.T, repo string, id map[string]string, counts map[string]int, findings []map[string]any) {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{
 		"region": awsClients(t).Cfg.Region,
 		"results": []map[string]any{{
-			"registryId": os.Getenv("STACK_ACCOUNT_ID"), "repositoryName": repo, "imageId": map[string]string{"imageTag": tag},
-			"imageScanStatus":   map[string]string{"status": "COMPLETE", "description": "The scan was completed successfully."},
-			"imageScanFindings": map[string]any{"findingSeverityCounts": counts, "findings": findings},
+			"registryId": os.Getenv("STACK_ACCOUNT_ID"), "repositoryName": repo, "imageId": id,
+			"imageScanStatus": map[string]string{"status": "COMPLETE", "description": "The scan was completed successfully."},
+			"imageScanFindings": map[string]any{"findingSeverityCounts": counts, "findings": findings,
+				"imageScanCompletedAt": time.Now().Unix()},
 		}},
 	})
 	resp, err := http.Post(os.Getenv("STACK_MOTO_URL")+"/moto-api/static/ecr/scan-finding-results", "application/json", bytes.NewReader(body))
@@ -226,7 +242,7 @@ func TestScanGate(t *testing.T) {
 
 	// push --scan: the gate right after the push; stdout keeps push's lines.
 	gated := "gated-" + stamp
-	scanFindings(t, pushRepo, gated, map[string]int{"CRITICAL": 1})
+	scanFindingsBefore(t, pushRepo, gated, map[string]int{"CRITICAL": 1})
 	pg := runWith(t, runOpts{env: vars.env(), dir: tinyApp(t, gated)}, "push", "--tag", gated, "--scan", "--fail-on", "HIGH")
 	if pg.Code != 1 || !strings.Contains(pg.Stderr, "FAIL: 1 finding at or above HIGH") {
 		t.Errorf("push --scan --fail-on HIGH of an image with a CRITICAL finding:\n%s", pg)
