@@ -1,7 +1,9 @@
 // Package e2e drives the built containerise binary against real parts: moto
 // in server mode (AWS), a Docker engine and a TLS registry at the ECR host
-// name, all started by scripts/stack.sh (make test does it). Tests in this
-// package share that stack, so none of them runs in parallel.
+// name, all started by scripts/stack.sh (make test does it). The registry's
+// front records every pushed manifest in moto's ECR, so ECR's API sees what
+// was pushed, as on AWS. Tests in this package share that stack, so none of
+// them runs in parallel.
 package e2e
 
 import (
@@ -33,8 +35,10 @@ import (
 var binary string
 
 // stackVars are the variables scripts/stack.sh writes; every test needs them.
+// STACK_ECR_FRONT_LOG says the registry records pushes in moto's ECR (a
+// stack started by an older stack.sh does not: restart it).
 var stackVars = []string{"AWS_ENDPOINT_URL", "DOCKER_HOST", "STACK_MOTO_URL", "STACK_REGISTRY_HOST",
-	"STACK_REGISTRY_CA", "STACK_REGISTRY_PASSWORD", "STACK_PYTHON", "STACK_BASE_IMAGE"}
+	"STACK_REGISTRY_CA", "STACK_REGISTRY_PASSWORD", "STACK_PYTHON", "STACK_BASE_IMAGE", "STACK_ECR_FRONT_LOG"}
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))

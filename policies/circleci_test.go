@@ -1,14 +1,10 @@
 package policies
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 const (
 	testOrg      = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
@@ -21,23 +17,7 @@ var testProvider = OIDCProviderARN("aws", "123456789012", CircleCIIssuer(testOrg
 // golden compares a document with testdata/<name>.json; -update rewrites it.
 func golden(t *testing.T, name string, doc Document) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".json")
-	got := doc.JSON() + "\n"
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./policies -update to write it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s--- want\n%s", name, got, want)
-	}
+	want := matchGolden(t, name+".json", doc.JSON()+"\n")
 	// What IAM gives back must read as the same document.
 	if same, err := Equivalent(string(want), doc); !same || err != nil {
 		t.Errorf("%s: the golden file is not equivalent to the document (%v)", name, err)

@@ -116,6 +116,11 @@ var (
 	skipExistingActions = []string{"ecr:DescribeImages"}
 	// cacheActions let the build pull the repository's layers as a cache.
 	cacheActions = []string{"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
+	// scanReadActions let the scan gate read what ECR's scan found;
+	// scanStartActions also let it start a scan the repository did not run
+	// on push.
+	scanReadActions  = []string{"ecr:DescribeImageScanFindings"}
+	scanStartActions = []string{"ecr:DescribeImageScanFindings", "ecr:StartImageScan"}
 )
 
 // Target names the AWS location the documents refer to.
@@ -154,6 +159,13 @@ type PermissionOptions struct {
 	// RegistryCache adds ecr:BatchGetImage and ecr:GetDownloadUrlForLayer
 	// on the repository, so that a build reads the layers it pushed before.
 	RegistryCache bool
+	// ScanFindings adds ecr:DescribeImageScanFindings on the repository, so
+	// that the scan gate reads what the repository's scans found.
+	ScanFindings bool
+	// StartScan adds ecr:DescribeImageScanFindings and ecr:StartImageScan,
+	// so that the scan gate may also start a scan of an image that has
+	// none (a repository that does not scan on push).
+	StartScan bool
 }
 
 // Permissions returns the policy attached to the role: the base set's
@@ -187,6 +199,12 @@ func Permissions(t Target, opts PermissionOptions) Document {
 	}
 	if opts.RegistryCache {
 		doc.Statement = append(doc.Statement, Statement{Sid: "ReadLayersForCache", Effect: "Allow", Action: cacheActions, Resource: Values{repo}})
+	}
+	switch {
+	case opts.StartScan:
+		doc.Statement = append(doc.Statement, Statement{Sid: "ScanGate", Effect: "Allow", Action: scanStartActions, Resource: Values{repo}})
+	case opts.ScanFindings:
+		doc.Statement = append(doc.Statement, Statement{Sid: "ScanGate", Effect: "Allow", Action: scanReadActions, Resource: Values{repo}})
 	}
 	return doc
 }

@@ -201,3 +201,42 @@ func TestDefaultPermissionsAreLeastPrivilege(t *testing.T) {
 		t.Error("an unknown permission set was accepted")
 	}
 }
+
+// The scan gate's grants: reading findings when the repository scans on
+// push, also starting a scan when asked; both on the repository only, and
+// neither by default.
+func TestScanGatePermissions(t *testing.T) {
+	repoARN := "arn:aws:ecr:us-east-1:123456789012:repository/circleci-ecr-test"
+	actions := func(o PermissionOptions) map[string]string {
+		out := map[string]string{}
+		for _, s := range Permissions(target, o).Statement {
+			if s.Sid == "ScanGate" {
+				for _, a := range s.Action {
+					out[a] = strings.Join(s.Resource, ",")
+				}
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		o    PermissionOptions
+		want []string
+	}{
+		{"default", PermissionOptions{}, nil},
+		{"findings", PermissionOptions{ScanFindings: true}, []string{"ecr:DescribeImageScanFindings"}},
+		{"start", PermissionOptions{StartScan: true}, []string{"ecr:DescribeImageScanFindings", "ecr:StartImageScan"}},
+		{"both", PermissionOptions{ScanFindings: true, StartScan: true}, []string{"ecr:DescribeImageScanFindings", "ecr:StartImageScan"}},
+		{"blog base with findings", PermissionOptions{Set: Blog, ScanFindings: true}, []string{"ecr:DescribeImageScanFindings"}},
+	} {
+		got := actions(c.o)
+		if len(got) != len(c.want) {
+			t.Errorf("%s: granted %v, want %v", c.name, got, c.want)
+		}
+		for _, a := range c.want {
+			if got[a] != repoARN {
+				t.Errorf("%s: %s on %q, want on the repository", c.name, a, got[a])
+			}
+		}
+	}
+}

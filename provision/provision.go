@@ -56,6 +56,9 @@ type Options struct {
 	// Grants choose the policy's statements: least privilege or the blog's,
 	// plus the reads of the features CI uses.
 	Grants policies.PermissionOptions
+	// Settings are the repository's settings to hold; those not asked for
+	// are left as they are.
+	Settings resource.Settings
 	// DryRun reads and plans, and makes no mutating call.
 	DryRun bool
 	// RotateKey creates a new access key when the user has one; the old one
@@ -92,15 +95,33 @@ const (
 // Keyless reports whether CI authenticates with its OIDC token.
 func (o Options) Keyless() bool { return o.Auth == AuthOIDC }
 
-// Validate checks the names, the region and, keyless, what the role is to
-// trust, before any API call.
+// Validate checks the names, the region, the settings and, keyless, what
+// the role is to trust, before any API call.
 func (o Options) Validate() error {
-	err := validate.First(
+	errs := []error{
 		names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.
 			ValidateAs("the repository name", "the policy name", "the user name", "the role name"),
 		validate.Region("the region", o.Region),
-	)
-	if err != nil {
+	}
+	s := o.Settings
+	for _, f := range s.MutableTags {
+		errs = append(errs, validate.TagFilter("a mutable tag pattern", f))
+	}
+	if len(s.MutableTags) > 0 && (s.ImmutableTags == nil || !*s.ImmutableTags) {
+		errs = append(errs, clierror.Usagef("mutable tag patterns apply only to a repository whose tags are immutable"))
+	}
+	if len(s.MutableTags) > validate.MaxTagFilters {
+		errs = append(errs, clierror.Usagef("%d mutable tag patterns: ECR allows at most %d", len(s.MutableTags), validate.MaxTagFilters))
+	}
+	for _, n := range []*int{s.KeepImages, s.ExpireUntaggedDays} {
+		if n != nil && *n < 0 {
+			errs = append(errs, clierror.Usagef("a lifecycle count is negative (%d): give 0 to remove the rule, or a positive number", *n))
+		}
+	}
+	if s.KMSKey != "" {
+		errs = append(errs, validate.KMSKey("the KMS key", s.KMSKey, o.Region))
+	}
+	if err := validate.First(errs...); err != nil {
 		return err
 	}
 	switch o.Auth {
@@ -156,6 +177,9 @@ type Provisioner struct {
 	STS awsx.CallerAPI
 	// CircleCI writes the variables when Options.CircleCI names a target.
 	CircleCI resource.CircleCIAPI
+	// KMS resolves the key asked for with Settings.KMSKey (*kms.Client);
+	// nil is fine when none is.
+	KMS resource.KMS
 	// Logf receives progress lines (for stderr). It never receives a secret.
 	// Calls are serialised, so it need not be safe for concurrent use.
 	Logf func(format string, args ...any)
@@ -229,7 +253,7 @@ type Result struct {
 
 func (p *Provisioner) env(o Options) *resource.Env {
 	return &resource.Env{
-		IAM: p.IAM, ECR: p.ECR, Caller: &awsx.Caller{STS: p.STS}, Region: o.Region, Logf: p.Logf,
+		IAM: p.IAM, ECR: p.ECR, KMS: p.KMS, Caller: &awsx.Caller{STS: p.STS}, Region: o.Region, Logf: p.Logf,
 		Wait:     awsx.Waiter{Bound: o.wait(), First: 500 * time.Millisecond, Max: 10 * time.Second, Now: p.now, Sleep: p.sleep},
 		RaceWait: p.raceWait,
 	}
@@ -253,9 +277,23 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	}
 	env := p.env(o)
 	repo := resource.NewRepository(o.Repository)
-	policy := resource.NewPolicy(o.Policy, o.Repository, func(id awsx.Identity) policies.Document {
-		return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository}, o.Grants)
-	})
+	permissions := func(grants policies.PermissionOptions) func(awsx.Identity) policies.Document {
+		return func(id awsx.Identity) policies.Document {
+			return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository}, grants)
+		}
+	}
+	// CI may read scan findings while the repository scans on push: as
+	// asked, or, when scanning is left as it is, as the repository does.
+	grants := o.Grants
+	if o.Settings.ScanOnPush != nil {
+		grants.ScanFindings = *o.Settings.ScanOnPush
+	}
+	policy := resource.NewPolicy(o.Policy, o.Repository, permissions(grants))
+	if o.Settings.ScanOnPush == nil && !grants.ScanFindings {
+		scanning := grants
+		scanning.ScanFindings = true
+		policy.Variant, policy.UseVariant = permissions(scanning), repo.ScansOnPush
+	}
 	var user *resource.User
 	var role *resource.Role
 	var resources []resource.Resource
@@ -277,6 +315,9 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 		user = resource.NewUser(o.User, o.RotateKey)
 		role = resource.NewRole(o.Role, user, policy)
 		resources = []resource.Resource{repo, policy, user, role}
+	}
+	if o.Settings.Any() {
+		resources = append(resources, resource.NewRepositorySettings(repo, o.Settings))
 	}
 	var ci *resource.CircleCIVariables
 	if o.CircleCI != nil {

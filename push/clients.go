@@ -24,9 +24,7 @@ func New(cfg aws.Config, accessKeyID, secretAccessKey string, engine *client.Cli
 	return &Pusher{
 		STS: sts.NewFromConfig(userCfg),
 		NewECR: func(c aws.Credentials) ecrAPI {
-			roleCfg := cfg.Copy()
-			roleCfg.Credentials = credentials.StaticCredentialsProvider{Value: c}
-			return ecr.NewFromConfig(roleCfg)
+			return ecr.NewFromConfig(RoleConfig(cfg, c))
 		},
 		Engine: engine,
 	}

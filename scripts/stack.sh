@@ -2,7 +2,10 @@
 # A local stand-in for AWS + ECR so containerise can be tested end to end with no network:
 #   - moto_server (IAM, STS, ECR APIs) on 127.0.0.1:5000
 #   - a private dockerd (own socket, data root and exec root, so it never meets another engine)
-#   - a TLS registry answering at the ECR host name that moto hands out, via an /etc/hosts line
+#   - a registry answering over TLS at the ECR host name that moto hands out, via an /etc/hosts
+#     line: the project's ECR front (internal/testsupport/ecrfront, built here with go build) on
+#     127.0.0.1:443 passes registry traffic to a Distribution registry on 127.0.0.1:5001 and
+#     records what is pushed in moto's ECR, as ECR's registry and API are one
 #
 # Usage: stack.sh up|down|status|env [--print]
 #   up      install what is missing, start what is not running, reuse what is healthy
@@ -27,6 +30,12 @@ REGISTRY_USER=AWS
 REGISTRY_PASSWORD=$ACCOUNT-auth-token
 REGISTRY_DIR=$STATE/registry
 REGISTRY_CA=$REGISTRY_DIR/tls/ca.crt
+# The Distribution registry, plain HTTP on loopback, behind the front.
+REGISTRY_BACKEND=127.0.0.1:5001
+FRONT_BIN=$STATE/ecrfront
+FRONT_PIDFILE=$STATE/ecrfront.pid
+FRONT_LOG=$STATE/ecrfront.log
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 MOTO_HOST=127.0.0.1
 MOTO_PORT=5000
@@ -339,11 +348,8 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:443
+  addr: $REGISTRY_BACKEND
   secret: $(<"$REGISTRY_DIR/secret")
-  tls:
-    certificate: $REGISTRY_CA
-    key: $REGISTRY_DIR/tls/key.pem
 auth:
   htpasswd:
     realm: containerise-stack
@@ -414,9 +420,16 @@ remove_system_trust() {
 	update-ca-certificates --fresh >/dev/null 2>&1 || true
 }
 
+# The registry as clients see it: through the front, over TLS, at the ECR host name.
 registry_ok() {
 	[[ $(curl -sS -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$REGISTRY_CA" \
 		-u "$REGISTRY_USER:$REGISTRY_PASSWORD" "https://$REGISTRY_HOST/v2/") == 200 ]]
+}
+
+# The Distribution registry itself, behind the front.
+backend_ok() {
+	[[ $(curl -sS -o /dev/null -w '%{http_code}' --max-time 3 \
+		-u "$REGISTRY_USER:$REGISTRY_PASSWORD" "http://$REGISTRY_BACKEND/v2/") == 200 ]]
 }
 
 start_registry() {
@@ -424,15 +437,42 @@ start_registry() {
 	write_registry_files
 	ensure_engine_trust
 	if pid=$(pid_from "$STATE/registry.pid" "$config"); then
-		registry_ok && return 0
-		stop_pids registry "$pid"
+		backend_ok && return 0
+		stop_pids registry "$pid" # ours but not answering, or an older stack's on 443
 	fi
-	port_in_use 127.0.0.1 443 && die "127.0.0.1:443 is taken by a process that is not this stack's registry"
-	say "starting registry on https://$REGISTRY_HOST (127.0.0.1:443)"
+	port_in_use "${REGISTRY_BACKEND%:*}" "${REGISTRY_BACKEND#*:}" &&
+		die "$REGISTRY_BACKEND is taken by a process that is not this stack's registry"
+	say "starting registry on http://$REGISTRY_BACKEND"
 	setsid docker-registry serve "$config" </dev/null >"$STATE/registry.log" 2>&1 9>&- &
 	pid=$!
 	echo "$pid" >"$STATE/registry.pid"
-	wait_until registry "$pid" "$STATE/registry.log" 30 registry_ok
+	wait_until registry "$pid" "$STATE/registry.log" 30 backend_ok
+}
+
+# The ECR front is built from this checkout, so it always matches the tests that rely on it.
+build_front() {
+	command -v go >/dev/null || die "go is needed to build the ECR front (internal/testsupport/ecrfront)"
+	(cd "$REPO_ROOT" && go build -o "$FRONT_BIN" ./internal/testsupport/ecrfront/cmd/ecrfront) >"$STATE/ecrfront-build.log" 2>&1 ||
+		die_with_log "$STATE/ecrfront-build.log" "building the ECR front failed"
+}
+
+start_front() {
+	local pid
+	if pid=$(pid_from "$FRONT_PIDFILE" "$FRONT_BIN"); then
+		registry_ok && return 0
+		stop_pids "ECR front" "$pid"
+	fi
+	port_in_use 127.0.0.1 443 && die "127.0.0.1:443 is taken by a process that is not this stack's ECR front"
+	build_front
+	say "starting the ECR front on https://$REGISTRY_HOST (127.0.0.1:443)"
+	# The password goes by environment, never on a command line.
+	setsid env AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing ECRFRONT_REGISTRY_PASSWORD="$REGISTRY_PASSWORD" \
+		"$FRONT_BIN" -listen 127.0.0.1:443 -cert "$REGISTRY_CA" -key "$REGISTRY_DIR/tls/key.pem" \
+		-registry "http://$REGISTRY_BACKEND" -moto "$MOTO_URL" -account "$ACCOUNT" -user "$REGISTRY_USER" \
+		</dev/null >"$FRONT_LOG" 2>&1 9>&- &
+	pid=$!
+	echo "$pid" >"$FRONT_PIDFILE"
+	wait_until "ECR front" "$pid" "$FRONT_LOG" 30 registry_ok
 }
 
 # ---------------------------------------------------------------------------- env file
@@ -457,6 +497,7 @@ write_env() {
 		STACK_MOTO_URL "$MOTO_URL"
 		STACK_BASE_IMAGE "$BASE_IMAGE"
 		STACK_DIR "$STATE"
+		STACK_ECR_FRONT_LOG "$FRONT_LOG"
 	)
 	{
 		echo "# containerise test stack; source me. Written by scripts/stack.sh up."
@@ -494,6 +535,7 @@ cmd_up() {
 	start_dockerd
 	ensure_base_image
 	start_registry
+	start_front
 	write_env
 	say "up; source $ENV_FILE"
 }
@@ -520,6 +562,7 @@ stop_ours() {
 
 cmd_down() {
 	[[ $EUID == 0 ]] || die "run as root"
+	stop_ours "ECR front" "$FRONT_PIDFILE" "$FRONT_BIN" "$FRONT_BIN -listen"
 	stop_ours registry "$STATE/registry.pid" "$REGISTRY_DIR/config.yml" \
 		"docker-registry serve $REGISTRY_DIR/config.yml"
 	stop_ours dockerd "$DOCKER_PIDFILE" dockerd "--host unix://$DOCKER_SOCK"
@@ -569,10 +612,16 @@ cmd_status() {
 		echo "dockerd:  not running"
 		ok=1
 	fi
-	if pid=$(pid_from "$STATE/registry.pid" "$REGISTRY_DIR/config.yml") && registry_ok 2>/dev/null; then
-		echo "registry: running (pid $pid) at https://$REGISTRY_HOST"
+	if pid=$(pid_from "$STATE/registry.pid" "$REGISTRY_DIR/config.yml") && backend_ok 2>/dev/null; then
+		echo "registry: running (pid $pid) at http://$REGISTRY_BACKEND"
 	else
 		echo "registry: not running"
+		ok=1
+	fi
+	if pid=$(pid_from "$FRONT_PIDFILE" "$FRONT_BIN") && registry_ok 2>/dev/null; then
+		echo "front:    running (pid $pid) at https://$REGISTRY_HOST, recording pushes in moto"
+	else
+		echo "front:    not running"
 		ok=1
 	fi
 	if grep -qxF "$(hosts_line)" /etc/hosts; then

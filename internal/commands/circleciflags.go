@@ -120,3 +120,20 @@ func (f *circleCIFlags) client(g *Globals) (*circleci.Client, error) {
 	}
 	return c, nil
 }
+
+// args are the flags that name the same CircleCI target again.
+func (f *circleCIFlags) args() string {
+	var args string
+	for _, a := range []struct{ flag, value string }{
+		{"--circleci-project", f.project}, {"--circleci-context", f.context}, {"--circleci-org", f.org},
+		{"--circleci-context-id", f.contextID}, {"--circleci-host", f.host},
+	} {
+		if a.value != "" {
+			args += " " + a.flag + " " + shellQuote(a.value)
+		}
+	}
+	if f.create {
+		args += " --create-context"
+	}
+	return args
+}

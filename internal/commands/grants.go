@@ -13,6 +13,10 @@ type grantFlags struct {
 	set               string
 	allowSkipExisting bool
 	registryCache     bool
+	// scanOnPush is also a repository setting (settings.go): a repository
+	// that scans lets CI read what its scans found.
+	scanOnPush bool
+	allowScan  bool
 }
 
 func (g *grantFlags) add(f *pflag.FlagSet) {
@@ -21,6 +25,11 @@ func (g *grantFlags) add(f *pflag.FlagSet) {
 	f.BoolVar(&g.allowSkipExisting, "allow-skip-existing", false, "add ecr:DescribeImages to the policy, for 'push --skip-existing'")
 	f.BoolVar(&g.registryCache, "registry-cache", true,
 		"add ecr:BatchGetImage and ecr:GetDownloadUrlForLayer to the policy, so push can use the repository's layers as its build cache")
+	f.BoolVar(&g.scanOnPush, "scan-on-push", false,
+		"turn on ECR's basic scanning on push for the repository (--scan-on-push=false turns it off; not given: left as it is); "+
+			"while the repository scans, the policy lets CI read the findings (ecr:DescribeImageScanFindings) for 'containerise scan' and 'push --scan'")
+	f.BoolVar(&g.allowScan, "allow-scan", false,
+		"add ecr:DescribeImageScanFindings and ecr:StartImageScan to the policy, so the scan gate can also start a scan of an image the repository did not scan on push")
 }
 
 func (g *grantFlags) options() (policies.PermissionOptions, error) {
@@ -28,7 +37,8 @@ func (g *grantFlags) options() (policies.PermissionOptions, error) {
 	if err != nil {
 		return policies.PermissionOptions{}, clierror.Usagef("--permissions %q is invalid: use least (what a push needs) or blog (the blog's statements)", g.set)
 	}
-	return policies.PermissionOptions{Set: set, AllowDescribeImages: g.allowSkipExisting, RegistryCache: g.registryCache}, nil
+	return policies.PermissionOptions{Set: set, AllowDescribeImages: g.allowSkipExisting, RegistryCache: g.registryCache,
+		ScanFindings: g.scanOnPush, StartScan: g.allowScan}, nil
 }
 
 // grantArgs are the flags that ask setup for these grants again, when they
@@ -43,6 +53,12 @@ func grantArgs(o policies.PermissionOptions) string {
 	}
 	if !o.RegistryCache {
 		args += " --registry-cache=false"
+	}
+	if o.ScanFindings {
+		args += " --scan-on-push"
+	}
+	if o.StartScan {
+		args += " --allow-scan"
 	}
 	return args
 }

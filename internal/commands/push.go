@@ -35,6 +35,10 @@ type pushFlags struct {
 	OrgID string
 	// authNote says which credential push uses, when both were there.
 	authNote string
+	// The scan gate after the push (scan.go).
+	Scan     bool
+	FailOn   string
+	ScanWait time.Duration
 }
 
 func newPushCmd(g *Globals) *cobra.Command {
@@ -99,13 +103,17 @@ credentials exit 1 with the engine's message; invalid input exits 2.`,
 			if err != nil {
 				return err
 			}
+			gate, err := f.scanGate()
+			if err != nil {
+				return err
+			}
 			if f.authNote != "" {
 				g.Logf("%s", f.authNote)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runPush(cmd.Context(), g, o)
+			return runPush(cmd.Context(), g, o, gate)
 		},
 	}
 	fl := cmd.Flags()
@@ -121,6 +129,9 @@ credentials exit 1 with the engine's message; invalid input exits 2.`,
 	fl.DurationVar(&f.Wait, "wait", push.DefaultWait, "how long to retry while IAM does not yet know a fresh key, role or OIDC provider (0: no retry)")
 	fl.StringVar(&f.Auth, "auth", "", "the credential: oidc (the job's OIDC token) or keys (the CI user's); default: the token when CircleCI set one, else the keys")
 	fl.StringVar(&f.OrgID, "circleci-org-id", "", "keyless: the CircleCI organization ID the role trusts; a token from another organization fails before any call")
+	fl.BoolVar(&f.Scan, "scan", false, "after pushing, gate on ECR's scan of the image, as 'containerise scan' does (needs --fail-on)")
+	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding is at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
+	fl.DurationVar(&f.ScanWait, "scan-wait", DefaultScanWait, "with --scan: how long to wait for the scan to complete")
 	return cmd
 }
 
@@ -306,8 +317,9 @@ func labels(values []string) (map[string]string, error) {
 	return out, nil
 }
 
-// runPush wires the real clients and pushes.
-func runPush(ctx context.Context, g *Globals, o push.Options) error {
+// runPush wires the real clients and pushes, then runs the scan gate when
+// asked (gate not nil).
+func runPush(ctx context.Context, g *Globals, o push.Options, gate *pushGate) error {
 	cfg, err := g.AWSConfig(ctx)
 	if err != nil {
 		return err
@@ -325,5 +337,8 @@ func runPush(ctx context.Context, g *Globals, o push.Options) error {
 	if g.Verbose {
 		p.Debugf = g.Debugf
 	}
-	return p.Run(ctx, o)
+	if err := p.Run(ctx, o); err != nil {
+		return err
+	}
+	return gate.run(ctx, g, p, o)
 }

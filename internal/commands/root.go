@@ -119,6 +119,8 @@ func NewRoot(version string, g *Globals) *cobra.Command {
   push      (in CI) assumes the role (with the CI user's key, or the job's
             OIDC token), gets an ECR token, builds the Dockerfile through the
             Docker Engine API and pushes every tag.
+  scan      (in CI) fails the job when ECR's scan of a pushed image found
+            vulnerabilities at or above a severity.
   teardown  removes what setup created, safely.
 
 AWS credentials and region come from the SDK's usual chain (environment,
@@ -155,6 +157,7 @@ Results go to stdout, progress to stderr. Exit status: 0 success, 1 failure,
 		newTeardownCmd(g),
 		newPoliciesCmd(g),
 		newCircleCIConfigCmd(g),
+		newScanCmd(g),
 	)
 	return root
 }
@@ -232,6 +235,10 @@ func defaultWords(n hint.Next) string {
 		return "or add --create-context"
 	case hint.Confirm:
 		return "to confirm, rerun with --yes (or answer yes at a terminal)"
+	case hint.RecreateRepository:
+		return "set up a new repository with it (containerise setup --repository NEW-NAME --kms-key KEY), or run containerise teardown (which deletes the images) and then setup again"
+	case hint.AllowScan:
+		return "rerun setup with --scan-on-push (the repository scans every push) or --allow-scan (the gate may also start scans)"
 	}
 	return ""
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/joho/godotenv"
 	"github.com/spf13/cobra"
@@ -30,12 +31,13 @@ import (
 // setupOptions are setup's flags.
 type setupOptions struct {
 	provision.Options
-	output  string
-	yes     bool
-	envFile string
-	grants  grantFlags
-	ci      circleCIFlags
-	auth    authFlags
+	output   string
+	yes      bool
+	envFile  string
+	grants   grantFlags
+	settings settingsFlags
+	ci       circleCIFlags
+	auth     authFlags
 }
 
 // newProvisioner builds the provisioner over AWS clients and returns the
@@ -49,7 +51,7 @@ func newSetupCmd(g *Globals) *cobra.Command {
 			return nil, "", err
 		}
 		return &provision.Provisioner{
-			IAM: iam.NewFromConfig(cfg), ECR: ecr.NewFromConfig(cfg), STS: sts.NewFromConfig(cfg),
+			IAM: iam.NewFromConfig(cfg), ECR: ecr.NewFromConfig(cfg), STS: sts.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg),
 			Logf: g.Logf,
 		}, cfg.Region, nil
 	})
@@ -70,7 +72,11 @@ CircleCI environment variables:
      broader statements instead;
   3. the IAM user (--user), with no permissions, and one access key;
   4. the role (--role) with the policy attached, which only that user may
-     assume.
+     assume;
+  5. with the settings flags, the repository's settings: --scan-on-push,
+     --immutable-tags (with --mutable-tag patterns that stay mutable),
+     --keep-images and --expire-untagged-days (lifecycle rules), --kms-key
+     (encryption, at creation only).
 
 Keyless (recommended): with --auth oidc, setup creates no user and no key.
 Instead it creates the IAM OpenID Connect provider of your CircleCI
@@ -95,6 +101,19 @@ tagged managed-by=containerise; resources without that tag (made by hand)
 are used as they are, never changed, and reported as unmanaged. The policy's
 containerise/default-version and containerise/document-sha256 tags let a
 rerun skip reading its document; a rerun finding them stale rewrites them.
+
+Repository settings are part of what setup holds, but only those asked
+for: a settings flag not given leaves that setting as it is. A new
+repository is created with them; an existing one is compared on every run
+and each setting that differs is corrected with one write. Setup's
+lifecycle rules are recognised by their descriptions: a rule not asked for
+is kept, 0 (--keep-images 0, --expire-untagged-days 0) removes setup's
+rule, and the policy goes with the last rule; a lifecycle policy with rules
+setup did not write is left alone. ECR sets a repository's encryption only
+when it creates it: --kms-key on an existing repository with another key
+fails, after correcting the rest, and says how to get a new repository.
+--scan-on-push also lets CI read scan findings ('containerise scan', 'push
+--scan'); --allow-scan lets it start scans too.
 
 The secret access key exists only when the key is created: it is printed
 then (stdout, never logs) and written to --env-file if given (mode 0600).
@@ -146,12 +165,20 @@ NAME=value lines only. Progress and warnings go to stderr.`,
   containerise setup --circleci-context aws-push --circleci-org gh/acme --create-context
 
   # Keyless: CircleCI jobs of one project assume the role with their OIDC token
-  containerise setup --auth oidc --circleci-org-id <org UUID> --circleci-project-id <project UUID>`,
+  containerise setup --auth oidc --circleci-org-id <org UUID> --circleci-project-id <project UUID>
+
+  # Scan every push, immutable tags except latest, keep the 50 newest images
+  containerise setup --scan-on-push --immutable-tags --mutable-tag latest --keep-images 50 --expire-untagged-days 7`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(g.getenv); err != nil {
 				return err
 			}
+			settings, err := o.settings.settings(cmd, o.grants)
+			if err != nil {
+				return err
+			}
+			o.Settings = settings
 			p, region, err := build(cmd.Context())
 			if err != nil {
 				return err
@@ -177,6 +204,7 @@ NAME=value lines only. Progress and warnings go to stderr.`,
 		"confirm without asking what takes away or changes what someone else may use: --rotate-key's deletion of the old key (once the new one is written), a keyless setup's deletion of the user it no longer needs, a change to an OIDC provider or a key for a user containerise did not create, the removal of key variables from CircleCI")
 	f.StringVar(&o.envFile, "env-file", "", "also write the variables, secret included, to this file (mode 0600)")
 	o.grants.add(f)
+	o.settings.add(f)
 	o.ci.add(f)
 	o.auth.add(f, true)
 	f.DurationVar(&o.PropagationWait, "wait", provision.DefaultPropagationWait, "how long to wait for IAM to accept a new user or OIDC provider as the role's principal")
@@ -235,6 +263,13 @@ func (o setupOptions) words(n hint.Next) string {
 		return "or allow longer with --wait"
 	case hint.Confirm:
 		return "to confirm, rerun: " + o.commandLine("--yes")
+	case hint.RecreateRepository:
+		key := o.Settings.KMSKey
+		if key == "" {
+			key = "KEY"
+		}
+		return fmt.Sprintf("e.g. containerise setup --repository NEW-NAME --kms-key %s, or containerise teardown%s (which deletes the images) then this setup again",
+			key, resourceArgs(o.Options))
 	}
 	return defaultWords(n)
 }
@@ -246,7 +281,13 @@ func (o setupOptions) rotateCommand() string { return o.commandLine("--rotate-ke
 // commandLine is a setup command line with first, then every non-default
 // name, grant and authentication, so that copying it acts on the same set.
 func (o setupOptions) commandLine(first string) string {
-	cmd := "containerise setup " + first
+	return "containerise setup " + first + resourceArgs(o.Options) + grantArgs(o.Grants) + authArgs(o.Auth, o.OIDC) + o.ci.args()
+}
+
+// resourceArgs names the non-default resources, so that a suggested
+// command acts on the same set.
+func resourceArgs(o provision.Options) string {
+	var args string
 	for _, f := range []struct{ flag, value, def string }{
 		{"--repository", o.Repository, names.Repository},
 		{"--policy", o.Policy, names.Policy},
@@ -254,10 +295,10 @@ func (o setupOptions) commandLine(first string) string {
 		{"--role", o.Role, names.Role},
 	} {
 		if f.value != "" && f.value != f.def {
-			cmd += " " + f.flag + " " + f.value
+			args += " " + f.flag + " " + f.value
 		}
 	}
-	return cmd + grantArgs(o.Grants) + authArgs(o.Auth, o.OIDC)
+	return args
 }
 
 func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions) error {
@@ -389,6 +430,11 @@ func deliver(g *Globals, o setupOptions, res *provision.Result) error {
 		}
 		if !res.SecretAvailable && !res.DryRun && !res.Keyless {
 			g.Logf("note: %s is not printed: the access key already existed, and AWS shows a secret only when its key is created", names.EnvSecretAccessKey)
+		}
+		for _, r := range res.Resources {
+			if r.Kind == resource.KindSettings {
+				g.Logf("repository settings %s: %s", r.Name, settingsLine(r))
+			}
 		}
 		for _, n := range res.Notes {
 			g.Logf("note: %s", noteText(n, g.Words))
@@ -617,6 +663,8 @@ type setupResource struct {
 	Status  string   `json:"status"`
 	Managed bool     `json:"managed"`
 	Changes []string `json:"changes"`
+	// Settings: only the settings' resource has them.
+	Settings *settingsJSON `json:"settings,omitempty"`
 }
 
 func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error {
@@ -634,7 +682,7 @@ func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error
 	for _, r := range res.Resources {
 		doc.Resources = append(doc.Resources, setupResource{
 			Kind: r.Kind, Name: r.Name, ARN: r.ARN, Status: string(r.Status), Managed: r.Managed,
-			Changes: append([]string{}, r.Changes...),
+			Changes: append([]string{}, r.Changes...), Settings: settingsDoc(r.Settings),
 		})
 	}
 	for _, kv := range res.Variables.Pairs() {

@@ -39,7 +39,7 @@ func runSetupCmd(t *testing.T, acct *awsfake.Account, args ...string) setupRun {
 	var r setupRun
 	cmd := newSetupCmdWith(g, func(context.Context) (*provision.Provisioner, string, error) {
 		r.built = true
-		return &provision.Provisioner{IAM: acct.IAM(), ECR: acct.ECR(), STS: acct.STS(), Logf: g.Logf}, acct.Region(), nil
+		return &provision.Provisioner{IAM: acct.IAM(), ECR: acct.ECR(), STS: acct.STS(), KMS: acct.KMS(), Logf: g.Logf}, acct.Region(), nil
 	})
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)

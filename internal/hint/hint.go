@@ -31,6 +31,11 @@ const (
 	// Confirm: run the command again, confirming the changes that take away
 	// or change what someone else may use.
 	Confirm
+	// RecreateRepository: a setting ECR fixes at creation (encryption)
+	// needs a new repository, or teardown and setup again.
+	RecreateRepository
+	// AllowScan: rerun setup granting what the scan gate needs.
+	AllowScan
 )
 
 // Words says a way forward in the command layer's words ("" for None).

@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/containerise/containerise/internal/awsx"
 )
@@ -76,12 +77,26 @@ type ECR interface {
 	DeleteRepository(context.Context, *ecr.DeleteRepositoryInput, ...func(*ecr.Options)) (*ecr.DeleteRepositoryOutput, error)
 	ListTagsForResource(context.Context, *ecr.ListTagsForResourceInput, ...func(*ecr.Options)) (*ecr.ListTagsForResourceOutput, error)
 	DescribeImages(context.Context, *ecr.DescribeImagesInput, ...func(*ecr.Options)) (*ecr.DescribeImagesOutput, error)
+
+	PutImageScanningConfiguration(context.Context, *ecr.PutImageScanningConfigurationInput, ...func(*ecr.Options)) (*ecr.PutImageScanningConfigurationOutput, error)
+	PutImageTagMutability(context.Context, *ecr.PutImageTagMutabilityInput, ...func(*ecr.Options)) (*ecr.PutImageTagMutabilityOutput, error)
+	GetLifecyclePolicy(context.Context, *ecr.GetLifecyclePolicyInput, ...func(*ecr.Options)) (*ecr.GetLifecyclePolicyOutput, error)
+	PutLifecyclePolicy(context.Context, *ecr.PutLifecyclePolicyInput, ...func(*ecr.Options)) (*ecr.PutLifecyclePolicyOutput, error)
+	DeleteLifecyclePolicy(context.Context, *ecr.DeleteLifecyclePolicyInput, ...func(*ecr.Options)) (*ecr.DeleteLifecyclePolicyOutput, error)
+}
+
+// KMS is the part of *kms.Client the resources call: setup resolves the
+// key a repository is to be encrypted with (an alias, to the key's ARN,
+// which is what ECR reports).
+type KMS interface {
+	DescribeKey(context.Context, *kms.DescribeKeyInput, ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
 }
 
 // The SDK clients satisfy the interfaces with no adapter.
 var (
 	_ IAM = (*iam.Client)(nil)
 	_ ECR = (*ecr.Client)(nil)
+	_ KMS = (*kms.Client)(nil)
 )
 
 // Env is what the resources of one run share: the clients, the caller's
@@ -89,6 +104,7 @@ var (
 type Env struct {
 	IAM    IAM
 	ECR    ECR
+	KMS    KMS // only setup asking for a KMS key calls it
 	Caller *awsx.Caller
 	Region string
 

@@ -27,21 +27,30 @@ type Policy struct {
 	Repository string
 	// Document is the wanted document for the caller's account.
 	Document func(awsx.Identity) policies.Document
+	// Variant is the document wanted instead when UseVariant, asked once
+	// every resource has been observed, says so: a grant that follows what
+	// was found (CI may read scan findings while the repository scans).
+	// Observe recognises either one from the policy's tags.
+	Variant    func(awsx.Identity) policies.Document
+	UseVariant func() bool
 
 	// Teardown: the role and user whose attachments teardown undoes itself.
 	Role *Role
 	User *User
 
-	report Report
-	want   policies.Document
-	arn    string
+	report  Report
+	want    policies.Document
+	variant policies.Document
+	arn     string
 
 	// Observed.
 	policy *iamtypes.Policy
 	doc    string // the default version's document, as IAM returns it
 	// current: the policy's tags show its default version holds the wanted
-	// document, which was therefore not read (doc is empty).
+	// document (or the variant: proved says which), which was therefore not
+	// read (doc is empty).
 	current bool
+	proved  policies.Document
 	// Teardown.
 	versions             []string // non-default version IDs
 	roles, users, groups []string // entities it is attached to
@@ -79,6 +88,9 @@ func (p *Policy) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 	if p.Document != nil {
 		p.want = p.Document(id)
 	}
+	if p.Variant != nil {
+		p.variant = p.Variant(id)
+	}
 	out, err := env.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(p.arn)})
 	if awsx.IsNotFound(err) {
 		return nil
@@ -90,9 +102,11 @@ func (p *Policy) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 	if purpose == ForTeardown {
 		return p.observeAttachments(ctx, env, pol)
 	}
-	if knownCurrent(pol, p.want) {
-		p.policy, p.current = pol, true
-		return nil
+	for _, candidate := range []policies.Document{p.want, p.variant} {
+		if (candidate.Version != "" || len(candidate.Statement) > 0) && knownCurrent(pol, candidate) {
+			p.policy, p.current, p.proved = pol, true, candidate
+			return nil
+		}
 	}
 	doc, err := policyDocument(ctx, env, pol)
 	if awsx.IsNotFound(err) {
@@ -153,6 +167,14 @@ func policyDocument(ctx context.Context, env *Env, pol *iamtypes.Policy) (string
 // document.
 func (p *Policy) Reconcile(pl *Plan) {
 	rep := &p.report
+	if p.UseVariant != nil && p.UseVariant() {
+		p.want = p.variant
+	}
+	if p.current && p.proved.Digest() != p.want.Digest() {
+		// The tags prove the default version holds the other document:
+		// its text is known without reading it.
+		p.doc, p.current = p.proved.JSON(), false
+	}
 	rep.ARN, rep.Managed, rep.Status = p.arn, true, Unchanged
 	if p.policy == nil {
 		rep.Status = WouldCreate

@@ -11,6 +11,7 @@ const (
 	KindRole       = "role"
 	// KindOIDCProvider is an IAM OpenID Connect provider.
 	KindOIDCProvider = "oidc-provider"
+	KindSettings     = "settings" // the repository's settings
 )
 
 // Status is what setup did, or would do, to a resource.
@@ -90,6 +91,10 @@ type Report struct {
 	Images  *int // the repository's image count, when it exists
 	Steps   []*Step
 	Outcome Outcome
+
+	// Settings are the repository's settings as they are (or will be)
+	// once the run is done; only the settings' report has them.
+	Settings *SettingsState
 
 	// Err is why the resource failed, if it did.
 	Err error

@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/containerise/containerise/internal/awsx"
@@ -22,6 +23,18 @@ type Repository struct {
 	exists, managed bool
 	arn             string
 	images          int
+	described       *ecrtypes.Repository // as DescribeRepositories returned it
+
+	// settings, when registered, add the repository's settings to its
+	// creation; created is the step that creates it.
+	settings creationSettings
+	created  *Step
+}
+
+// creationSettings are what a repository is created with besides its name
+// and tags (see RepositorySettings).
+type creationSettings interface {
+	apply(in *ecr.CreateRepositoryInput)
 }
 
 // NewRepository is the repository called name.
@@ -31,6 +44,12 @@ func NewRepository(name string) *Repository {
 
 // Reports is the repository's one report.
 func (r *Repository) Reports() []*Report { return []*Report{&r.report} }
+
+// ScansOnPush reports whether the repository, as found, scans images on
+// push (false when it does not exist yet).
+func (r *Repository) ScansOnPush() bool {
+	return r.described != nil && r.described.ImageScanningConfiguration != nil && r.described.ImageScanningConfiguration.ScanOnPush
+}
 
 // ARN is the repository's ARN, as found or as it will be.
 func (r *Repository) ARN() string { return r.report.ARN }
@@ -47,9 +66,10 @@ func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) err
 		return fail(KindRepository, r.Name, doing("reading"), "ecr:DescribeRepositories", err)
 	}
 	var arn string
-	for _, repo := range out.Repositories {
+	var described *ecrtypes.Repository
+	for i, repo := range out.Repositories {
 		if aws.ToString(repo.RepositoryName) == r.Name {
-			arn = aws.ToString(repo.RepositoryArn)
+			arn, described = aws.ToString(repo.RepositoryArn), &out.Repositories[i]
 		}
 	}
 	if arn == "" {
@@ -76,7 +96,7 @@ func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) err
 		}
 		return err
 	}
-	r.exists, r.managed, r.arn, r.images = true, tagged, arn, images
+	r.exists, r.managed, r.arn, r.images, r.described = true, tagged, arn, images, described
 	return nil
 }
 
@@ -99,7 +119,7 @@ func (r *Repository) Reconcile(p *Plan) {
 	switch {
 	case !r.exists:
 		rep.Status = WouldCreate
-		p.Add(rep, &Step{Action: "create repository " + r.Name, Call: "ecr:CreateRepository", Do: func(ctx context.Context) error {
+		r.created = p.Add(rep, &Step{Action: "create repository " + r.Name, Call: "ecr:CreateRepository", Do: func(ctx context.Context) error {
 			return r.create(ctx, p.Env)
 		}})
 	case !r.managed:
@@ -110,7 +130,11 @@ func (r *Repository) Reconcile(p *Plan) {
 func (r *Repository) create(ctx context.Context, env *Env) error {
 	rep := &r.report
 	env.logf("creating ECR repository %s", r.Name)
-	out, err := env.ECR.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(r.Name), Tags: managed.ECRTags()})
+	in := &ecr.CreateRepositoryInput{RepositoryName: aws.String(r.Name), Tags: managed.ECRTags()}
+	if r.settings != nil {
+		r.settings.apply(in)
+	}
+	out, err := env.ECR.CreateRepository(ctx, in)
 	if awsx.IsAlreadyExists(err) {
 		// Created meanwhile, by another setup or by hand: use it.
 		d, err := env.ECR.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
@@ -120,7 +144,7 @@ func (r *Repository) create(ctx context.Context, env *Env) error {
 		if err != nil {
 			return fail(KindRepository, r.Name, "reading ECR repository "+r.Name+" (it was created meanwhile)", "ecr:DescribeRepositories", err)
 		}
-		rep.ARN = aws.ToString(d.Repositories[0].RepositoryArn)
+		rep.ARN, r.described = aws.ToString(d.Repositories[0].RepositoryArn), &d.Repositories[0]
 		tagged, err := repositoryManaged(ctx, env, rep.ARN)
 		if err != nil {
 			return fail(KindRepository, r.Name, "reading the tags of ECR repository "+r.Name, "ecr:ListTagsForResource", err)

@@ -25,7 +25,42 @@ var (
 	// Docker tags: word characters, '.', '-'; not starting with '.' or '-'.
 	tagRE         = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	accessKeyIDRE = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	// ECR's tag mutability exclusion filters: tag characters and '*'.
+	tagFilterRE = regexp.MustCompile(`^[0-9a-zA-Z._*-]{1,128}$`)
+	// KMS: alias/NAME, or the ARN of a key or an alias.
+	kmsAliasRE = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]{1,250}$`)
+	kmsARNRE   = regexp.MustCompile(`^arn:aws(?:-[a-z]+)*:kms:([a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}):[0-9]{12}:(?:key/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias/[a-zA-Z0-9/_-]{1,250})$`)
 )
+
+// MaxTagFilters is how many tag mutability exclusion filters ECR takes.
+const MaxTagFilters = 5
+
+// TagFilter checks a pattern of tags that stay mutable in an immutable ECR
+// repository (an exclusion filter): tag characters, with '*' as wildcard.
+func TagFilter(flag, pattern string) error {
+	if !tagFilterRE.MatchString(pattern) {
+		return bad(flag, pattern, "a tag pattern is 1-128 letters, digits, '.', '_', '-' and '*' (any characters), such as latest or dev-*")
+	}
+	return nil
+}
+
+// KMSKey checks a KMS key as ECR takes it for encryption: alias/NAME, or
+// the ARN of a key or alias. A key ARN must be in region, when region is
+// given: ECR uses keys of the repository's region only.
+func KMSKey(flag, key, region string) error {
+	const rule = "give the key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), an alias ARN, or alias/NAME"
+	if kmsAliasRE.MatchString(key) {
+		return nil
+	}
+	m := kmsARNRE.FindStringSubmatch(key)
+	if m == nil {
+		return bad(flag, key, rule)
+	}
+	if region != "" && m[1] != region {
+		return bad(flag, key, "the key is in "+m[1]+", the repository in "+region+": ECR encrypts with a key of the repository's own region")
+	}
+	return nil
+}
 
 func bad(flag, value, rule string) error {
 	if value == "" {

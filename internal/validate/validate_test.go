@@ -43,6 +43,28 @@ func TestRules(t *testing.T) {
 		{"tag 129", func() error { return Tag("--tag", long(129)) }, false},
 		{"key id", func() error { return AccessKeyID("AWS_IAM_USER_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE") }, true},
 		{"key id lower", func() error { return AccessKeyID("AWS_IAM_USER_ACCESS_KEY_ID", "akia") }, false},
+		{"tag filter", func() error { return TagFilter("--mutable-tag", "latest") }, true},
+		{"tag filter wildcard", func() error { return TagFilter("--mutable-tag", "dev-*") }, true},
+		{"tag filter slash", func() error { return TagFilter("--mutable-tag", "dev/x") }, false},
+		{"tag filter regex", func() error { return TagFilter("--mutable-tag", "v[0-9]+") }, false},
+		{"tag filter empty", func() error { return TagFilter("--mutable-tag", "") }, false},
+		{"tag filter 129", func() error { return TagFilter("--mutable-tag", long(129)) }, false},
+		{"kms alias", func() error { return KMSKey("--kms-key", "alias/ecr-images", "us-east-1") }, true},
+		{"kms aws alias", func() error { return KMSKey("--kms-key", "alias/aws/ecr", "us-east-1") }, true},
+		{"kms key arn", func() error {
+			return KMSKey("--kms-key", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "us-east-1")
+		}, true},
+		{"kms multi-region key arn", func() error {
+			return KMSKey("--kms-key", "arn:aws:kms:us-east-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab", "")
+		}, true},
+		{"kms alias arn", func() error { return KMSKey("--kms-key", "arn:aws:kms:us-east-1:123456789012:alias/ecr", "us-east-1") }, true},
+		{"kms key in another region", func() error {
+			return KMSKey("--kms-key", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "us-east-1")
+		}, false},
+		{"kms bare alias name", func() error { return KMSKey("--kms-key", "ecr-images", "us-east-1") }, false},
+		{"kms bare key id", func() error { return KMSKey("--kms-key", "1234abcd-12ab-34cd-56ef-1234567890ab", "us-east-1") }, false},
+		{"kms alias with space", func() error { return KMSKey("--kms-key", "alias/my key", "us-east-1") }, false},
+		{"kms s3 arn", func() error { return KMSKey("--kms-key", "arn:aws:s3:::bucket", "us-east-1") }, false},
 	}
 	for _, c := range cases {
 		err := c.check()

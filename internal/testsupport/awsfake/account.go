@@ -24,7 +24,18 @@
 //     policy".
 //   - ECR: DeleteRepository refuses a repository with images unless Force.
 //     GetAuthorizationToken returns base64("AWS:<token>") and the proxy
-//     endpoint https://<account>.dkr.ecr.<region>.amazonaws.com.
+//     endpoint https://<account>.dkr.ecr.<region>.amazonaws.com. Repository
+//     settings follow ECR's rules: scanning on push, tag mutability (the
+//     *_WITH_EXCLUSION values take 1-5 WILDCARD filters of
+//     [0-9a-zA-Z._*-], the others none: InvalidParameter), encryption fixed
+//     at creation (AES256 unless KMS with a key), a lifecycle policy
+//     (LifecyclePolicyNotFound when there is none). StartImageScan allows
+//     one scan per image every 24 hours (LimitExceeded); a repository that
+//     scans on push scans what AddImage adds; DescribeImageScanFindings
+//     answers ScanNotFound before a scan, IN_PROGRESS while it runs, then
+//     the status and findings SetScanResult chose.
+//   - KMS: DescribeKey finds keys made with AddKMSKey by ID, ARN, alias or
+//     alias ARN (NotFoundException otherwise).
 //   - STS: Account.STS is the admin; Account.STSAs(keyID, secret) calls as the
 //     IAM user owning that access key, refused with InvalidClientTokenId while
 //     the key is younger than KeyDelay (or unknown, or inactive), and with
@@ -60,7 +71,10 @@
 //     mutates and its error; Mutating lists the mutating ones; ResetCalls
 //     starts a new record.
 //   - Seeding state: AddImage puts an image in a repository, AddInstanceProfile
-//     puts a role in an instance profile; everything else is made through the
+//     puts a role in an instance profile, AddKMSKey makes a key with aliases,
+//     SetScanResult chooses what scans report (status, counts by severity,
+//     basic or enhanced findings, how long they run on the fake clock);
+//     everything else is made through the
 //     fakes' own API, as an admin would (untagged, like the blog's
 //     hand-made resources).
 package awsfake
@@ -115,6 +129,7 @@ type Account struct {
 	repos            map[string]*repo
 	instanceProfiles map[string]*instanceProfile
 	oidcProviders    map[string]*oidcProvider // by ARN
+	kmsKeys          []*kmsKey
 
 	calls  []Call
 	faults []*Fault

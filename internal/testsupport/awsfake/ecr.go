@@ -23,6 +23,14 @@ type repo struct {
 	created        time.Time
 	tags           []ecrtypes.Tag
 	images         []*image
+
+	// Settings.
+	scanOnPush bool
+	mutability ecrtypes.ImageTagMutability
+	filters    []ecrtypes.ImageTagMutabilityExclusionFilter
+	encryption ecrtypes.EncryptionConfiguration
+	lifecycle  string // the lifecycle policy's text; "" for none
+	scanResult ScanResult
 }
 
 type image struct {
@@ -30,6 +38,7 @@ type image struct {
 	tags   []string
 	pushed time.Time
 	size   int64
+	scan   *scan // nil: never scanned
 }
 
 // RegistryHost is the account's ECR registry host name.
@@ -68,9 +77,16 @@ func (a *Account) repoByARN(arn string) (*repo, error) {
 }
 
 func (a *Account) repoOut(r *repo) ecrtypes.Repository {
+	enc := r.encryption
+	if enc.KmsKey != nil {
+		enc.KmsKey = aws.String(*enc.KmsKey)
+	}
 	return ecrtypes.Repository{
 		RepositoryName: aws.String(r.name), RepositoryArn: aws.String(r.arn), RepositoryUri: aws.String(r.uri),
-		RegistryId: aws.String(a.id), CreatedAt: tp(r.created), ImageTagMutability: ecrtypes.ImageTagMutabilityMutable,
+		RegistryId: aws.String(a.id), CreatedAt: tp(r.created),
+		ImageTagMutability: r.mutability, ImageTagMutabilityExclusionFilters: copyFilters(r.filters),
+		ImageScanningConfiguration: &ecrtypes.ImageScanningConfiguration{ScanOnPush: r.scanOnPush},
+		EncryptionConfiguration:    &enc,
 	}
 }
 
@@ -104,7 +120,11 @@ func (a *Account) AddImage(repository string, tags ...string) (string, error) {
 			}
 		}
 	}
-	r.images = append(r.images, &image{digest: digest, tags: append([]string(nil), tags...), pushed: a.now, size: 1024})
+	img := &image{digest: digest, tags: append([]string(nil), tags...), pushed: a.now, size: 1024}
+	r.images = append(r.images, img)
+	if r.scanOnPush {
+		a.startScan(r, img)
+	}
 	return digest, nil
 }
 
@@ -122,8 +142,25 @@ func (f *ECR) CreateRepository(ctx context.Context, in *ecr.CreateRepositoryInpu
 		}
 		r := &repo{
 			name: name, created: f.a.now, tags: copyECRTags(in.Tags),
-			arn: fmt.Sprintf("arn:%s:ecr:%s:%s:repository/%s", f.a.partition, f.a.region, f.a.id, name),
-			uri: f.a.RegistryHost() + "/" + name,
+			arn:        fmt.Sprintf("arn:%s:ecr:%s:%s:repository/%s", f.a.partition, f.a.region, f.a.id, name),
+			uri:        f.a.RegistryHost() + "/" + name,
+			mutability: ecrtypes.ImageTagMutabilityMutable,
+			encryption: ecrtypes.EncryptionConfiguration{EncryptionType: ecrtypes.EncryptionTypeAes256},
+		}
+		if in.ImageScanningConfiguration != nil {
+			r.scanOnPush = in.ImageScanningConfiguration.ScanOnPush
+		}
+		if in.ImageTagMutability != "" || len(in.ImageTagMutabilityExclusionFilters) > 0 {
+			if err := checkMutability(in.ImageTagMutability, in.ImageTagMutabilityExclusionFilters); err != nil {
+				return err
+			}
+			r.mutability, r.filters = in.ImageTagMutability, copyFilters(in.ImageTagMutabilityExclusionFilters)
+		}
+		if e := in.EncryptionConfiguration; e != nil {
+			if e.EncryptionType == ecrtypes.EncryptionTypeKms && str(e.KmsKey) == "" {
+				return &ecrtypes.InvalidParameterException{Message: aws.String("Invalid parameter at 'encryptionConfiguration': the default AWS managed key is not modelled by the fake; give kmsKey")}
+			}
+			r.encryption = ecrtypes.EncryptionConfiguration{EncryptionType: e.EncryptionType, KmsKey: e.KmsKey}
 		}
 		f.a.repos[name] = r
 		ro := f.a.repoOut(r)

@@ -1,0 +1,201 @@
+package policies
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Lifecycle is an ECR lifecycle policy document: rules that expire images,
+// each evaluated in the order of its priority.
+type Lifecycle struct {
+	Rules []LifecycleRule `json:"rules"`
+}
+
+// LifecycleRule is one rule of a lifecycle policy.
+type LifecycleRule struct {
+	RulePriority int                `json:"rulePriority"`
+	Description  string             `json:"description,omitempty"`
+	Selection    LifecycleSelection `json:"selection"`
+	Action       LifecycleAction    `json:"action"`
+}
+
+// LifecycleSelection says which images a rule expires.
+type LifecycleSelection struct {
+	TagStatus      string   `json:"tagStatus"`
+	TagPrefixList  []string `json:"tagPrefixList,omitempty"`
+	TagPatternList []string `json:"tagPatternList,omitempty"`
+	CountType      string   `json:"countType"`
+	CountUnit      string   `json:"countUnit,omitempty"`
+	CountNumber    int      `json:"countNumber"`
+}
+
+// LifecycleAction is what a rule does with the images it selects.
+type LifecycleAction struct {
+	Type string `json:"type"`
+}
+
+// Retention is what setup's lifecycle rules keep. Zero means no such rule.
+type Retention struct {
+	// KeepImages keeps the N most recently pushed images and expires the
+	// others, tagged or not.
+	KeepImages int
+	// ExpireUntaggedDays expires untagged images D days after their push.
+	ExpireUntaggedDays int
+}
+
+// Setup's rules are recognised by this start of their description, so that
+// setup changes or removes only what it wrote.
+const lifecycleMark = "containerise: "
+
+// ECR evaluates rules by ascending priority, and a rule whose tagStatus is
+// "any" must have the highest priority number of all: the untagged rule
+// comes first.
+const (
+	untaggedPriority = 1
+	keepPriority     = 2
+)
+
+func untaggedRule(days int) LifecycleRule {
+	return LifecycleRule{
+		RulePriority: untaggedPriority,
+		Description:  fmt.Sprintf("%sexpire untagged images %s after their push", lifecycleMark, plural(days, "day")),
+		Selection:    LifecycleSelection{TagStatus: "untagged", CountType: "sinceImagePushed", CountUnit: "days", CountNumber: days},
+		Action:       LifecycleAction{Type: "expire"},
+	}
+}
+
+func keepRule(n int) LifecycleRule {
+	return LifecycleRule{
+		RulePriority: keepPriority,
+		Description:  fmt.Sprintf("%skeep the %s most recently pushed", lifecycleMark, plural(n, "image")),
+		Selection:    LifecycleSelection{TagStatus: "any", CountType: "imageCountMoreThan", CountNumber: n},
+		Action:       LifecycleAction{Type: "expire"},
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// LifecyclePolicy is the policy setup writes for r; ok is false when r asks
+// for no rule, and the repository then has no policy of setup's.
+func LifecyclePolicy(r Retention) (doc Lifecycle, ok bool) {
+	if r.ExpireUntaggedDays > 0 {
+		doc.Rules = append(doc.Rules, untaggedRule(r.ExpireUntaggedDays))
+	}
+	if r.KeepImages > 0 {
+		doc.Rules = append(doc.Rules, keepRule(r.KeepImages))
+	}
+	return doc, len(doc.Rules) > 0
+}
+
+// JSON returns the policy indented, as ECR stores and shows it.
+func (l Lifecycle) JSON() string {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		// Lifecycle holds only strings and numbers; marshalling cannot fail.
+		panic(err)
+	}
+	return string(b)
+}
+
+// ParseLifecycle reads a lifecycle policy as ECR returns it. A field this
+// package does not know (a newer kind of rule) is an error, so that such a
+// policy is never taken for one of setup's.
+func ParseLifecycle(text string) (Lifecycle, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.DisallowUnknownFields()
+	var l Lifecycle
+	if err := dec.Decode(&l); err != nil {
+		return Lifecycle{}, fmt.Errorf("parsing lifecycle policy: %w", err)
+	}
+	return l, nil
+}
+
+// SetupRetention reads what the policy keeps when every rule in it is one
+// setup writes (recognised by its description and shape, whatever the
+// numbers); ours is false when the policy holds any other rule, or cannot
+// be read: setup then leaves it alone.
+func SetupRetention(text string) (r Retention, ours bool) {
+	l, err := ParseLifecycle(text)
+	if err != nil {
+		return Retention{}, false
+	}
+	for _, rule := range l.Rules {
+		if !strings.HasPrefix(rule.Description, lifecycleMark) || rule.Action.Type != "expire" || rule.Selection.CountNumber <= 0 ||
+			len(rule.Selection.TagPrefixList) > 0 || len(rule.Selection.TagPatternList) > 0 {
+			return Retention{}, false
+		}
+		s := rule.Selection
+		switch {
+		case s.TagStatus == "untagged" && s.CountType == "sinceImagePushed" && s.CountUnit == "days" && r.ExpireUntaggedDays == 0:
+			r.ExpireUntaggedDays = s.CountNumber
+		case s.TagStatus == "any" && s.CountType == "imageCountMoreThan" && s.CountUnit == "" && r.KeepImages == 0:
+			r.KeepImages = s.CountNumber
+		default:
+			return Retention{}, false
+		}
+	}
+	return r, true
+}
+
+// LifecycleEquivalent reports whether the policy text ECR holds says the
+// same as want: the same rules and values, whatever the layout, key order
+// or order of the rules (ECR orders them by priority).
+func LifecycleEquivalent(have string, want Lifecycle) (bool, error) {
+	h, err := canonicalLifecycle([]byte(have))
+	if err != nil {
+		return false, err
+	}
+	w, err := canonicalLifecycle([]byte(want.JSON()))
+	if err != nil {
+		return false, err
+	}
+	return h == w, nil
+}
+
+// canonicalLifecycle re-encodes a policy with its rules sorted by priority
+// and its keys sorted (encoding/json sorts map keys), keeping every field,
+// known or not.
+func canonicalLifecycle(text []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(text))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return "", fmt.Errorf("parsing lifecycle policy: %w", err)
+	}
+	if rules, ok := doc["rules"].([]any); ok {
+		sort.SliceStable(rules, func(i, j int) bool { return priority(rules[i]) < priority(rules[j]) })
+	}
+	b, err := json.Marshal(doc)
+	return string(b), err
+}
+
+func priority(rule any) float64 {
+	m, _ := rule.(map[string]any)
+	n, _ := m["rulePriority"].(json.Number)
+	f, _ := n.Float64()
+	return f
+}
+
+// Describe says what r keeps in words: "keep the 10 most recently pushed
+// images; expire untagged images 7 days after their push".
+func (r Retention) Describe() string {
+	var parts []string
+	if r.KeepImages > 0 {
+		parts = append(parts, "keep the "+plural(r.KeepImages, "image")+" most recently pushed")
+	}
+	if r.ExpireUntaggedDays > 0 {
+		parts = append(parts, "expire untagged images "+plural(r.ExpireUntaggedDays, "day")+" after their push")
+	}
+	if len(parts) == 0 {
+		return "no lifecycle rules"
+	}
+	return strings.Join(parts, "; ")
+}
