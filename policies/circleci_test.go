@@ -5,7 +5,6 @@ import (
 	"testing"
 )
 
-
 const (
 	testOrg      = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 	testProject  = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"

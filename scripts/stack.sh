@@ -158,6 +158,22 @@ remove_created() {
 	done
 }
 
+# daemon LOG CMD...: start CMD in the background, in a session of its own, with stdout and
+# stderr to LOG and no other file descriptor of ours. A lock the caller holds on a descriptor
+# (flock) is thus never inherited: a daemon holding it would block every e2e run for as long
+# as it lives.
+daemon() {
+	local log=$1 fd
+	shift
+	(
+		for fd in /proc/self/fd/*; do
+			fd=${fd##*/}
+			if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+		done
+		exec setsid "$@" </dev/null >"$log" 2>&1
+	) &
+}
+
 port_in_use() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # wait_until DESC PID LOG TIMEOUT CMD...: poll CMD; fail early if PID dies.
@@ -244,8 +260,7 @@ start_moto() {
 	port_in_use "$MOTO_HOST" "$MOTO_PORT" &&
 		die "$MOTO_HOST:$MOTO_PORT is taken by a process that is not this stack's moto"
 	say "starting moto on $MOTO_URL"
-	setsid "$VENV/bin/moto_server" -H "$MOTO_HOST" -p "$MOTO_PORT" \
-		</dev/null >"$STATE/moto.log" 2>&1 9>&- &
+	daemon "$STATE/moto.log" "$VENV/bin/moto_server" -H "$MOTO_HOST" -p "$MOTO_PORT"
 	pid=$!
 	echo "$pid" >"$STATE/moto.pid"
 	wait_until moto "$pid" "$STATE/moto.log" 30 moto_ok
@@ -281,7 +296,7 @@ start_dockerd() {
 		touch "$STATE/docker0-ours"
 	fi
 	say "starting dockerd on unix://$DOCKER_SOCK"
-	setsid dockerd \
+	daemon "$STATE/dockerd.log" dockerd \
 		--config-file "$STATE/daemon.json" \
 		--host "unix://$DOCKER_SOCK" \
 		--data-root "$DOCKER_ROOT" \
@@ -289,8 +304,7 @@ start_dockerd() {
 		--pidfile "$DOCKER_PIDFILE" \
 		--containerd-namespace containerise-stack \
 		--containerd-plugins-namespace containerise-stack-plugins \
-		--storage-driver=vfs --iptables=false --ip6tables=false \
-		</dev/null >"$STATE/dockerd.log" 2>&1 9>&- &
+		--storage-driver=vfs --iptables=false --ip6tables=false
 	pid=$!
 	wait_until dockerd "$pid" "$STATE/dockerd.log" 60 dockerd_ok
 }
@@ -443,7 +457,7 @@ start_registry() {
 	port_in_use "${REGISTRY_BACKEND%:*}" "${REGISTRY_BACKEND#*:}" &&
 		die "$REGISTRY_BACKEND is taken by a process that is not this stack's registry"
 	say "starting registry on http://$REGISTRY_BACKEND"
-	setsid docker-registry serve "$config" </dev/null >"$STATE/registry.log" 2>&1 9>&- &
+	daemon "$STATE/registry.log" docker-registry serve "$config"
 	pid=$!
 	echo "$pid" >"$STATE/registry.pid"
 	wait_until registry "$pid" "$STATE/registry.log" 30 backend_ok
@@ -466,10 +480,9 @@ start_front() {
 	build_front
 	say "starting the ECR front on https://$REGISTRY_HOST (127.0.0.1:443)"
 	# The password goes by environment, never on a command line.
-	setsid env AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing ECRFRONT_REGISTRY_PASSWORD="$REGISTRY_PASSWORD" \
+	daemon "$FRONT_LOG" env AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing ECRFRONT_REGISTRY_PASSWORD="$REGISTRY_PASSWORD" \
 		"$FRONT_BIN" -listen 127.0.0.1:443 -cert "$REGISTRY_CA" -key "$REGISTRY_DIR/tls/key.pem" \
-		-registry "http://$REGISTRY_BACKEND" -moto "$MOTO_URL" -account "$ACCOUNT" -user "$REGISTRY_USER" \
-		</dev/null >"$FRONT_LOG" 2>&1 9>&- &
+		-registry "http://$REGISTRY_BACKEND" -moto "$MOTO_URL" -account "$ACCOUNT" -user "$REGISTRY_USER"
 	pid=$!
 	echo "$pid" >"$FRONT_PIDFILE"
 	wait_until "ECR front" "$pid" "$FRONT_LOG" 30 registry_ok
@@ -650,7 +663,7 @@ cmd_env() {
 
 # One up or down at a time (ports and /etc are shared). The lock lives in the cache folder,
 # which stays anyway, so `down` leaves nothing new behind. Daemons are started with fd 9
-# closed (9>&-): an inherited copy would hold the lock for as long as they run.
+# closed (see daemon): an inherited copy would hold the lock for as long as they run.
 lock() {
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/stack-updown.lock"
