@@ -271,10 +271,10 @@ func describeError(ref, repository string, err error) error {
 	switch {
 	case errors.As(err, &noImage):
 		e.Why = "no image has that tag"
-		e.Hint = "push it first, or check --tag"
+		e.Hint = "push it first, or check the tag"
 	case errors.As(err, &noRepo):
 		e.Why = "repository " + repository + " does not exist"
-		e.Hint = "check --repository, or run setup"
+		e.Hint = "check the repository's name, or run setup"
 	case awsx.IsAccessDenied(err):
 		e.Why = "the role may not read scan findings (ecr:DescribeImageScanFindings)"
 		e.Next = hint.AllowScan
