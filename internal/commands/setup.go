@@ -208,6 +208,14 @@ NAME=value lines only. Progress and warnings go to stderr.`,
 	o.ci.add(f)
 	o.auth.add(f, true)
 	f.DurationVar(&o.PropagationWait, "wait", provision.DefaultPropagationWait, "how long to wait for IAM to accept a new user or OIDC provider as the role's principal")
+	groupFlags(cmd,
+		flagGroup{"What to set up", []string{"repository", "policy", "user", "role"}},
+		flagGroup{"How CI assumes the role", []string{"auth", "circleci-org-id", "circleci-project-id", "any-project", "branch"}},
+		flagGroup{"What the role may do", []string{"permissions", "allow-skip-existing", "registry-cache", "allow-scan"}},
+		flagGroup{"Repository settings (not given: left as they are)", []string{"scan-on-push", "immutable-tags", "mutable-tag", "keep-images", "expire-untagged-days", "kms-key"}},
+		flagGroup{"Where the variables go", []string{"output", "env-file", "circleci-project", "circleci-context", "circleci-org", "circleci-context-id", "create-context", "circleci-host"}},
+		flagGroup{"Keys and confirmation", []string{"rotate-key", "yes", "dry-run", "wait"}},
+	)
 	return cmd
 }
 
