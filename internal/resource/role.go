@@ -59,6 +59,7 @@ type Role struct {
 	inline      []string
 	profiles    []string // instance profiles holding the role
 	detaches    map[string]*Step
+	letGo       *Step // the last step before DeleteRole
 	deleteAfter []*Step // steps DeleteRole waits for
 
 	// Setup.
@@ -480,20 +481,23 @@ func (r *Role) Delete(p *Plan) {
 	add := p.chain(rep)
 	iamc := p.Env.IAM
 	r.detaches = map[string]*Step{}
+	var last *Step
 	for _, a := range r.attached {
-		r.detaches[a.arn] = add(&Step{Action: fmt.Sprintf("detach policy %s from role %s", a.name, r.Name), Call: "iam:DetachRolePolicy",
+		last = add(&Step{Action: fmt.Sprintf("detach policy %s from role %s", a.name, r.Name), Call: "iam:DetachRolePolicy",
 			Do: func(ctx context.Context) error {
 				_, err := iamc.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: aws.String(r.Name), PolicyArn: aws.String(a.arn)})
 				return err
 			}})
+		r.detaches[a.arn] = last
 	}
 	for _, name := range r.inline {
-		add(&Step{Action: fmt.Sprintf("delete inline policy %s of role %s", name, r.Name), Call: "iam:DeleteRolePolicy",
+		last = add(&Step{Action: fmt.Sprintf("delete inline policy %s of role %s", name, r.Name), Call: "iam:DeleteRolePolicy",
 			Do: func(ctx context.Context) error {
 				_, err := iamc.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(r.Name), PolicyName: aws.String(name)})
 				return err
 			}})
 	}
+	r.letGo = last
 	action := "delete role " + r.Name
 	add(&Step{Action: action, Call: "iam:DeleteRole", Needs: r.deleteAfter, Do: func(ctx context.Context) error {
 		return p.Env.untilFree(ctx, action, func() error {
@@ -503,9 +507,15 @@ func (r *Role) Delete(p *Plan) {
 	}})
 }
 
-// detachment is the teardown step detaching the policy from the role, nil
-// when the role is not being deleted or does not hold it.
-func (r *Role) detachment(policyARN string) *Step { return r.detaches[policyARN] }
+// detachment is the teardown step after which the role has let go of the
+// policy (and of every other policy it held), nil when the role is not being
+// deleted or does not hold it.
+func (r *Role) detachment(policyARN string) *Step {
+	if r.detaches[policyARN] == nil {
+		return nil
+	}
+	return r.letGo
+}
 
 func (r *Role) blocker() string {
 	if len(r.profiles) == 0 {
