@@ -59,7 +59,7 @@ type Role struct {
 	inline      []string
 	profiles    []string // instance profiles holding the role
 	detaches    map[string]*Step
-	letGo       *Step // the last step before DeleteRole
+	letGo       *Step   // the last step before DeleteRole
 	deleteAfter []*Step // steps DeleteRole waits for
 
 	// Setup.
