@@ -245,33 +245,7 @@ func assumeRoleError(err error, o Options, waited time.Duration) error {
 
 // Error is a failed push step: what was done, AWS's error, why that
 // happens, and what to do next; Next is a way forward the command words.
-type Error struct {
-	Doing string
-	Err   error
-	Why   string
-	Hint  string
-	Next  hint.Next
-	After string // a last word, after the hint
-}
-
-func (e *Error) Error() string { return e.Explain(nil) }
-
-// Explain is the message with the way forward worded by words.
-func (e *Error) Explain(words hint.Words) string {
-	msg := e.Doing + ": " + awsx.Describe(e.Err)
-	if e.Why != "" {
-		msg += ": " + e.Why
-	}
-	if h := hint.Append(e.Hint, e.Next, words); h != "" {
-		msg += " (" + h + ")"
-	}
-	if e.After != "" {
-		msg += "; " + e.After
-	}
-	return msg
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+type Error = awsx.Failure
 
 // registryAuth is what the engine needs to push to the ECR registry.
 type registryAuth struct {

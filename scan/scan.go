@@ -132,29 +132,7 @@ func (g *Gate) logf(format string, args ...any) {
 // Error is a gate that could not judge an image: what was done, AWS's
 // error or the scan's status, why, and what to do; Next is a way forward
 // the command words.
-type Error struct {
-	Doing string
-	Err   error
-	Why   string
-	Hint  string
-	Next  hint.Next
-}
-
-func (e *Error) Error() string { return e.Explain(nil) }
-
-// Explain is the message with the way forward worded by words.
-func (e *Error) Explain(words hint.Words) string {
-	msg := e.Doing + ": " + awsx.Describe(e.Err)
-	if e.Why != "" {
-		msg += ": " + e.Why
-	}
-	if h := hint.Append(e.Hint, e.Next, words); h != "" {
-		msg += " (" + h + ")"
-	}
-	return msg
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+type Error = awsx.Failure
 
 // errPending is a scan that has not completed yet.
 var errPending = errors.New("the scan has not completed")

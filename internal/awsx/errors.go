@@ -6,6 +6,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
+
+	"github.com/containerise/containerise/internal/hint"
 )
 
 // ErrorCode returns the AWS error code of err ("NoSuchEntity", "Throttling"),
@@ -122,3 +124,34 @@ func Uncertain(err error) bool {
 	}
 	return IsThrottled(err) || api.ErrorFault() == smithy.FaultServer
 }
+
+// Failure is a failed step that called AWS: what was being done, AWS's
+// error (still reachable with errors.As), why that happens and what to do
+// next. Next is a way forward the command layer words with its flags.
+type Failure struct {
+	Doing string
+	Err   error
+	Why   string
+	Hint  string
+	Next  hint.Next
+	After string // a last word, after the hint
+}
+
+func (e *Failure) Error() string { return e.Explain(nil) }
+
+// Explain is the message with the way forward worded by words.
+func (e *Failure) Explain(words hint.Words) string {
+	msg := e.Doing + ": " + Describe(e.Err)
+	if e.Why != "" {
+		msg += ": " + e.Why
+	}
+	if h := hint.Append(e.Hint, e.Next, words); h != "" {
+		msg += " (" + h + ")"
+	}
+	if e.After != "" {
+		msg += "; " + e.After
+	}
+	return msg
+}
+
+func (e *Failure) Unwrap() error { return e.Err }
