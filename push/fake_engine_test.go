@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/system"
 )
 
 // fakeEngine stands for the Docker engine behind engineAPI. It replays
@@ -152,6 +154,26 @@ func (e *fakeEngine) ImageBuild(ctx context.Context, body io.Reader, o build.Ima
 		}
 	}
 	return build.ImageBuildResponse{Body: e.stream(ctx, s)}, nil
+}
+
+func (e *fakeEngine) BuildCancel(ctx context.Context, id string) error {
+	e.record("BuildCancel")
+	return nil
+}
+
+func (e *fakeEngine) DialHijack(ctx context.Context, url, proto string, meta map[string][]string) (net.Conn, error) {
+	e.record("DialHijack")
+	return nil, errors.New("fake engine: no BuildKit session here")
+}
+
+func (e *fakeEngine) ImagePull(ctx context.Context, ref string, o image.PullOptions) (io.ReadCloser, error) {
+	e.record("ImagePull")
+	return nil, errors.New("fake engine: no pulls here")
+}
+
+func (e *fakeEngine) Info(ctx context.Context) (system.Info, error) {
+	e.record("Info")
+	return system.Info{}, nil
 }
 
 func (e *fakeEngine) ImageTag(ctx context.Context, image, ref string) error {

@@ -39,6 +39,14 @@ type pushFlags struct {
 	Scan     bool
 	FailOn   string
 	ScanWait time.Duration
+	// The build (pushbuild.go).
+	Builder   string
+	Secrets   []string
+	SSH       []string
+	CacheFrom []string
+	NoCache   bool
+	Network   string
+	Platform  string
 }
 
 func newPushCmd(g *Globals) *cobra.Command {
@@ -132,6 +140,13 @@ credentials exit 1 with the engine's message; invalid input exits 2.`,
 	fl.BoolVar(&f.Scan, "scan", false, "after pushing, gate on ECR's scan of the image, as 'containerise scan' does (needs --fail-on)")
 	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding is at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
 	fl.DurationVar(&f.ScanWait, "scan-wait", DefaultScanWait, "with --scan: how long to wait for the scan to complete")
+	fl.StringVar(&f.Builder, "builder", string(push.BuilderAuto), "auto (BuildKit when the engine offers it, else the classic builder), buildkit or classic")
+	fl.StringArrayVar(&f.Secrets, "secret", nil, "build secret for RUN --mount=type=secret: id=ID,env=VAR or id=ID,src=FILE (BuildKit); repeatable")
+	fl.StringArrayVar(&f.SSH, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK), or ID=SOCKET|KEY[,...] (BuildKit); repeatable")
+	fl.StringArrayVar(&f.CacheFrom, "cache-from", nil, "another image whose layers the build may reuse, besides the tags being pushed; repeatable")
+	fl.BoolVar(&f.NoCache, "no-cache", false, "build from scratch: pull no cache source and reuse no layer the engine has")
+	fl.StringVar(&f.Network, "network", "default", "network of RUN steps: default, host or none")
+	fl.StringVar(&f.Platform, "platform", "", "target platform os/arch[/variant] (default: the engine's); several, comma-separated, need BuildKit and the containerd image store")
 	return cmd
 }
 
@@ -209,6 +224,10 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 	if err != nil {
 		return push.Options{}, err
 	}
+	build, err := f.buildOptions(getenv)
+	if err != nil {
+		return push.Options{}, err
+	}
 	return push.Options{
 		AccessKeyID:     keyID,
 		SecretAccessKey: secret,
@@ -222,6 +241,13 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 		BuildArgs:       buildArgs,
 		Target:          f.Target,
 		Labels:          labels,
+		Builder:         build.Builder,
+		Secrets:         build.Secrets,
+		SSH:             build.SSH,
+		CacheFrom:       build.CacheFrom,
+		NoCache:         f.NoCache,
+		Network:         build.Network,
+		Platforms:       build.Platforms,
 		SkipExisting:    f.SkipExisting,
 		Wait:            f.Wait,
 	}, nil
