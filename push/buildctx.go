@@ -163,10 +163,27 @@ func (bc buildContext) tar() (io.ReadCloser, error) {
 	if bc.External == "" {
 		return rc, nil
 	}
-	// The wrapper appends the entry when the stream has no file of that name.
+	// The wrapper appends an entry when the stream has no file of that name.
+	// As the docker CLI does, the sent .dockerignore also names the added
+	// Dockerfile, so that the engine drops it from the context after reading
+	// it and a COPY . never sees it.
+	now := time.Now()
 	return archive.ReplaceFileTarWrapper(rc, map[string]archive.TarModifierFunc{
 		bc.Dockerfile: func(string, *tar.Header, io.Reader) (*tar.Header, []byte, error) {
-			return &tar.Header{Name: bc.Dockerfile, Typeflag: tar.TypeReg, Mode: 0o600, ModTime: time.Now()}, external, nil
+			return &tar.Header{Name: bc.Dockerfile, Typeflag: tar.TypeReg, Mode: 0o600, ModTime: now}, external, nil
+		},
+		".dockerignore": func(_ string, h *tar.Header, content io.Reader) (*tar.Header, []byte, error) {
+			if h == nil {
+				h = &tar.Header{Name: ".dockerignore", Typeflag: tar.TypeReg, Mode: 0o644, ModTime: now}
+			}
+			var b []byte
+			if content != nil {
+				var err error
+				if b, err = io.ReadAll(content); err != nil {
+					return nil, nil, err
+				}
+			}
+			return h, append(b, "\n"+bc.Dockerfile+"\n"...), nil
 		},
 	}), nil
 }
