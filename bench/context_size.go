@@ -153,9 +153,10 @@ func (b *bench) scenarioContext() error {
 		fmt.Sprintf("Files of %s of random (ChaCha8) bytes under data/; with .dockerignore, data/ is left out and", sizeName(part)),
 		"the context is the Dockerfile and one small file. The Dockerfile COPYs only that file, so the whole",
 		"context is read and sent to the engine, but no big layer is made (vfs storage driver here).",
-		"containerise push: the full push (AWS, build, push of the small image, which is already in the registry",
-		"after the first run). docker build: the docker CLI client (DOCKER_BUILDKIT=0), build only; docker build",
-		"&& push: the same plus the push, like for like with containerise push (logged in beforehand).",
+		"containerise push: the full push with its defaults (BuildKit, whose session serves the context file by file;",
+		"AWS; push of the small image, already in the registry after the first run). docker build: the docker CLI",
+		"client (DOCKER_BUILDKIT=0), build only; docker build && push: the same plus the push, like for like with",
+		"containerise push (logged in beforehand).",
 		"Peak RSS: the child's ru_maxrss; CPU: the child's user + system time (the engine's is not counted).",
 		fmt.Sprintf("%d alternating rounds per line (order changed each round) after one warm-up round, %s pause before each run.", rounds, b.settle))
 	ignored := func(r result) string {

@@ -157,6 +157,58 @@ func TestPushBuildKitCacheHoldsOnAColdEngine(t *testing.T) {
 	}
 }
 
+// TestPushBuildKitEngineStopsMidBuild: the engine goes away while BuildKit
+// runs a RUN step (the build stream and the session both run over the
+// engine's connection): push exits 1 promptly, naming DOCKER_HOST, and
+// leaves no tag.
+func TestPushBuildKitEngineStopsMidBuild(t *testing.T) {
+	resetAWS(t)
+	vars := fxSetup(t, nil)
+	dp := newDockerPath(t)
+	marker := fmt.Sprintf("bkmidbuild-%x", time.Now().UnixNano())
+	// The shell stays (and its command line with the marker) while sleep
+	// runs only if a command follows: a shell execs its last command.
+	app, _ := fxApp(t, 1<<10, fmt.Sprintf("RUN echo %s && sleep 15 && echo done\n", marker))
+	tag := "bkmid-" + marker[len(marker)-8:]
+	env := fxCIEnv(vars, "DOCKER_HOST="+dp.Host, "DOCKER_CONFIG="+t.TempDir())
+	bp := startBinary(t, runOpts{env: env, dir: app}, "push", "--builder", "buildkit", "--tag", tag)
+	// BuildKit runs RUN steps outside the engine's containers: look for the
+	// step's shell among this machine's processes.
+	deadline := time.Now().Add(60 * time.Second)
+	for !processRuns(marker) {
+		if time.Now().After(deadline) {
+			dp.tox.stop()
+			t.Fatalf("the build never reached its RUN step:\n%s", bp.wait(t))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	dp.tox.stop()
+	start := time.Now()
+	r := bp.wait(t)
+	if r.Code != 1 {
+		t.Fatalf("push whose engine went away mid-build: want exit 1:\n%s", r)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("push took %v to notice the engine was gone", d)
+	}
+	fxErrorLine(t, r, "DOCKER_HOST")
+	if d := manifestDigest(t, fxRepo, tag); d != "" {
+		t.Errorf("the interrupted push left tag %s", tag)
+	}
+}
+
+// processRuns says whether a process on this machine has marker in its
+// command line.
+func processRuns(marker string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(marker)) {
+			return true
+		}
+	}
+	return false
+}
+
 // stepCached says whether BuildKit's plain progress shows the step whose
 // name contains step as CACHED.
 func stepCached(stderr, step string) bool {

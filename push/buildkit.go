@@ -49,13 +49,19 @@ func (p *Pusher) buildKit(ctx context.Context, o Options, bc buildContext, req b
 		return "", err
 	}
 	// The session lives until the build is over; it stops when this
-	// function returns, whatever happened.
+	// function returns, whatever happened. Should it fail (the engine
+	// refused or dropped it), the build, which the engine would otherwise
+	// hold waiting for it, is cancelled with that reason.
+	ctx, cancelBuild := context.WithCancelCause(ctx)
+	defer cancelBuild(nil)
 	sessCtx, stopSession := context.WithCancel(ctx)
-	sessErr := make(chan error, 1)
 	go func() {
-		sessErr <- sess.Run(sessCtx, func(ctx context.Context, proto string, meta map[string][]string) (net.Conn, error) {
+		err := sess.Run(sessCtx, func(ctx context.Context, proto string, meta map[string][]string) (net.Conn, error) {
 			return p.Engine.DialHijack(ctx, "/session", proto, meta)
 		})
+		if err != nil && sessCtx.Err() == nil {
+			cancelBuild(&sessionError{err})
+		}
 	}()
 	defer func() {
 		stopSession()
@@ -94,17 +100,26 @@ func (p *Pusher) buildKit(ctx context.Context, o Options, bc buildContext, req b
 		Platform:      strings.Join(o.Platforms, ","),
 	})
 	if err != nil {
-		select {
-		case serr := <-sessErr:
-			if serr != nil && ctx.Err() == nil {
-				return "", fmt.Errorf("building: could not open a BuildKit session with %s: %v", p.engineDescription(), serr)
-			}
-		default:
-		}
-		return "", p.refusedBuild(ctx, err)
+		return "", p.sessionFailed(ctx, p.refusedBuild(ctx, err))
 	}
 	defer resp.Body.Close()
-	return p.followBuildKit(ctx, resp.Body)
+	id, err := p.followBuildKit(ctx, resp.Body)
+	return id, p.sessionFailed(ctx, err)
+}
+
+// sessionError is why a BuildKit session ended before its build.
+type sessionError struct{ err error }
+
+func (e *sessionError) Error() string { return e.err.Error() }
+
+// sessionFailed puts the session's failure in place of the cancellation it
+// caused.
+func (p *Pusher) sessionFailed(ctx context.Context, err error) error {
+	var serr *sessionError
+	if err != nil && errors.As(context.Cause(ctx), &serr) {
+		return fmt.Errorf("building: the BuildKit session with %s failed (%v): check that the engine is still running, then rerun", p.engineDescription(), serr.err)
+	}
+	return err
 }
 
 // newSession makes the BuildKit session of one build with everything the

@@ -260,6 +260,69 @@ func TestPushBuildKitAWSFailureReleasesTheSession(t *testing.T) {
 	}
 }
 
+// TestPushWarmEngineBuildsFromItsOwnImages: when the engine has a tag's
+// image already (under the registry name ECR will give), the build uses it
+// as it is, pulls nothing, and runs while AWS answers.
+func TestPushWarmEngineBuildsFromItsOwnImages(t *testing.T) {
+	w := newBuildKitWorld(t)
+	w.opts.Region = "us-east-1"
+	host := w.acct.RegistryHost()
+	if want := predictedRegistry(w.opts.RoleARN, w.opts.Region); want != host {
+		t.Fatalf("predicted registry %q, ECR names %q", want, host)
+	}
+	v1 := host + "/" + testRepo + ":v1"
+	w.engine.Local = map[string]bool{v1: true}
+	stsAsked := newSignal()
+	w.pusher.STS = hookedSTS{stsAPI: w.pusher.STS, before: func() {
+		stsAsked.fire()
+		await(t, w.engine.buildStarted, "the build while AssumeRole waits: the build does not overlap the AWS calls")
+	}}
+	if err := w.runWithin(context.Background(), 4*overlapGuard); err != nil {
+		t.Fatalf("push failed: %v\n%s", err, w.err)
+	}
+	if len(w.engine.pulls) != 0 {
+		t.Errorf("pulled %v on a warm engine", w.engine.pulls)
+	}
+	b := w.engine.builds[0]
+	if strings.Join(b.Options.CacheFrom, " ") != v1 || b.Options.NoCache || len(b.Options.Tags) != 0 {
+		t.Errorf("build: CacheFrom %v, NoCache %v, Tags %v", b.Options.CacheFrom, b.Options.NoCache, b.Options.Tags)
+	}
+	if len(w.engine.tags) != 2 || strings.Count(w.out.String(), "\n") != 2 {
+		t.Errorf("tags %v, stdout:\n%s", w.engine.tags, w.out)
+	}
+	if !strings.Contains(w.err.String(), "cache: the engine has "+v1+" already: building from it without pulling") {
+		t.Errorf("stderr:\n%s", w.err)
+	}
+}
+
+func TestPredictedRegistry(t *testing.T) {
+	for _, tt := range []struct{ arn, region, want string }{
+		{"arn:aws:iam::123456789012:role/ci", "eu-west-1", "123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
+		{"arn:aws-cn:iam::123456789012:role/ci", "cn-north-1", "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"},
+		{"not-an-arn", "eu-west-1", ""},
+		{"arn:aws:iam::123456789012:role/ci", "", ""},
+	} {
+		if got := predictedRegistry(tt.arn, tt.region); got != tt.want {
+			t.Errorf("predictedRegistry(%q, %q) = %q, want %q", tt.arn, tt.region, got, tt.want)
+		}
+	}
+}
+
+// TestPushBuildKitSessionRefused: an engine that refuses the session would
+// hold the build waiting for it; the build is cancelled and the error says
+// why.
+func TestPushBuildKitSessionRefused(t *testing.T) {
+	w := newBuildKitWorld(t)
+	w.engine.DialErr = errors.New("Error response from daemon: page not found")
+	err := w.runWithin(context.Background(), 4*overlapGuard)
+	if err == nil || !strings.Contains(err.Error(), "the BuildKit session with the Docker engine at") || !strings.Contains(err.Error(), "page not found") {
+		t.Fatalf("error %v", err)
+	}
+	if clierror.Code(err) != clierror.ExitFailure {
+		t.Errorf("exit %d", clierror.Code(err))
+	}
+}
+
 func TestPushCacheSourceRefusedIsSkipped(t *testing.T) {
 	w := newBuildKitWorld(t)
 	host := w.acct.RegistryHost()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/pkg/jsonmessage"
@@ -28,6 +29,42 @@ func cacheSources(o Options, reg registryAuth, tags []string) []string {
 		add(ref)
 	}
 	return refs
+}
+
+// cacheSourcesOnEngine returns the cache sources the engine has already (a
+// warm engine: a persistent CI runner, a developer's machine), named with
+// the registry host that ECR will give: <account>.dkr.ecr.<region>.<suffix>.
+// Those are used as they are, without asking the registry; none means a
+// cold engine.
+func (p *Pusher) cacheSourcesOnEngine(ctx context.Context, o Options) []string {
+	host := predictedRegistry(o.RoleARN, o.Region)
+	if host == "" {
+		return nil
+	}
+	var local []string
+	for _, ref := range cacheSources(o, registryAuth{Host: host}, o.Tags) {
+		if _, err := p.Engine.ImageInspect(ctx, ref); err == nil {
+			local = append(local, ref)
+		}
+	}
+	if len(local) > 0 {
+		p.logf("cache: the engine has %s already: building from it without pulling", strings.Join(local, ", "))
+	}
+	return local
+}
+
+// predictedRegistry is the ECR registry host of the role's account in
+// region, "" when the role ARN does not name an account.
+func predictedRegistry(roleARN, region string) string {
+	a, err := arn.Parse(roleARN)
+	if err != nil || a.AccountID == "" || region == "" {
+		return ""
+	}
+	suffix := "amazonaws.com"
+	if strings.HasPrefix(region, "cn-") {
+		suffix = "amazonaws.com.cn"
+	}
+	return a.AccountID + ".dkr.ecr." + region + "." + suffix
 }
 
 // pullCacheSources brings each cache source into the engine, with the ECR

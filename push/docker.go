@@ -32,6 +32,8 @@ type engineAPI interface {
 	BuildCancel(ctx context.Context, id string) error
 	// DialHijack opens the connection a BuildKit session runs over.
 	DialHijack(ctx context.Context, url, proto string, meta map[string][]string) (net.Conn, error)
+	// ImageInspect tells whether the engine has an image already.
+	ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
 	// ImagePull fetches a cache source into the engine.
 	ImagePull(ctx context.Context, ref string, options image.PullOptions) (io.ReadCloser, error)
 	// Info tells the engine's image store (for several platforms).

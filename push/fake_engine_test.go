@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth"
 	"github.com/moby/buildkit/session/filesync"
@@ -50,9 +51,13 @@ type fakeEngine struct {
 	FrontendExcludes []string
 	AskSecrets       []string
 	AskCredentials   []string
+	// Local lists the images the engine has already.
+	Local map[string]bool
 	// Pull maps a reference to its pull stream (as Push); a reference not
 	// there is not in the registry.
 	Pull map[string]any
+	// DialErr fails DialHijack, as an engine that refuses sessions does.
+	DialErr error
 	// APIVersion and Driver are what Ping and Info report.
 	APIVersion string
 	Driver     string
@@ -232,6 +237,9 @@ func (e *fakeEngine) DialHijack(ctx context.Context, url, proto string, meta map
 	if url != "/session" || proto != "h2c" {
 		e.t.Errorf("DialHijack(%q, %q); want /session over h2c", url, proto)
 	}
+	if e.DialErr != nil {
+		return nil, e.DialErr
+	}
 	client, server := net.Pipe()
 	go func() { _ = e.sessionManager().HandleConn(context.Background(), server, meta) }()
 	return client, nil
@@ -326,6 +334,14 @@ func readTree(t *testing.T, dir string) map[string]string {
 		t.Errorf("fake engine: %v", err)
 	}
 	return files
+}
+
+func (e *fakeEngine) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	e.record("ImageInspect")
+	if e.Local[ref] {
+		return image.InspectResponse{ID: "sha256:0123"}, nil
+	}
+	return image.InspectResponse{}, fmt.Errorf("Error response from daemon: No such image: %s", ref)
 }
 
 func (e *fakeEngine) ImagePull(ctx context.Context, ref string, o image.PullOptions) (io.ReadCloser, error) {

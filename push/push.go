@@ -41,6 +41,9 @@ type Options struct {
 	// SessionName is the role session name auditors see (see SessionName).
 	SessionName string
 
+	// Region is the repository's region; with the role's account it names
+	// the ECR registry before ECR answers.
+	Region     string
 	Repository string
 	Tags       []string
 
@@ -145,10 +148,11 @@ func (p *Pusher) debugf(format string, args ...any) {
 // Order: the build inputs are checked first (a usage error, before any
 // call), then the engine is reached, its API version negotiated and the
 // builder chosen (so a missing engine fails before AWS is asked anything).
-// Then, by default, AWS (STS, then ECR) comes first, since the cache
-// sources are pulled from ECR with its token: the cache sources are pulled,
-// the image is built with the registry refs as its tags, and every tag is
-// pushed. With NoCache nothing needs ECR before the build, so the AWS half
+// On a cold engine (no cache source on it), AWS (STS, then ECR) comes first,
+// since the cache sources are pulled from ECR with its token: the cache
+// sources are pulled, the image is built with the registry refs as its
+// tags, and every tag is pushed. When nothing needs ECR before the build
+// (NoCache, or a warm engine that has cache sources already), the AWS half
 // and the build run together, and the image is tagged for the registry once
 // ECR has named it. With SkipExisting, whether to build depends on ECR's
 // answer, so AWS comes first too.
@@ -171,11 +175,18 @@ func (p *Pusher) Run(ctx context.Context, o Options) error {
 		reg  registryAuth
 		tags []string
 	)
-	if o.SkipExisting || !o.NoCache {
-		reg, tags, err = p.loginThenBuild(ctx, o, bc, req, deadline)
-	} else {
+	overlap := o.NoCache && !o.SkipExisting
+	if !o.NoCache && !o.SkipExisting {
+		// A warm engine that has cache sources already builds from them
+		// at once, without pulling: then nothing waits for ECR.
+		req.cacheFrom = p.cacheSourcesOnEngine(ctx, o)
+		overlap = len(req.cacheFrom) > 0
+	}
+	if overlap {
 		reg, err = p.buildWhileLoggingIn(ctx, o, bc, req, deadline)
 		tags = o.Tags
+	} else {
+		reg, tags, err = p.loginThenBuild(ctx, o, bc, req, deadline)
 	}
 	if err != nil {
 		return err

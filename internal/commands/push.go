@@ -265,6 +265,7 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 		WebIdentity:     webIdentity,
 		RoleARN:         roleARN,
 		SessionName:     push.SessionName(getenv, time.Now()),
+		Region:          g.Region,
 		Repository:      f.Repository,
 		Tags:            tags,
 		Context:         f.Context,
