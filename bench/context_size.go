@@ -109,6 +109,10 @@ func (b *bench) scenarioContext() error {
 		size       int64
 		ignore     bool
 		cz, dk, fl *contender
+		// czFirst is containerise's first (warm-up) run on the folder: with
+		// BuildKit the engine then receives the whole context; later runs
+		// send only what changed (the session's shared key).
+		czFirst sample
 	}
 	var results []result
 	for _, size := range sizes {
@@ -121,9 +125,14 @@ func (b *bench) scenarioContext() error {
 			if ignore {
 				tag += "-ignore"
 			}
+			var czFirst *sample
 			cz := &contender{name: "containerise push", once: func() (sample, error) {
 				r := execute(b.ctx, cmdSpec{Name: b.bin, Args: []string{"push", "--tag", tag, "--context", dir}, Dir: b.tmp, Env: czEnv})
-				return sampleOf(r), r.Err
+				got := sampleOf(r)
+				if czFirst == nil {
+					czFirst = &got
+				}
+				return got, r.Err
 			}}
 			dk := &contender{name: "docker build", once: func() (sample, error) {
 				r := execute(b.ctx, cmdSpec{Name: "docker", Args: []string{"build", "-t", "containerise-bench/" + tag + ":" + b.runID, dir}, Dir: b.tmp, Env: dockerEnv})
@@ -142,7 +151,7 @@ func (b *bench) scenarioContext() error {
 			if err := alternate(rounds, b.settle, []*contender{cz, dk, fl}); err != nil {
 				return err
 			}
-			results = append(results, result{size, ignore, cz, dk, fl})
+			results = append(results, result{size, ignore, cz, dk, fl, *czFirst})
 			if err := os.RemoveAll(dir); err != nil {
 				return err
 			}
@@ -165,10 +174,11 @@ func (b *bench) scenarioContext() error {
 		}
 		return "no"
 	}
-	fmt.Fprintln(b.out, "  peak RSS")
-	t := newTable("context", ".dockerignore", "containerise push", "docker build (CLI)")
+	fmt.Fprintln(b.out, "  peak RSS (containerise's first run on a folder sends the engine the whole context; later runs")
+	fmt.Fprintln(b.out, "  send only what changed, as the engine keeps what it received of that folder)")
+	t := newTable("context", ".dockerignore", "containerise push", "first run", "first run's time", "docker build (CLI)")
 	for _, r := range results {
-		t.add(sizeName(r.size), ignored(r), mib(medianInt(r.cz.rss)), mib(medianInt(r.dk.rss)))
+		t.add(sizeName(r.size), ignored(r), mib(medianInt(r.cz.rss)), mib(r.czFirst.rss), ms(r.czFirst.wall), mib(medianInt(r.dk.rss)))
 	}
 	t.write(b.out)
 	fmt.Fprintln(b.out, "\n  wall time and the client's CPU time")
@@ -180,10 +190,11 @@ func (b *bench) scenarioContext() error {
 	t.write(b.out)
 
 	// Flat: the peak RSS at the largest context is within 8 MiB of the smallest.
+	// Both on the first runs, which send the whole context.
 	var peak, small, large int64
 	for _, r := range results {
-		rss := medianInt(r.cz.rss)
-		peak = max(peak, rss)
+		rss := r.czFirst.rss
+		peak = max(peak, rss, medianInt(r.cz.rss))
 		if !r.ignore && r.size == sizes[0] {
 			small = rss
 		}
@@ -194,7 +205,7 @@ func (b *bench) scenarioContext() error {
 	under := peak < 64<<10
 	flat := large-small <= 8<<10
 	fmt.Fprintf(b.out, "\n  target: peak RSS under 64 MiB: highest %s, %s\n", mib(peak), verdict(under))
-	fmt.Fprintf(b.out, "  target: flat as the context grows (%s -> %s within 8 MiB): %s -> %s, %s\n",
+	fmt.Fprintf(b.out, "  target: flat as the context grows (first runs, %s -> %s within 8 MiB): %s -> %s, %s\n",
 		sizeName(sizes[0]), sizeName(largest), mib(small), mib(large), verdict(flat))
 	b.target("3 context", "push peak RSS under 64 MiB", "highest "+mib(peak), under)
 	b.target("3 context", "RSS flat as the context grows (within 8 MiB)", mib(small)+" -> "+mib(large), flat)

@@ -85,10 +85,11 @@ writes its cache metadata into each image for the next run. Pulling first,
 rather than importing the cache from the registry, keeps the cache holding
 run after run on engines whose BuildKit would otherwise miss every other run.
 A source that is missing or refused is skipped with one line on stderr. The
-pull needs the token, so AWS answers first; with --no-cache the build needs
-nothing from AWS and runs while STS and ECR answer, and the image is tagged
-for the registry once ECR names it. With --skip-existing, ECR is asked first,
-since its answer decides what to build.
+pull needs the token, so AWS answers first. On a warm engine that has a
+source already, push uses it as it is and pulls nothing; then, as with
+--no-cache, the build needs nothing from AWS and runs while STS and ECR
+answer, and the image is tagged for the registry once ECR names it. With
+--skip-existing, ECR is asked first, since its answer decides what to build.
 
 Keyless (after 'setup --auth oidc'): in a CircleCI job, push assumes the role
 with the job's OIDC token, which CircleCI sets in CIRCLE_OIDC_TOKEN_V2 (else
