@@ -178,3 +178,13 @@ func TestStepCached(t *testing.T) {
 		t.Error("another step's CACHED counted")
 	}
 }
+
+func TestContextSent(t *testing.T) {
+	out := "#5 [internal] load build context\n#5 transferring context: 656.64MB 5.1s\n#5 transferring context: 1.07GB 8.7s done\n#5 DONE 8.8s\n"
+	if got := contextSent(out); got != 1_070_000_000 {
+		t.Errorf("contextSent = %d", got)
+	}
+	if got := contextSent("#1 transferring dockerfile: 138B done\n"); got != 0 {
+		t.Errorf("a Dockerfile counted as context: %d", got)
+	}
+}
