@@ -10,7 +10,8 @@
 //
 // Knobs (environment): BENCH_RUNS (runs per figure), BENCH_QUICK=1 (small
 // contexts and few runs, for a fast check), BENCH_ONLY (comma list of
-// startup,push,context,setup,scale), BENCH_KEEP=1 (keep the temp folder).
+// startup,push,context,setup,scale,cold,builders), BENCH_KEEP=1 (keep the
+// temp folder).
 package main
 
 import (
@@ -127,6 +128,8 @@ func mainErr(repoArg, binArg string) error {
 		{"context", b.scenarioContext},
 		{"startup", b.scenarioStartup},
 		{"scale", b.scenarioScale},
+		{"cold", b.scenarioCold},
+		{"builders", b.scenarioBuilders},
 	}
 	for _, s := range scenarios {
 		if !want(s.name) {

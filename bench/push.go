@@ -241,10 +241,11 @@ func (b *bench) scenarioPush() error {
 
 	section(b.out, "1. Push: the same small image, same stack",
 		"image: FROM "+b.baseImage+" + COPY of a 1-line file + CMD; pushed to "+image+".",
-		"containerise push: assume role + ECR token (with --verbose, to read its AWS time) + Engine API build + push.",
+		"containerise push: its defaults (BuildKit, registry cache: the engine has the tag's previous image after the",
+		"       warm-up, so it builds from it while AWS answers) + push; --verbose, to read its AWS time.",
 		"blog flow (peer): $STACK_PYTHON peer/blogflow.py, the project's boto3 + docker-py script doing the blog",
 		"       post's steps (STS, ECR token, build, push with per-request credentials), in the context folder.",
-		"floor: docker build (DOCKER_BUILDKIT=0: the same classic builder the other two use) && docker push,",
+		"floor: docker build (DOCKER_BUILDKIT=0: the classic builder, as the peer's docker-py) && docker push,",
 		"       after a docker login done once beforehand with a temporary DOCKER_CONFIG.",
 		"MAIN FIGURES, \"changed file\": before EVERY run, for all three alike, the copied file changes, so",
 		"each run builds one new layer and pushes it, as a CI job after a commit does. For reference,",

@@ -740,7 +740,9 @@ func TestFaultDockerEngineStopsMidBuild(t *testing.T) {
 	tag := "mid-" + marker
 
 	env := fxCIEnv(vars, "DOCKER_HOST="+dp.Host, "DOCKER_CONFIG="+t.TempDir())
-	bp := startBinary(t, runOpts{env: env, dir: app}, "push", "--tag", tag)
+	// The classic builder runs RUN in an engine container, which
+	// fxEngineRuns sees; buildkit_test.go has BuildKit's case.
+	bp := startBinary(t, runOpts{env: env, dir: app}, "push", "--builder", "classic", "--tag", tag)
 	// Wait until the engine runs the build's RUN step, then take the engine away.
 	deadline := time.Now().Add(60 * time.Second)
 	for !fxEngineRuns(t, marker) {

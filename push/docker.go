@@ -1,30 +1,22 @@
 package push
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
-	"github.com/moby/go-archive"
-	"github.com/moby/patternmatcher"
-	"github.com/moby/patternmatcher/ignorefile"
-
-	"github.com/containerise/containerise/internal/clierror"
 )
 
 // engineAPI is the part of the Docker client a push uses.
@@ -36,6 +28,16 @@ type engineAPI interface {
 	ClientVersion() string
 	DaemonHost() string
 	ImageBuild(ctx context.Context, buildContext io.Reader, options build.ImageBuildOptions) (build.ImageBuildResponse, error)
+	// BuildCancel stops a BuildKit build by its BuildID.
+	BuildCancel(ctx context.Context, id string) error
+	// DialHijack opens the connection a BuildKit session runs over.
+	DialHijack(ctx context.Context, url, proto string, meta map[string][]string) (net.Conn, error)
+	// ImageInspect tells whether the engine has an image already.
+	ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
+	// ImagePull fetches a cache source into the engine.
+	ImagePull(ctx context.Context, ref string, options image.PullOptions) (io.ReadCloser, error)
+	// Info tells the engine's image store (for several platforms).
+	Info(ctx context.Context) (system.Info, error)
 	// ImageTag gives an image (here, a built image's ID) another reference.
 	ImageTag(ctx context.Context, image, ref string) error
 	ImagePush(ctx context.Context, image string, options image.PushOptions) (io.ReadCloser, error)
@@ -54,18 +56,18 @@ func NewEngine() (*client.Client, error) {
 
 // connect reaches the engine and negotiates the API version, so that an
 // engine that is not there fails before anything else happens.
-func (p *Pusher) connect(ctx context.Context) error {
+func (p *Pusher) connect(ctx context.Context) (types.Ping, error) {
 	ping, err := p.Engine.Ping(ctx)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			return err
+			return types.Ping{}, err
 		}
-		return fmt.Errorf("cannot reach %s: %v; start Docker or point DOCKER_HOST at it (in CircleCI, add a setup_remote_docker step before this one)",
+		return types.Ping{}, fmt.Errorf("cannot reach %s: %v; start Docker or point DOCKER_HOST at it (in CircleCI, add a setup_remote_docker step before this one)",
 			p.engineDescription(), err)
 	}
 	p.Engine.NegotiateAPIVersionPing(ping)
 	p.debugf("docker: engine at %s, API %s (engine offers %s)", p.Engine.DaemonHost(), p.Engine.ClientVersion(), ping.APIVersion)
-	return nil
+	return ping, nil
 }
 
 // engineDescription names the engine and where its address came from, for
@@ -75,194 +77,6 @@ func (p *Pusher) engineDescription() string {
 		return fmt.Sprintf("the Docker engine at %s (DOCKER_HOST=%s)", p.Engine.DaemonHost(), host)
 	}
 	return fmt.Sprintf("the Docker engine at %s (DOCKER_HOST is not set, so the default)", p.Engine.DaemonHost())
-}
-
-// buildContext is a checked build context: the folder and the Dockerfile's
-// path inside it (with '/' separators).
-type buildContext struct {
-	Dir        string
-	Dockerfile string
-	// External is the Dockerfile's own path when it lies outside Dir: as the
-	// docker CLI does, it is added to the streamed context under Dockerfile,
-	// a name no file of the context has.
-	External string
-}
-
-// prepareContext checks that the context folder and the Dockerfile exist,
-// and notes whether the Dockerfile lies outside the context. Failures are
-// usage errors, reported before any call.
-func prepareContext(dir, dockerfile string) (buildContext, error) {
-	if dir == "" {
-		dir = "."
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return buildContext{}, clierror.Usagef("--context %q: %v", dir, err)
-	}
-	st, err := os.Stat(abs)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return buildContext{}, clierror.Usagef("--context %q: no such folder", dir)
-	case err != nil:
-		return buildContext{}, clierror.Usagef("--context %q: %v", dir, err)
-	case !st.IsDir():
-		return buildContext{}, clierror.Usagef("--context %q is not a folder", dir)
-	}
-	flag := "--file"
-	if dockerfile == "" {
-		dockerfile = filepath.Join(abs, "Dockerfile")
-		flag = "Dockerfile in --context"
-	}
-	dfAbs, err := filepath.Abs(dockerfile)
-	if err != nil {
-		return buildContext{}, clierror.Usagef("%s %q: %v", flag, dockerfile, err)
-	}
-	st, err = os.Stat(dfAbs)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return buildContext{}, clierror.Usagef("%s: %s does not exist", flag, dockerfile)
-	case err != nil:
-		return buildContext{}, clierror.Usagef("%s %q: %v", flag, dockerfile, err)
-	case st.IsDir():
-		return buildContext{}, clierror.Usagef("%s %q is a folder, not a Dockerfile", flag, dockerfile)
-	}
-	rel, err := filepath.Rel(abs, dfAbs)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return buildContext{Dir: abs, Dockerfile: externalDockerfileName(), External: dfAbs}, nil
-	}
-	return buildContext{Dir: abs, Dockerfile: filepath.ToSlash(rel)}, nil
-}
-
-// externalDockerfileName is a fresh name for a Dockerfile from outside the
-// context, so it cannot replace a file of the context.
-func externalDockerfileName() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
-	return ".containerise-dockerfile-" + hex.EncodeToString(b)
-}
-
-// excludes reads the context's .dockerignore and, as the docker CLI does,
-// never lets it exclude the Dockerfile or the .dockerignore itself (the
-// engine needs both).
-func (bc buildContext) excludes() ([]string, error) {
-	f, err := os.Open(filepath.Join(bc.Dir, ".dockerignore"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading .dockerignore: %w", err)
-	}
-	defer f.Close()
-	patterns, err := ignorefile.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading .dockerignore: %w", err)
-	}
-	for _, keep := range []string{".dockerignore", bc.Dockerfile} {
-		excluded, err := patternmatcher.MatchesOrParentMatches(keep, patterns)
-		if err != nil {
-			return nil, fmt.Errorf("reading .dockerignore: %w", err)
-		}
-		if excluded {
-			patterns = append(patterns, "!"+keep)
-		}
-	}
-	return patterns, nil
-}
-
-// tar streams the context as a tar through a pipe: it is never held whole in
-// memory. Owners are reset to root, as the docker CLI does.
-func (bc buildContext) tar() (io.ReadCloser, error) {
-	excludes, err := bc.excludes()
-	if err != nil {
-		return nil, err
-	}
-	var external []byte
-	if bc.External != "" {
-		// Read before the stream starts, so a vanished file fails here.
-		if external, err = os.ReadFile(bc.External); err != nil {
-			return nil, fmt.Errorf("reading the Dockerfile %s: %w", bc.External, err)
-		}
-	}
-	rc, err := archive.TarWithOptions(bc.Dir, &archive.TarOptions{
-		ExcludePatterns: excludes,
-		ChownOpts:       &archive.ChownOpts{UID: 0, GID: 0},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("archiving the build context %s: %w", bc.Dir, err)
-	}
-	if bc.External == "" {
-		return rc, nil
-	}
-	// The wrapper appends the entry when the stream has no file of that name.
-	return archive.ReplaceFileTarWrapper(rc, map[string]archive.TarModifierFunc{
-		bc.Dockerfile: func(string, *tar.Header, io.Reader) (*tar.Header, []byte, error) {
-			return &tar.Header{Name: bc.Dockerfile, Typeflag: tar.TypeReg, Mode: 0o600, ModTime: time.Now()}, external, nil
-		},
-	}), nil
-}
-
-// build builds the Dockerfile once and returns the image ID the build
-// stream reports. With refs, the engine tags the image with each of them when
-// the build succeeds; without, the image is left untagged for the caller to
-// tag (names are then the repository:tag pairs the progress line shows).
-func (p *Pusher) build(ctx context.Context, o Options, bc buildContext, refs []string) (string, error) {
-	names := refs
-	if len(names) == 0 {
-		for _, tag := range o.Tags {
-			names = append(names, o.Repository+":"+tag)
-		}
-	}
-	p.logf("building %s (context %s, %s)", strings.Join(names, ", "), bc.Dir, bc.Dockerfile)
-	tarball, err := bc.tar()
-	if err != nil {
-		return "", err
-	}
-	defer tarball.Close()
-	resp, err := p.Engine.ImageBuild(ctx, tarball, build.ImageBuildOptions{
-		Tags:       refs,
-		Dockerfile: bc.Dockerfile,
-		BuildArgs:  o.BuildArgs,
-		Target:     o.Target,
-		Labels:     o.Labels,
-		Remove:     true,
-		// The classic builder: BuildKit over the API needs a session the
-		// engine calls back, and the engines CI offers all still serve it.
-		Version: build.BuilderV1,
-	})
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return "", err
-		}
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "", fmt.Errorf("building: the Docker engine refused the build: %v", err)
-	}
-	defer resp.Body.Close()
-
-	var imageID string
-	steps := &stepWatcher{w: p.Err}
-	err = p.display(resp.Body, steps, func(m jsonmessage.JSONMessage) {
-		var aux build.Result
-		if json.Unmarshal(*m.Aux, &aux) == nil && aux.ID != "" {
-			imageID = aux.ID
-		}
-	})
-	var jerr *jsonmessage.JSONError
-	switch {
-	case errors.As(err, &jerr):
-		if steps.last != "" {
-			return "", fmt.Errorf("build failed at %s: %s", steps.last, jerr.Message)
-		}
-		return "", fmt.Errorf("build failed: %s", jerr.Message)
-	case ctx.Err() != nil:
-		return "", ctx.Err()
-	case err != nil:
-		return "", fmt.Errorf("building: the connection to %s broke off mid-build (%v): check that the engine is still running, then rerun", p.engineDescription(), err)
-	case imageID == "":
-		return "", errors.New("building: the Docker engine's build output ended without an image ID: the build did not finish")
-	}
-	return imageID, nil
 }
 
 // tag gives the built image each ref, now that ECR has named the registry.

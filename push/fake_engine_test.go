@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,12 @@ import (
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth"
+	"github.com/moby/buildkit/session/filesync"
+	"github.com/moby/buildkit/session/secrets"
 )
 
 // fakeEngine stands for the Docker engine behind engineAPI. It replays
@@ -38,11 +45,34 @@ type fakeEngine struct {
 	// OnBuild, when set, runs as ImageBuild is received.
 	OnBuild func()
 
+	// For BuildKit builds, what the fake asks the session for: the
+	// frontend's exclude patterns for the context, secrets by ID, and
+	// credentials by registry host (asked in this order).
+	FrontendExcludes []string
+	AskSecrets       []string
+	AskCredentials   []string
+	// Local lists the images the engine has already.
+	Local map[string]bool
+	// Pull maps a reference to its pull stream (as Push); a reference not
+	// there is not in the registry.
+	Pull map[string]any
+	// DialErr fails DialHijack, as an engine that refuses sessions does.
+	DialErr error
+	// APIVersion and Driver are what Ping and Info report.
+	APIVersion string
+	Driver     string
+	DriverType string
+
+	sessionsOnce sync.Once
+	sessions     *session.Manager
+
 	// buildStarted is closed when the first ImageBuild is received.
 	buildStarted chan struct{}
 	startOnce    sync.Once
 
 	mu         sync.Mutex
+	pulls      []pushCall
+	cancelled  []string
 	negotiated bool
 	version    string
 	calls      []string
@@ -62,6 +92,14 @@ type buildCall struct {
 	Files map[string]string
 	// Streamed says the context came through a pipe, not a buffer.
 	Streamed bool
+
+	// Through a BuildKit session: the Dockerfile folder's files, the
+	// secrets and registry credentials the fake asked for (as the engine's
+	// BuildKit would), and what the session answered.
+	DockerfileFiles map[string]string
+	Secrets         map[string]string
+	SecretErrs      map[string]error
+	Credentials     map[string]string // host -> "user:secret", "" for none
 }
 
 type pushCall struct {
@@ -86,7 +124,11 @@ func (e *fakeEngine) Ping(ctx context.Context) (types.Ping, error) {
 	if e.PingErr != nil {
 		return types.Ping{}, e.PingErr
 	}
-	return types.Ping{APIVersion: "1.41", OSType: "linux"}, nil
+	v := e.APIVersion
+	if v == "" {
+		v = "1.41"
+	}
+	return types.Ping{APIVersion: v, OSType: "linux"}, nil
 }
 
 func (e *fakeEngine) NegotiateAPIVersionPing(p types.Ping) {
@@ -121,6 +163,21 @@ func (e *fakeEngine) ImageBuild(ctx context.Context, body io.Reader, o build.Ima
 	if e.OnBuild != nil {
 		e.OnBuild()
 	}
+	if o.Version == build.BuilderBuildKit {
+		call := e.buildKitSession(ctx, o)
+		call.Options = o
+		e.mu.Lock()
+		e.builds = append(e.builds, call)
+		e.mu.Unlock()
+		if ctx.Err() != nil {
+			return build.ImageBuildResponse{}, cancelled(ctx, "POST /build")
+		}
+		s := e.Build
+		if s == nil {
+			s = "buildkit-ok.jsonl"
+		}
+		return build.ImageBuildResponse{Body: e.stream(ctx, s)}, nil
+	}
 	_, streamed := body.(*io.PipeReader)
 	files := map[string]string{}
 	tr := tar.NewReader(body)
@@ -152,6 +209,168 @@ func (e *fakeEngine) ImageBuild(ctx context.Context, body io.Reader, o build.Ima
 		}
 	}
 	return build.ImageBuildResponse{Body: e.stream(ctx, s)}, nil
+}
+
+func (e *fakeEngine) BuildCancel(ctx context.Context, id string) error {
+	e.record("BuildCancel")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cancelled = append(e.cancelled, id)
+	return nil
+}
+
+func (e *fakeEngine) sessionManager() *session.Manager {
+	e.sessionsOnce.Do(func() {
+		m, err := session.NewManager()
+		if err != nil {
+			e.t.Errorf("fake engine: %v", err)
+		}
+		e.sessions = m
+	})
+	return e.sessions
+}
+
+// DialHijack serves the session as the engine does: the client's end of a
+// pipe goes back, and the engine's end joins the session manager.
+func (e *fakeEngine) DialHijack(ctx context.Context, url, proto string, meta map[string][]string) (net.Conn, error) {
+	e.record("DialHijack")
+	if url != "/session" || proto != "h2c" {
+		e.t.Errorf("DialHijack(%q, %q); want /session over h2c", url, proto)
+	}
+	if e.DialErr != nil {
+		return nil, e.DialErr
+	}
+	client, server := net.Pipe()
+	go func() { _ = e.sessionManager().HandleConn(context.Background(), server, meta) }()
+	return client, nil
+}
+
+// buildKitSession does what the engine's BuildKit does with a build's
+// session: it receives the context and the Dockerfile folder, then asks
+// for the secrets and credentials it was told to.
+func (e *fakeEngine) buildKitSession(ctx context.Context, o build.ImageBuildOptions) buildCall {
+	call := buildCall{Secrets: map[string]string{}, SecretErrs: map[string]error{}, Credentials: map[string]string{}}
+	if o.RemoteContext != "client-session" || o.SessionID == "" {
+		e.t.Errorf("BuildKit build without its session: RemoteContext %q, SessionID %q", o.RemoteContext, o.SessionID)
+		return call
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	caller, err := e.sessionManager().Get(sctx, o.SessionID, false)
+	if err != nil && ctx.Err() != nil {
+		return call // the push was cancelled meanwhile
+	}
+	if err != nil {
+		e.t.Errorf("fake engine: the session %s never came: %v", o.SessionID, err)
+		return call
+	}
+	receive := func(name string, opt filesync.FSSendRequestOpt) map[string]string {
+		dest, err := os.MkdirTemp("", "fake-engine-")
+		if err != nil {
+			e.t.Error(err)
+			return nil
+		}
+		defer os.RemoveAll(dest)
+		opt.Name, opt.DestDir = name, dest
+		if err := filesync.FSSync(sctx, caller, opt); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			e.t.Errorf("fake engine: receiving %s through the session: %v", name, err)
+			return nil
+		}
+		return readTree(e.t, dest)
+	}
+	call.Files = receive("context", filesync.FSSendRequestOpt{ExcludePatterns: e.FrontendExcludes})
+	call.DockerfileFiles = receive("dockerfile", filesync.FSSendRequestOpt{})
+	for _, id := range e.AskSecrets {
+		v, err := secrets.GetSecret(sctx, caller, id)
+		if err != nil {
+			call.SecretErrs[id] = err
+			continue
+		}
+		call.Secrets[id] = string(v)
+	}
+	for _, host := range e.AskCredentials {
+		resp, err := auth.NewAuthClient(caller.Conn()).Credentials(caller.Context(sctx), &auth.CredentialsRequest{Host: host})
+		if err != nil && ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			e.t.Errorf("fake engine: asking for credentials for %s: %v", host, err)
+			continue
+		}
+		call.Credentials[host] = ""
+		if resp.Username != "" {
+			call.Credentials[host] = resp.Username + ":" + resp.Secret
+		}
+	}
+	return call
+}
+
+// readTree maps each file under dir to its content, and each symlink to
+// "-> target".
+func readTree(t *testing.T, dir string) map[string]string {
+	files := map[string]string{}
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			files[filepath.ToSlash(rel)] = "-> " + target
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			files[filepath.ToSlash(rel)] = string(b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("fake engine: %v", err)
+	}
+	return files
+}
+
+func (e *fakeEngine) ImageInspect(ctx context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	e.record("ImageInspect")
+	if e.Local[ref] {
+		return image.InspectResponse{ID: "sha256:0123"}, nil
+	}
+	return image.InspectResponse{}, fmt.Errorf("Error response from daemon: No such image: %s", ref)
+}
+
+func (e *fakeEngine) ImagePull(ctx context.Context, ref string, o image.PullOptions) (io.ReadCloser, error) {
+	e.record("ImagePull")
+	e.requireNegotiated("ImagePull")
+	e.mu.Lock()
+	e.pulls = append(e.pulls, pushCall{Ref: ref, Auth: o.RegistryAuth})
+	e.mu.Unlock()
+	s, ok := e.Pull[ref]
+	if !ok {
+		return nil, fmt.Errorf("Error response from daemon: manifest for %s not found: manifest unknown: manifest unknown", ref)
+	}
+	if err, ok := s.(error); ok {
+		return nil, err
+	}
+	return e.stream(ctx, s), nil
+}
+
+func (e *fakeEngine) Info(ctx context.Context) (system.Info, error) {
+	e.record("Info")
+	driver := e.Driver
+	if driver == "" {
+		driver = "overlay2"
+	}
+	info := system.Info{Driver: driver}
+	if e.DriverType != "" {
+		info.DriverStatus = [][2]string{{"driver-type", e.DriverType}}
+	}
+	return info, nil
 }
 
 func (e *fakeEngine) ImageTag(ctx context.Context, image, ref string) error {

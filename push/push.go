@@ -41,6 +41,9 @@ type Options struct {
 	// SessionName is the role session name auditors see (see SessionName).
 	SessionName string
 
+	// Region is the repository's region; with the role's account it names
+	// the ECR registry before ECR answers.
+	Region     string
 	Repository string
 	Tags       []string
 
@@ -53,11 +56,55 @@ type Options struct {
 	Target     string
 	Labels     map[string]string
 
+	// Builder chooses the engine's builder (BuilderAuto when empty).
+	Builder Builder
+	// Secrets reach RUN --mount=type=secret (BuildKit only); SSH forwards
+	// SSH agents to RUN --mount=type=ssh.
+	Secrets []Secret
+	SSH     []SSHAgent
+	// CacheFrom names images, beyond the tags being pushed, whose layers
+	// the build may reuse. NoCache builds from scratch: no cache source, no
+	// layer from the engine's own cache.
+	CacheFrom []string
+	NoCache   bool
+	// Network is the network of RUN steps: "", "default", "host" or "none".
+	Network string
+	// Platforms are the target platforms (os/arch[/variant]); none means
+	// the engine's own.
+	Platforms []string
+
 	// SkipExisting leaves out the tags that already exist in ECR.
 	SkipExisting bool
 	// Wait bounds the retries while IAM does not yet know the key or the
 	// role; zero means a single attempt.
 	Wait time.Duration
+}
+
+// Builder is one of the engine's builders.
+type Builder string
+
+const (
+	// BuilderAuto is BuildKit when the engine offers it, else the classic
+	// builder.
+	BuilderAuto     Builder = "auto"
+	BuilderBuildKit Builder = "buildkit"
+	BuilderClassic  Builder = "classic"
+)
+
+// Secret is a build secret: its ID in the Dockerfile and where its value
+// is read when the build asks for it (an environment variable or a file).
+// The value itself is never held here.
+type Secret struct {
+	ID   string
+	Env  string
+	File string
+}
+
+// SSHAgent is an SSH agent socket (or key files) the build may use through
+// RUN --mount=type=ssh,id=ID; no paths means SSH_AUTH_SOCK.
+type SSHAgent struct {
+	ID    string
+	Paths []string
 }
 
 // Pusher holds what a push talks to and where it reports.
@@ -99,30 +146,47 @@ func (p *Pusher) debugf(format string, args ...any) {
 // on Out: <registry>/<repository>:<tag>@sha256:<digest>.
 //
 // Order: the build inputs are checked first (a usage error, before any
-// call), then the engine is reached and its API version negotiated (so a
-// missing engine fails before AWS is asked anything). Then the AWS half (STS,
-// then ECR) and the build run together, since the build needs nothing from
-// AWS; the image is tagged for the registry once ECR has named it, and every
-// tag is pushed. With SkipExisting, whether to build depends on ECR's answer,
-// so AWS comes first and the build after it.
+// call), then the engine is reached, its API version negotiated and the
+// builder chosen (so a missing engine fails before AWS is asked anything).
+// On a cold engine (no cache source on it), AWS (STS, then ECR) comes first,
+// since the cache sources are pulled from ECR with its token: the cache
+// sources are pulled, the image is built with the registry refs as its
+// tags, and every tag is pushed. When nothing needs ECR before the build
+// (NoCache, or a warm engine that has cache sources already), the AWS half
+// and the build run together, and the image is tagged for the registry once
+// ECR has named it. With SkipExisting, whether to build depends on ECR's
+// answer, so AWS comes first too.
 func (p *Pusher) Run(ctx context.Context, o Options) error {
 	bc, err := prepareContext(o.Context, o.Dockerfile)
 	if err != nil {
 		return err
 	}
-	if err := p.connect(ctx); err != nil {
+	ping, err := p.connect(ctx)
+	if err != nil {
 		return err
 	}
+	builder, err := p.chooseBuilder(ctx, o, ping)
+	if err != nil {
+		return err
+	}
+	req := buildRequest{builder: builder, registry: newRegistryGate(o.RoleARN, p.Debugf)}
 	deadline := time.Now().Add(o.Wait)
 	var (
 		reg  registryAuth
 		tags []string
 	)
-	if o.SkipExisting {
-		reg, tags, err = p.loginThenBuild(ctx, o, bc, deadline)
-	} else {
-		reg, err = p.buildWhileLoggingIn(ctx, o, bc, deadline)
+	overlap := o.NoCache && !o.SkipExisting
+	if !o.NoCache && !o.SkipExisting {
+		// A warm engine that has cache sources already builds from them
+		// at once, without pulling: then nothing waits for ECR.
+		req.cacheFrom = p.cacheSourcesOnEngine(ctx, o)
+		overlap = len(req.cacheFrom) > 0
+	}
+	if overlap {
+		reg, err = p.buildWhileLoggingIn(ctx, o, bc, req, deadline)
 		tags = o.Tags
+	} else {
+		reg, tags, err = p.loginThenBuild(ctx, o, bc, req, deadline)
 	}
 	if err != nil {
 		return err
@@ -156,10 +220,11 @@ func (p *Pusher) login(ctx context.Context, o Options, deadline time.Time) (regi
 // buildWhileLoggingIn runs the AWS half and the build together. The build
 // cannot know the registry's host name, which only ECR's answer gives, so it
 // builds untagged and the image is tagged <registry>/<repository>:<tag> once
-// both halves are done. The first failure of either half cancels the other
-// and is the error returned (errgroup keeps the first error, and cancels the
-// shared context only after recording it, so the cancelled half's "context
-// canceled" is never the one reported).
+// both halves are done. Should BuildKit need the ECR registry meanwhile (a
+// FROM image there), its request waits for the token. The first failure of
+// either half cancels the other and is the error returned (errgroup keeps
+// the first error, and cancels the shared context only after recording it,
+// so the cancelled half's "context canceled" is never the one reported).
 //
 // What a failure leaves on the engine: a build that fails or is cancelled
 // leaves no tag, as before. A build that succeeded while the AWS half failed
@@ -168,7 +233,7 @@ func (p *Pusher) login(ctx context.Context, o Options, deadline time.Time) (regi
 // on purpose, and said on stderr: it is what a rerun's build finds in its
 // cache, removing it could take another tag's image, and `docker image
 // prune` removes it if nothing else tags it.
-func (p *Pusher) buildWhileLoggingIn(ctx context.Context, o Options, bc buildContext, deadline time.Time) (registryAuth, error) {
+func (p *Pusher) buildWhileLoggingIn(ctx context.Context, o Options, bc buildContext, req buildRequest, deadline time.Time) (registryAuth, error) {
 	// The two halves share stderr through progress; each works on its own
 	// copy of the Pusher, whose writers lead there.
 	out := newProgress(p.Err, p.Terminal)
@@ -190,12 +255,17 @@ func (p *Pusher) buildWhileLoggingIn(ctx context.Context, o Options, bc buildCon
 	g.Go(func() error {
 		var err error
 		reg, _, err = awsHalf.login(gctx, o, deadline)
-		return err
+		if err != nil {
+			req.registry.close()
+			return err
+		}
+		req.registry.open(reg)
+		return nil
 	})
 	g.Go(func() error {
 		defer out.done()
 		var err error
-		imageID, err = buildHalf.build(gctx, o, bc, nil)
+		imageID, err = buildHalf.build(gctx, o, bc, req)
 		return err
 	})
 	err := g.Wait()
@@ -215,34 +285,53 @@ func (p *Pusher) buildWhileLoggingIn(ctx context.Context, o Options, bc buildCon
 	return reg, p.tag(ctx, imageID, refs)
 }
 
-// loginThenBuild is the order SkipExisting needs: AWS, then ECR's list of the
-// tags it already has, then a build with the registry refs of the others as
-// its tags. It returns the tags left to push, none when every tag exists.
-func (p *Pusher) loginThenBuild(ctx context.Context, o Options, bc buildContext, deadline time.Time) (registryAuth, []string, error) {
+// loginThenBuild is the order for the cache and for SkipExisting: AWS
+// first, then (SkipExisting) ECR's list of the tags it already has, then
+// (unless NoCache) the cache sources pulled, then a build with the registry
+// refs of the tags left as its tags. It returns the tags left to push, none
+// when every tag exists.
+func (p *Pusher) loginThenBuild(ctx context.Context, o Options, bc buildContext, req buildRequest, deadline time.Time) (registryAuth, []string, error) {
 	reg, ecrClient, err := p.login(ctx, o, deadline)
 	if err != nil {
 		return registryAuth{}, nil, err
 	}
-	existing, err := p.existingTags(ctx, ecrClient, o.Repository, o.Tags)
-	if err != nil {
-		return registryAuth{}, nil, err
-	}
-	var tags, refs []string
-	for _, tag := range o.Tags {
-		ref := reg.ref(o.Repository, tag)
-		if digest, ok := existing[tag]; ok {
-			p.logf("%s: exists, skipped", ref)
-			fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
-			continue
+	req.registry.open(reg)
+	tags := o.Tags
+	if o.SkipExisting {
+		existing, err := p.existingTags(ctx, ecrClient, o.Repository, o.Tags)
+		if err != nil {
+			return registryAuth{}, nil, err
 		}
-		tags = append(tags, tag)
-		refs = append(refs, ref)
+		tags = nil
+		for _, tag := range o.Tags {
+			ref := reg.ref(o.Repository, tag)
+			if digest, ok := existing[tag]; ok {
+				p.logf("%s: exists, skipped", ref)
+				fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
+				continue
+			}
+			tags = append(tags, tag)
+		}
+		if len(tags) == 0 {
+			p.logf("every tag already exists in %s: nothing to build", o.Repository)
+			return reg, nil, nil
+		}
 	}
-	if len(tags) == 0 {
-		p.logf("every tag already exists in %s: nothing to build", o.Repository)
-		return reg, nil, nil
+	for _, tag := range tags {
+		req.refs = append(req.refs, reg.ref(o.Repository, tag))
 	}
-	imageID, err := p.build(ctx, o, bc, refs)
+	if !o.NoCache {
+		// With SkipExisting, ECR just said the tags left do not exist.
+		cacheTags := tags
+		if o.SkipExisting {
+			cacheTags = nil
+		}
+		req.cacheFrom, err = p.pullCacheSources(ctx, cacheSources(o, reg, cacheTags), reg, o.Platforms)
+		if err != nil {
+			return registryAuth{}, nil, err
+		}
+	}
+	imageID, err := p.build(ctx, o, bc, req)
 	if err != nil {
 		return registryAuth{}, nil, err
 	}

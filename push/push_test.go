@@ -101,6 +101,10 @@ func newWorld(t *testing.T, cfg awsfake.Config) *world {
 		Tags:            []string{"v1", "v2"},
 		Context:         dir,
 		Wait:            time.Second,
+		// The classic builder, building while AWS answers: the BuildKit
+		// and cache paths have tests of their own.
+		Builder: BuilderClassic,
+		NoCache: true,
 	}
 	return w
 }

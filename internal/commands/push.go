@@ -39,6 +39,14 @@ type pushFlags struct {
 	Scan     bool
 	FailOn   string
 	ScanWait time.Duration
+	// The build (pushbuild.go).
+	Builder   string
+	Secrets   []string
+	SSH       []string
+	CacheFrom []string
+	NoCache   bool
+	Network   string
+	Platform  string
 }
 
 func newPushCmd(g *Globals) *cobra.Command {
@@ -55,10 +63,33 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 		Long: `push is what a CI job runs. It assumes the role with the CI user's keys, gets an
 ECR token with the role's credentials, builds the Dockerfile through the Docker
 Engine API and pushes every tag, passing the registry credentials with each
-request: no docker login, nothing written to ~/.docker/config.json.
-The build needs nothing from AWS, so it runs while STS and ECR answer, and
-the image is tagged for the registry once ECR names it; with --skip-existing,
-ECR is asked first, since its answer decides what to build.
+request or through the BuildKit session: no docker login, nothing written to
+~/.docker/config.json.
+
+Builder: --builder auto (the default) builds with BuildKit when the engine
+offers it (Engine API 1.39 or later, on Linux), else with the classic builder
+and a one-line notice. BuildKit serves today's Dockerfiles (RUN --mount,
+COPY --link, ...) and reads <Dockerfile>.dockerignore beside the Dockerfile
+in place of the context's .dockerignore. Progress goes to stderr as docker
+buildx build shows it: a live view at a terminal, plain lines in CI.
+
+Build secrets (BuildKit): --secret id=ID,env=VAR or id=ID,src=FILE, as docker
+buildx build spells them, reach RUN --mount=type=secret,id=ID only: never the
+image, its history, the build log or push's output. --ssh default forwards
+the SSH agent at SSH_AUTH_SOCK to RUN --mount=type=ssh.
+
+Registry cache (on unless --no-cache): a CI engine starts cold, so before the
+build, push pulls the tags it is about to push (and every --cache-from) from
+the registry with the ECR token, and the build reuses their layers; BuildKit
+writes its cache metadata into each image for the next run. Pulling first,
+rather than importing the cache from the registry, keeps the cache holding
+run after run on engines whose BuildKit would otherwise miss every other run.
+A source that is missing or refused is skipped with one line on stderr. The
+pull needs the token, so AWS answers first. On a warm engine that has a
+source already, push uses it as it is and pulls nothing; then, as with
+--no-cache, the build needs nothing from AWS and runs while STS and ECR
+answer, and the image is tagged for the registry once ECR names it. With
+--skip-existing, ECR is asked first, since its answer decides what to build.
 
 Keyless (after 'setup --auth oidc'): in a CircleCI job, push assumes the role
 with the job's OIDC token, which CircleCI sets in CIRCLE_OIDC_TOKEN_V2 (else
@@ -80,19 +111,28 @@ Environment (the blog's variables, as setup prints them):
                                   the engine (CircleCI's setup_remote_docker sets them)
   CIRCLE_PROJECT_REPONAME, CIRCLE_BUILD_NUM
                                   name the role session for auditors
+  SSH_AUTH_SOCK                   the SSH agent that --ssh default forwards
 
 Right after setup, IAM may not know the new key or role for a few seconds:
 push retries those refusals for up to --wait.
 
 stdout gets one line per tag, <registry>/<repository>:<tag>@sha256:<digest>;
-progress goes to stderr. A failed build step, a refused layer or bad
-credentials exit 1 with the engine's message; invalid input exits 2.`,
+progress goes to stderr. A failed build step (named as the builder names it),
+a refused layer or bad credentials exit 1 with the engine's message; invalid
+input exits 2.`,
 		Example: `  # In a CircleCI job, after setup_remote_docker:
   containerise push --tag "$CIRCLE_SHA1" --tag latest
 
   # Another folder, Dockerfile and repository, with build arguments:
   containerise push --context app --file app/Dockerfile.prod \
     --repository team/api --tag v2 --build-arg VERSION=2.0 --target runtime
+
+  # A secret for RUN --mount=type=secret,id=npm, from a CircleCI variable:
+  containerise push --tag v3 --secret id=npm,env=NPM_TOKEN
+
+  # Reuse layers of another image too, or build from scratch:
+  containerise push --tag v3 --cache-from "$REGISTRY/team/base:latest"
+  containerise push --tag v3 --no-cache
 
   # Rerun-safe: tags already in ECR are neither built nor pushed
   # (needs setup --allow-skip-existing):
@@ -132,6 +172,13 @@ credentials exit 1 with the engine's message; invalid input exits 2.`,
 	fl.BoolVar(&f.Scan, "scan", false, "after pushing, gate on ECR's scan of the image, as 'containerise scan' does (needs --fail-on)")
 	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding is at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
 	fl.DurationVar(&f.ScanWait, "scan-wait", DefaultScanWait, "with --scan: how long to wait for the scan to complete")
+	fl.StringVar(&f.Builder, "builder", string(push.BuilderAuto), "auto (BuildKit when the engine offers it, else the classic builder), buildkit or classic")
+	fl.StringArrayVar(&f.Secrets, "secret", nil, "build secret for RUN --mount=type=secret: id=ID,env=VAR or id=ID,src=FILE (BuildKit); repeatable")
+	fl.StringArrayVar(&f.SSH, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK), or ID=SOCKET|KEY[,...] (BuildKit); repeatable")
+	fl.StringArrayVar(&f.CacheFrom, "cache-from", nil, "another image whose layers the build may reuse, besides the tags being pushed; repeatable")
+	fl.BoolVar(&f.NoCache, "no-cache", false, "build from scratch: pull no cache source and reuse no layer the engine has")
+	fl.StringVar(&f.Network, "network", "default", "network of RUN steps: default, host or none")
+	fl.StringVar(&f.Platform, "platform", "", "target platform os/arch[/variant] (default: the engine's); several, comma-separated, need BuildKit and the containerd image store")
 	return cmd
 }
 
@@ -209,12 +256,17 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 	if err != nil {
 		return push.Options{}, err
 	}
+	build, err := f.buildOptions(getenv)
+	if err != nil {
+		return push.Options{}, err
+	}
 	return push.Options{
 		AccessKeyID:     keyID,
 		SecretAccessKey: secret,
 		WebIdentity:     webIdentity,
 		RoleARN:         roleARN,
 		SessionName:     push.SessionName(getenv, time.Now()),
+		Region:          g.Region,
 		Repository:      f.Repository,
 		Tags:            tags,
 		Context:         f.Context,
@@ -222,6 +274,13 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 		BuildArgs:       buildArgs,
 		Target:          f.Target,
 		Labels:          labels,
+		Builder:         build.Builder,
+		Secrets:         build.Secrets,
+		SSH:             build.SSH,
+		CacheFrom:       build.CacheFrom,
+		NoCache:         f.NoCache,
+		Network:         build.Network,
+		Platforms:       build.Platforms,
 		SkipExisting:    f.SkipExisting,
 		Wait:            f.Wait,
 	}, nil

@@ -174,7 +174,9 @@ func TestPushHelp(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"Examples:", "containerise push --tag", "AWS_IAM_USER_SECRET_ACCESS_KEY", "--skip-existing", "--build-arg", "--wait duration", "runs while STS and ECR answer"} {
+	for _, s := range []string{"Examples:", "containerise push --tag", "AWS_IAM_USER_SECRET_ACCESS_KEY", "--skip-existing", "--build-arg", "--wait duration", "runs while STS and ECR\nanswer",
+		"--builder string", "--secret stringArray", "--ssh stringArray", "--cache-from stringArray", "--no-cache", "--network string", "--platform string",
+		"id=ID,env=VAR", "Registry cache", "<Dockerfile>.dockerignore", "never the\nimage"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("push --help lacks %q", s)
 		}

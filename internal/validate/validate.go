@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/containerise/containerise/internal/clierror"
@@ -15,21 +16,21 @@ import (
 var (
 	// ECR: lowercase path components separated by '/', each made of
 	// alphanumerics joined by single '.', '_' or '-'; 2 to 256 characters.
-	repositoryRE = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+	repositoryRE = lazyRegexp(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 	// IAM user, role and policy names: letters, digits and +=,.@_-
-	iamNameRE = regexp.MustCompile(`^[A-Za-z0-9+=,.@_-]+$`)
-	regionRE  = regexp.MustCompile(`^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$`)
-	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+	iamNameRE = lazyRegexp(`^[A-Za-z0-9+=,.@_-]+$`)
+	regionRE  = lazyRegexp(`^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$`)
+	accountRE = lazyRegexp(`^[0-9]{12}$`)
 	// arn:partition:iam::account:role/[path/]name
-	roleARNRE = regexp.MustCompile(`^arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/(?:[\x21-\x7e]*/)?[A-Za-z0-9+=,.@_-]{1,64}$`)
+	roleARNRE = lazyRegexp(`^arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/(?:[\x21-\x7e]*/)?[A-Za-z0-9+=,.@_-]{1,64}$`)
 	// Docker tags: word characters, '.', '-'; not starting with '.' or '-'.
-	tagRE         = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	accessKeyIDRE = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
+	tagRE         = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	accessKeyIDRE = lazyRegexp(`^[A-Z0-9]{16,128}$`)
 	// ECR's tag mutability exclusion filters: tag characters and '*'.
-	tagFilterRE = regexp.MustCompile(`^[0-9a-zA-Z._*-]{1,128}$`)
+	tagFilterRE = lazyRegexp(`^[0-9a-zA-Z._*-]{1,128}$`)
 	// KMS: alias/NAME, or the ARN of a key or an alias.
-	kmsAliasRE = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]{1,250}$`)
-	kmsARNRE   = regexp.MustCompile(`^arn:aws(?:-[a-z]+)*:kms:([a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}):[0-9]{12}:(?:key/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias/[a-zA-Z0-9/_-]{1,250})$`)
+	kmsAliasRE = lazyRegexp(`^alias/[a-zA-Z0-9/_-]{1,250}$`)
+	kmsARNRE   = lazyRegexp(`^arn:aws(?:-[a-z]+)*:kms:([a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}):[0-9]{12}:(?:key/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias/[a-zA-Z0-9/_-]{1,250})$`)
 )
 
 // MaxTagFilters is how many tag mutability exclusion filters ECR takes.
@@ -152,3 +153,17 @@ func First(errs ...error) error {
 	}
 	return nil
 }
+
+// lazyRE compiles its expression on first use: compiling every rule at
+// start-up would cost each run of the binary, including --version.
+type lazyRE struct {
+	re func() *regexp.Regexp
+}
+
+func lazyRegexp(expr string) *lazyRE {
+	return &lazyRE{re: sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })}
+}
+
+func (l *lazyRE) MatchString(s string) bool { return l.re().MatchString(s) }
+
+func (l *lazyRE) FindStringSubmatch(s string) []string { return l.re().FindStringSubmatch(s) }
