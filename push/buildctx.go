@@ -37,43 +37,81 @@ type buildContext struct {
 	External string
 }
 
+// Input names an input of a push that can be wrong, for errors about it;
+// the command layer says which flag gives it.
+type Input string
+
+// Inputs.
+const (
+	InputContext Input = "the build context"
+	// InputDockerfile is a Dockerfile named explicitly.
+	InputDockerfile Input = "the Dockerfile"
+	// InputContextDockerfile is the Dockerfile the context holds by
+	// default.
+	InputContextDockerfile Input = "the context's Dockerfile"
+)
+
+// InputError is a push input that cannot be used, found before any call.
+type InputError struct {
+	Input Input
+	Value string
+	// Missing: it does not exist. Otherwise Problem says what is wrong.
+	Missing bool
+	Problem string
+}
+
+func (e *InputError) Error() string {
+	if e.Missing {
+		return fmt.Sprintf("%s %s does not exist", e.Input, e.Value)
+	}
+	return fmt.Sprintf("%s %q %s", e.Input, e.Value, e.Problem)
+}
+
+func badInput(input Input, value, problem string) error {
+	return clierror.AsUsage(&InputError{Input: input, Value: value, Problem: problem})
+}
+
+func missingInput(input Input, value string) error {
+	return clierror.AsUsage(&InputError{Input: input, Value: value, Missing: true})
+}
+
 // prepareContext checks that the context folder and the Dockerfile exist,
 // and notes whether the Dockerfile lies outside the context. Failures are
-// usage errors, reported before any call.
+// usage errors (*InputError), reported before any call.
 func prepareContext(dir, dockerfile string) (buildContext, error) {
 	if dir == "" {
 		dir = "."
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return buildContext{}, clierror.Usagef("--context %q: %v", dir, err)
+		return buildContext{}, badInput(InputContext, dir, "cannot be read: "+err.Error())
 	}
 	st, err := os.Stat(abs)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return buildContext{}, clierror.Usagef("--context %q: no such folder", dir)
+		return buildContext{}, missingInput(InputContext, dir)
 	case err != nil:
-		return buildContext{}, clierror.Usagef("--context %q: %v", dir, err)
+		return buildContext{}, badInput(InputContext, dir, "cannot be read: "+err.Error())
 	case !st.IsDir():
-		return buildContext{}, clierror.Usagef("--context %q is not a folder", dir)
+		return buildContext{}, badInput(InputContext, dir, "is not a folder")
 	}
-	flag := "--file"
+	input := InputDockerfile
 	if dockerfile == "" {
 		dockerfile = filepath.Join(abs, "Dockerfile")
-		flag = "Dockerfile in --context"
+		input = InputContextDockerfile
 	}
 	dfAbs, err := filepath.Abs(dockerfile)
 	if err != nil {
-		return buildContext{}, clierror.Usagef("%s %q: %v", flag, dockerfile, err)
+		return buildContext{}, badInput(input, dockerfile, "cannot be read: "+err.Error())
 	}
 	st, err = os.Stat(dfAbs)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return buildContext{}, clierror.Usagef("%s: %s does not exist", flag, dockerfile)
+		return buildContext{}, missingInput(input, dockerfile)
 	case err != nil:
-		return buildContext{}, clierror.Usagef("%s %q: %v", flag, dockerfile, err)
+		return buildContext{}, badInput(input, dockerfile, "cannot be read: "+err.Error())
 	case st.IsDir():
-		return buildContext{}, clierror.Usagef("%s %q is a folder, not a Dockerfile", flag, dockerfile)
+		return buildContext{}, badInput(input, dockerfile, "is a folder, not a Dockerfile")
 	}
 	rel, err := filepath.Rel(abs, dfAbs)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {

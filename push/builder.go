@@ -30,7 +30,7 @@ type buildRequest struct {
 	registry *registryGate
 }
 
-// chooseBuilder settles --builder against what the engine offers. auto is
+// chooseBuilder settles the builder asked for against what the engine offers. auto is
 // BuildKit when the engine serves it, else the classic builder with a
 // one-line notice. Several platforms need BuildKit and an engine whose
 // images live in containerd's image store.
@@ -40,17 +40,17 @@ func (p *Pusher) chooseBuilder(ctx context.Context, o Options, ping types.Ping) 
 	switch o.Builder {
 	case BuilderClassic:
 		if needs != "" {
-			return "", clierror.Usagef("%s needs BuildKit; the classic builder (--builder classic) cannot pass it to the build", needs)
+			return "", clierror.Usagef("%s need BuildKit; the classic builder cannot pass them to the build", needs)
 		}
 		return BuilderClassic, nil
 	case BuilderBuildKit:
 		if !offers {
-			return "", fmt.Errorf("--builder buildkit: %s does not offer BuildKit (%s): use a newer engine, or --builder classic", p.engineDescription(), why)
+			return "", fmt.Errorf("building with BuildKit: %s does not offer it (%s): use a newer engine, or the classic builder", p.engineDescription(), why)
 		}
 	default:
 		if !offers {
 			if needs != "" {
-				return "", fmt.Errorf("%s needs BuildKit, and %s does not offer it (%s): use a newer engine", needs, p.engineDescription(), why)
+				return "", fmt.Errorf("%s need BuildKit, and %s does not offer it (%s): use a newer engine", needs, p.engineDescription(), why)
 			}
 			p.logf("the engine does not offer BuildKit (%s): building with the classic builder", why)
 			return BuilderClassic, nil
@@ -78,17 +78,17 @@ func offersBuildKit(ping types.Ping) (bool, string) {
 
 // buildKitOnly names the options only BuildKit can serve, "" when none.
 func buildKitOnly(o Options) string {
-	var flags []string
+	var needs []string
 	if len(o.Secrets) > 0 {
-		flags = append(flags, "--secret")
+		needs = append(needs, "build secrets")
 	}
 	if len(o.SSH) > 0 {
-		flags = append(flags, "--ssh")
+		needs = append(needs, "SSH forwarding")
 	}
 	if len(o.Platforms) > 1 {
-		flags = append(flags, "--platform with several platforms")
+		needs = append(needs, "several platforms")
 	}
-	return strings.Join(flags, " and ")
+	return strings.Join(needs, " and ")
 }
 
 // checkMultiPlatform refuses several platforms unless the engine keeps its
@@ -100,14 +100,14 @@ func (p *Pusher) checkMultiPlatform(ctx context.Context, platforms []string) err
 		if errors.Is(err, context.Canceled) {
 			return err
 		}
-		return fmt.Errorf("asking %s about its image store (for --platform %s): %v", p.engineDescription(), strings.Join(platforms, ","), err)
+		return fmt.Errorf("asking %s about its image store (for the platforms %s): %v", p.engineDescription(), strings.Join(platforms, ","), err)
 	}
 	for _, kv := range info.DriverStatus {
 		if len(kv) == 2 && kv[0] == "driver-type" && kv[1] == "io.containerd.snapshotter.v1" {
 			return nil
 		}
 	}
-	return fmt.Errorf("--platform %s: building several platforms at once needs an engine that keeps images in the containerd image store, and %s uses the %s storage driver; build one platform per push, or enable the containerd image store (Docker 24 or later)",
+	return fmt.Errorf("platforms %s: building several platforms at once needs an engine that keeps images in the containerd image store, and %s uses the %s storage driver; build one platform per push, or enable the containerd image store (Docker 24 or later)",
 		strings.Join(platforms, ","), p.engineDescription(), info.Driver)
 }
 

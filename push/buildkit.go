@@ -148,7 +148,7 @@ func (p *Pusher) newSession(o Options, bc buildContext, req buildRequest) (*sess
 		}
 		provider, err := sshprovider.NewSSHAgentProvider(agents)
 		if err != nil {
-			return nil, fmt.Errorf("preparing --ssh: %v", err)
+			return nil, fmt.Errorf("preparing SSH forwarding: %v", err)
 		}
 		attach = append(attach, provider)
 	}

@@ -366,7 +366,7 @@ func TestPushChoosesTheBuilder(t *testing.T) {
 		w.engine.APIVersion = "1.38"
 		w.opts.Builder = BuilderBuildKit
 		err := w.run()
-		if err == nil || !strings.Contains(err.Error(), "does not offer BuildKit") || clierror.Code(err) != clierror.ExitFailure {
+		if err == nil || !strings.Contains(err.Error(), "building with BuildKit") || !strings.Contains(err.Error(), "does not offer it") || clierror.Code(err) != clierror.ExitFailure {
 			t.Fatalf("error %v", err)
 		}
 		if len(w.acct.Ops()) != 0 {
@@ -378,7 +378,7 @@ func TestPushChoosesTheBuilder(t *testing.T) {
 		w.engine.APIVersion = "1.38"
 		w.opts.Secrets = []Secret{{ID: "a", Env: "HOME"}}
 		err := w.run()
-		if err == nil || !strings.Contains(err.Error(), "--secret needs BuildKit") {
+		if err == nil || !strings.Contains(err.Error(), "build secrets need BuildKit") {
 			t.Fatalf("error %v", err)
 		}
 	})

@@ -363,12 +363,12 @@ func TestPushRefusesBadBuildInputsBeforeAnyCall(t *testing.T) {
 		name       string
 		context    string
 		dockerfile string
-		want       string
+		want       InputError // the command words it with its flag
 	}{
-		{name: "missing context", context: "does-not-exist", want: `--context "does-not-exist": no such folder`},
-		{name: "context is a file", context: "app.txt", want: "is not a folder"},
-		{name: "missing default Dockerfile", context: "empty", want: "Dockerfile in --context"},
-		{name: "missing --file", dockerfile: "Dockerfile.prod", want: "--file: Dockerfile.prod does not exist"},
+		{name: "missing context", context: "does-not-exist", want: InputError{Input: InputContext, Value: "does-not-exist", Missing: true}},
+		{name: "context is a file", context: "app.txt", want: InputError{Input: InputContext, Value: "app.txt", Problem: "is not a folder"}},
+		{name: "missing default Dockerfile", context: "empty", want: InputError{Input: InputContextDockerfile, Missing: true}},
+		{name: "missing --file", dockerfile: "Dockerfile.prod", want: InputError{Input: InputDockerfile, Value: "Dockerfile.prod", Missing: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -383,8 +383,10 @@ func TestPushRefusesBadBuildInputsBeforeAnyCall(t *testing.T) {
 			}
 			w.opts.Dockerfile = tt.dockerfile
 			err := w.run()
-			if clierror.Code(err) != clierror.ExitUsage || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %v (exit %d); want a usage error with %q", err, clierror.Code(err), tt.want)
+			var got *InputError
+			if clierror.Code(err) != clierror.ExitUsage || !errors.As(err, &got) || got.Input != tt.want.Input || got.Missing != tt.want.Missing ||
+				got.Problem != tt.want.Problem || tt.want.Value != "" && got.Value != tt.want.Value {
+				t.Errorf("error %v (exit %d); want a usage error %+v", err, clierror.Code(err), tt.want)
 			}
 			if len(w.engine.calls) != 0 || len(w.acct.Ops()) != 0 {
 				t.Errorf("calls were made: engine %v, AWS %v", w.engine.calls, w.acct.Ops())

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -396,8 +397,30 @@ func runPush(ctx context.Context, g *Globals, o push.Options, gate *pushGate) er
 	if g.Verbose {
 		p.Debugf = g.Debugf
 	}
-	if err := p.Run(ctx, o); err != nil {
+	if err := flagged(p.Run(ctx, o)); err != nil {
 		return err
 	}
 	return gate.run(ctx, g, p, o)
+}
+
+// flagged words a push input error with the flag that gives the input.
+func flagged(err error) error {
+	var ie *push.InputError
+	if !errors.As(err, &ie) {
+		return err
+	}
+	switch {
+	case ie.Input == push.InputContext && ie.Missing:
+		return clierror.Usagef("--context %q: no such folder", ie.Value)
+	case ie.Input == push.InputContext:
+		return clierror.Usagef("--context %q %s", ie.Value, ie.Problem)
+	case ie.Input == push.InputContextDockerfile && ie.Missing:
+		return clierror.Usagef("Dockerfile in --context: %s does not exist", ie.Value)
+	case ie.Input == push.InputContextDockerfile:
+		return clierror.Usagef("Dockerfile in --context: %q %s", ie.Value, ie.Problem)
+	case ie.Missing:
+		return clierror.Usagef("--file: %s does not exist", ie.Value)
+	default:
+		return clierror.Usagef("--file %q %s", ie.Value, ie.Problem)
+	}
 }

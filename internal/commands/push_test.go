@@ -182,3 +182,22 @@ func TestPushHelp(t *testing.T) {
 		}
 	}
 }
+
+// Moved from push: a build input push refuses is worded with its flag.
+func TestPushBadBuildInputsNameTheirFlag(t *testing.T) {
+	for _, c := range []struct {
+		err  *push.InputError
+		want string
+	}{
+		{&push.InputError{Input: push.InputContext, Value: "does-not-exist", Missing: true}, `--context "does-not-exist": no such folder`},
+		{&push.InputError{Input: push.InputContext, Value: "app.txt", Problem: "is not a folder"}, `--context "app.txt" is not a folder`},
+		{&push.InputError{Input: push.InputContextDockerfile, Value: "/x/empty/Dockerfile", Missing: true}, "Dockerfile in --context"},
+		{&push.InputError{Input: push.InputDockerfile, Value: "Dockerfile.prod", Missing: true}, "--file: Dockerfile.prod does not exist"},
+		{&push.InputError{Input: push.InputDockerfile, Value: ".", Problem: "is a folder, not a Dockerfile"}, `--file "." is a folder`},
+	} {
+		err := flagged(clierror.AsUsage(c.err))
+		if clierror.Code(err) != clierror.ExitUsage || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v worded %q (exit %d), want %q", c.err, err, clierror.Code(err), c.want)
+		}
+	}
+}
