@@ -180,6 +180,12 @@ input exits 2.`,
 	fl.BoolVar(&f.NoCache, "no-cache", false, "build from scratch: pull no cache source and reuse no layer the engine has")
 	fl.StringVar(&f.Network, "network", "default", "network of RUN steps: default, host or none")
 	fl.StringVar(&f.Platform, "platform", "", "target platform os/arch[/variant] (default: the engine's); several, comma-separated, need BuildKit and the containerd image store")
+	groupFlags(cmd,
+		flagGroup{"What to push", []string{"repository", "tag", "skip-existing"}},
+		flagGroup{"The build", []string{"context", "file", "build-arg", "target", "label", "builder", "secret", "ssh", "cache-from", "no-cache", "network", "platform"}},
+		flagGroup{"Credentials", []string{"role-arn", "auth", "circleci-org-id", "wait"}},
+		flagGroup{"Scan gate", []string{"scan", "fail-on", "scan-wait"}},
+	)
 	return cmd
 }
 
