@@ -59,86 +59,11 @@ func newPushCmd(g *Globals) *cobra.Command {
 func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Context, push.Options) error) *cobra.Command {
 	f := &pushFlags{}
 	cmd := &cobra.Command{
-		Use:   "push",
-		Short: "Assume the CI role, build the Dockerfile and push every tag to ECR",
-		Long: `push is what a CI job runs. It assumes the role with the CI user's keys, gets an
-ECR token with the role's credentials, builds the Dockerfile through the Docker
-Engine API and pushes every tag, passing the registry credentials with each
-request or through the BuildKit session: no docker login, nothing written to
-~/.docker/config.json.
-
-Builder: --builder auto (the default) builds with BuildKit when the engine
-offers it (Engine API 1.39 or later, on Linux), else with the classic builder
-and a one-line notice. BuildKit serves today's Dockerfiles (RUN --mount,
-COPY --link, ...) and reads <Dockerfile>.dockerignore beside the Dockerfile
-in place of the context's .dockerignore. Progress goes to stderr as docker
-buildx build shows it: a live view at a terminal, plain lines in CI.
-
-Build secrets (BuildKit): --secret id=ID,env=VAR or id=ID,src=FILE, as docker
-buildx build spells them, reach RUN --mount=type=secret,id=ID only: never the
-image, its history, the build log or push's output. --ssh default forwards
-the SSH agent at SSH_AUTH_SOCK to RUN --mount=type=ssh.
-
-Registry cache (on unless --no-cache): a CI engine starts cold, so before the
-build, push pulls the tags it is about to push (and every --cache-from) from
-the registry with the ECR token, and the build reuses their layers; BuildKit
-writes its cache metadata into each image for the next run. Pulling first,
-rather than importing the cache from the registry, keeps the cache holding
-run after run on engines whose BuildKit would otherwise miss every other run.
-A source that is missing or refused is skipped with one line on stderr. The
-pull needs the token, so AWS answers first. On a warm engine that has a
-source already, push uses it as it is and pulls nothing; then, as with
---no-cache, the build needs nothing from AWS and runs while STS and ECR
-answer, and the image is tagged for the registry once ECR names it. With
---skip-existing, ECR is asked first, since its answer decides what to build.
-
-Keyless (after 'setup --auth oidc'): in a CircleCI job, push assumes the role
-with the job's OIDC token, which CircleCI sets in CIRCLE_OIDC_TOKEN_V2 (else
-CIRCLE_OIDC_TOKEN); no key is needed. It reads the token's claims first, so
-that a token that expired, comes from another organization (--circleci-org-id)
-or is not a JWT fails before AWS is asked; the token itself is never printed.
-When both a token and the user's keys are set, the token wins, unless
---auth keys is given; push says which it used.
-
-Environment (the blog's variables, as setup prints them):
-  CIRCLE_OIDC_TOKEN_V2, CIRCLE_OIDC_TOKEN
-                                  keyless: the job's OIDC token (CircleCI sets them)
-  AWS_IAM_USER_ACCESS_KEY_ID      the CI user's access key ID (environment only)
-  AWS_IAM_USER_SECRET_ACCESS_KEY  its secret access key (environment only)
-  AWS_IAM_ROLE_ARN                the role to assume (or --role-arn)
-  AWS_REGION                      the ECR region (or --region)
-  AWS_ENDPOINT_URL                optional, another endpoint for STS and ECR
-  DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
-                                  the engine (CircleCI's setup_remote_docker sets them)
-  CIRCLE_PROJECT_REPONAME, CIRCLE_BUILD_NUM
-                                  name the role session for auditors
-  SSH_AUTH_SOCK                   the SSH agent that --ssh default forwards
-
-Right after setup, IAM may not know the new key or role for a few seconds:
-push retries those refusals for up to --wait.
-
-stdout gets one line per tag, <registry>/<repository>:<tag>@sha256:<digest>;
-progress goes to stderr. A failed build step (named as the builder names it),
-a refused layer or bad credentials exit 1 with the engine's message; invalid
-input exits 2.`,
-		Example: `  # In a CircleCI job, after setup_remote_docker:
-  containerise push --tag "$CIRCLE_SHA1" --tag latest
-
-  # Another folder, Dockerfile and repository, with build arguments:
-  containerise push --context app --file app/Dockerfile.prod \
-    --repository team/api --tag v2 --build-arg VERSION=2.0 --target runtime
-
-  # A secret for RUN --mount=type=secret,id=npm, from a CircleCI variable:
-  containerise push --tag v3 --secret id=npm,env=NPM_TOKEN
-
-  # Reuse layers of another image too, or build from scratch:
-  containerise push --tag v3 --cache-from "$REGISTRY/team/base:latest"
-  containerise push --tag v3 --no-cache
-
-  # Rerun-safe: tags already in ECR are neither built nor pushed
-  # (needs setup --allow-skip-existing):
-  containerise push --tag v1 --skip-existing`,
-		Args: noArgs,
+		Use:     "push",
+		Short:   "Assume the CI role, build the Dockerfile and push every tag to ECR",
+		Long:    pushLong,
+		Example: pushExample,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := f.options(g, getenv)
 			if err != nil {
@@ -192,32 +117,7 @@ input exits 2.`,
 // options reads the environment, applies the flags and checks every value
 // before any call, naming the variable or flag at fault.
 func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Options, error) {
-	keyID := strings.TrimSpace(getenv(names.EnvAccessKeyID))
-	secret := getenv(names.EnvSecretAccessKey)
-	roleARN, roleFrom := f.RoleARN, "--role-arn"
-	if roleARN == "" {
-		roleARN, roleFrom = strings.TrimSpace(getenv(names.EnvRoleARN)), names.EnvRoleARN
-	}
-	webIdentity, err := f.webIdentity(getenv, keyID != "" || secret != "")
-	if err != nil {
-		return push.Options{}, err
-	}
-	if webIdentity != nil {
-		keyID, secret = "", ""
-		err = validate.First(
-			validate.NotEmpty(roleFrom, roleARN, "set "+names.EnvRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
-			validate.RoleARN(roleFrom, roleARN),
-		)
-	} else {
-		err = validate.First(
-			validate.NotEmpty(names.EnvAccessKeyID, keyID, "set it to the access key ID that setup printed (a keyless setup needs none: run push in a CircleCI job, which sets "+push.EnvOIDCTokenV2+")"),
-			validate.AccessKeyID(names.EnvAccessKeyID, keyID),
-			validate.NotEmpty(names.EnvSecretAccessKey, secret, "set it to the secret access key that setup printed"),
-			secretShape(secret),
-			validate.NotEmpty(roleFrom, roleARN, "set "+names.EnvRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
-			validate.RoleARN(roleFrom, roleARN),
-		)
-	}
+	creds, err := f.credentials(getenv)
 	if err != nil {
 		return push.Options{}, err
 	}
@@ -235,19 +135,9 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 	if err := validate.Repository("--repository", f.Repository); err != nil {
 		return push.Options{}, err
 	}
-	var tags []string
-	seen := map[string]bool{}
-	for _, t := range f.Tags {
-		if err := validate.Tag("--tag", t); err != nil {
-			return push.Options{}, err
-		}
-		if !seen[t] {
-			seen[t] = true
-			tags = append(tags, t)
-		}
-	}
-	if len(tags) == 0 {
-		return push.Options{}, clierror.Usagef("--tag: at least one tag is needed")
+	tags, err := f.tags()
+	if err != nil {
+		return push.Options{}, err
 	}
 	if f.Wait < 0 {
 		return push.Options{}, clierror.Usagef("--wait %s is negative", f.Wait)
@@ -267,30 +157,68 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 	if err != nil {
 		return push.Options{}, err
 	}
-	return push.Options{
-		AccessKeyID:     keyID,
-		SecretAccessKey: secret,
-		WebIdentity:     webIdentity,
-		RoleARN:         roleARN,
-		SessionName:     push.SessionName(getenv, time.Now()),
-		Region:          g.Region,
-		Repository:      f.Repository,
-		Tags:            tags,
-		Context:         f.Context,
-		Dockerfile:      f.File,
-		BuildArgs:       buildArgs,
-		Target:          f.Target,
-		Labels:          labels,
-		Builder:         build.Builder,
-		Secrets:         build.Secrets,
-		SSH:             build.SSH,
-		CacheFrom:       build.CacheFrom,
-		NoCache:         f.NoCache,
-		Network:         build.Network,
-		Platforms:       build.Platforms,
-		SkipExisting:    f.SkipExisting,
-		Wait:            f.Wait,
-	}, nil
+	o := creds
+	o.SessionName = push.SessionName(getenv, time.Now())
+	o.Region, o.Repository, o.Tags = g.Region, f.Repository, tags
+	o.Context, o.Dockerfile, o.BuildArgs, o.Target, o.Labels = f.Context, f.File, buildArgs, f.Target, labels
+	o.Builder, o.Secrets, o.SSH, o.CacheFrom, o.NoCache = build.Builder, build.Secrets, build.SSH, build.CacheFrom, f.NoCache
+	o.Network, o.Platforms = build.Network, build.Platforms
+	o.SkipExisting, o.Wait = f.SkipExisting, f.Wait
+	return o, nil
+}
+
+// credentials reads what push assumes the role with: the job's OIDC token,
+// or the CI user's keys (from the environment only, never a flag), and the
+// role.
+func (f *pushFlags) credentials(getenv func(string) string) (push.Options, error) {
+	keyID := strings.TrimSpace(getenv(names.EnvAccessKeyID))
+	secret := getenv(names.EnvSecretAccessKey)
+	roleARN, roleFrom := f.RoleARN, "--role-arn"
+	if roleARN == "" {
+		roleARN, roleFrom = strings.TrimSpace(getenv(names.EnvRoleARN)), names.EnvRoleARN
+	}
+	webIdentity, err := f.webIdentity(getenv, keyID != "" || secret != "")
+	if err != nil {
+		return push.Options{}, err
+	}
+	role := []error{
+		validate.NotEmpty(roleFrom, roleARN, "set "+names.EnvRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
+		validate.RoleARN(roleFrom, roleARN),
+	}
+	if webIdentity != nil {
+		keyID, secret = "", ""
+		err = validate.First(role...)
+	} else {
+		err = validate.First(append([]error{
+			validate.NotEmpty(names.EnvAccessKeyID, keyID, "set it to the access key ID that setup printed (a keyless setup needs none: run push in a CircleCI job, which sets "+push.EnvOIDCTokenV2+")"),
+			validate.AccessKeyID(names.EnvAccessKeyID, keyID),
+			validate.NotEmpty(names.EnvSecretAccessKey, secret, "set it to the secret access key that setup printed"),
+			secretShape(secret),
+		}, role...)...)
+	}
+	if err != nil {
+		return push.Options{}, err
+	}
+	return push.Options{AccessKeyID: keyID, SecretAccessKey: secret, WebIdentity: webIdentity, RoleARN: roleARN}, nil
+}
+
+// tags are the --tag values, checked, each once, in order.
+func (f *pushFlags) tags() ([]string, error) {
+	var tags []string
+	seen := map[string]bool{}
+	for _, t := range f.Tags {
+		if err := validate.Tag("--tag", t); err != nil {
+			return nil, err
+		}
+		if !seen[t] {
+			seen[t] = true
+			tags = append(tags, t)
+		}
+	}
+	if len(tags) == 0 {
+		return nil, clierror.Usagef("--tag: at least one tag is needed")
+	}
+	return tags, nil
 }
 
 // webIdentity picks the credential: the job's OIDC token (V2 first) unless
@@ -430,3 +358,84 @@ func flagged(err error) error {
 		return clierror.Usagef("--file %q %s", ie.Value, ie.Problem)
 	}
 }
+
+// pushLong is the help text of push.
+const pushLong = `push is what a CI job runs. It assumes the role with the CI user's keys, gets an
+ECR token with the role's credentials, builds the Dockerfile through the Docker
+Engine API and pushes every tag, passing the registry credentials with each
+request or through the BuildKit session: no docker login, nothing written to
+~/.docker/config.json.
+
+Builder: --builder auto (the default) builds with BuildKit when the engine
+offers it (Engine API 1.39 or later, on Linux), else with the classic builder
+and a one-line notice. BuildKit serves today's Dockerfiles (RUN --mount,
+COPY --link, ...) and reads <Dockerfile>.dockerignore beside the Dockerfile
+in place of the context's .dockerignore. Progress goes to stderr as docker
+buildx build shows it: a live view at a terminal, plain lines in CI.
+
+Build secrets (BuildKit): --secret id=ID,env=VAR or id=ID,src=FILE, as docker
+buildx build spells them, reach RUN --mount=type=secret,id=ID only: never the
+image, its history, the build log or push's output. --ssh default forwards
+the SSH agent at SSH_AUTH_SOCK to RUN --mount=type=ssh.
+
+Registry cache (on unless --no-cache): a CI engine starts cold, so before the
+build, push pulls the tags it is about to push (and every --cache-from) from
+the registry with the ECR token, and the build reuses their layers; BuildKit
+writes its cache metadata into each image for the next run. Pulling first,
+rather than importing the cache from the registry, keeps the cache holding
+run after run on engines whose BuildKit would otherwise miss every other run.
+A source that is missing or refused is skipped with one line on stderr. The
+pull needs the token, so AWS answers first. On a warm engine that has a
+source already, push uses it as it is and pulls nothing; then, as with
+--no-cache, the build needs nothing from AWS and runs while STS and ECR
+answer, and the image is tagged for the registry once ECR names it. With
+--skip-existing, ECR is asked first, since its answer decides what to build.
+
+Keyless (after 'setup --auth oidc'): in a CircleCI job, push assumes the role
+with the job's OIDC token, which CircleCI sets in CIRCLE_OIDC_TOKEN_V2 (else
+CIRCLE_OIDC_TOKEN); no key is needed. It reads the token's claims first, so
+that a token that expired, comes from another organization (--circleci-org-id)
+or is not a JWT fails before AWS is asked; the token itself is never printed.
+When both a token and the user's keys are set, the token wins, unless
+--auth keys is given; push says which it used.
+
+Environment (the blog's variables, as setup prints them):
+  CIRCLE_OIDC_TOKEN_V2, CIRCLE_OIDC_TOKEN
+                                  keyless: the job's OIDC token (CircleCI sets them)
+  AWS_IAM_USER_ACCESS_KEY_ID      the CI user's access key ID (environment only)
+  AWS_IAM_USER_SECRET_ACCESS_KEY  its secret access key (environment only)
+  AWS_IAM_ROLE_ARN                the role to assume (or --role-arn)
+  AWS_REGION                      the ECR region (or --region)
+  AWS_ENDPOINT_URL                optional, another endpoint for STS and ECR
+  DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
+                                  the engine (CircleCI's setup_remote_docker sets them)
+  CIRCLE_PROJECT_REPONAME, CIRCLE_BUILD_NUM
+                                  name the role session for auditors
+  SSH_AUTH_SOCK                   the SSH agent that --ssh default forwards
+
+Right after setup, IAM may not know the new key or role for a few seconds:
+push retries those refusals for up to --wait.
+
+stdout gets one line per tag, <registry>/<repository>:<tag>@sha256:<digest>;
+progress goes to stderr. A failed build step (named as the builder names it),
+a refused layer or bad credentials exit 1 with the engine's message; invalid
+input exits 2.`
+
+// pushExample is push's examples.
+const pushExample = `  # In a CircleCI job, after setup_remote_docker:
+  containerise push --tag "$CIRCLE_SHA1" --tag latest
+
+  # Another folder, Dockerfile and repository, with build arguments:
+  containerise push --context app --file app/Dockerfile.prod \
+    --repository team/api --tag v2 --build-arg VERSION=2.0 --target runtime
+
+  # A secret for RUN --mount=type=secret,id=npm, from a CircleCI variable:
+  containerise push --tag v3 --secret id=npm,env=NPM_TOKEN
+
+  # Reuse layers of another image too, or build from scratch:
+  containerise push --tag v3 --cache-from "$REGISTRY/team/base:latest"
+  containerise push --tag v3 --no-cache
+
+  # Rerun-safe: tags already in ECR are neither built nor pushed
+  # (needs setup --allow-skip-existing):
+  containerise push --tag v1 --skip-existing`
