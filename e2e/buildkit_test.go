@@ -174,27 +174,7 @@ func TestPushBuildKitEngineStopsMidBuild(t *testing.T) {
 	bp := startBinary(t, runOpts{env: env, dir: app}, "push", "--builder", "buildkit", "--tag", tag)
 	// BuildKit runs RUN steps outside the engine's containers: look for the
 	// step's shell among this machine's processes.
-	deadline := time.Now().Add(60 * time.Second)
-	for !processRuns(marker) {
-		if time.Now().After(deadline) {
-			dp.tox.stop()
-			t.Fatalf("the build never reached its RUN step:\n%s", bp.wait(t))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	dp.tox.stop()
-	start := time.Now()
-	r := bp.wait(t)
-	if r.Code != 1 {
-		t.Fatalf("push whose engine went away mid-build: want exit 1:\n%s", r)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("push took %v to notice the engine was gone", d)
-	}
-	fxErrorLine(t, r, "DOCKER_HOST")
-	if d := manifestDigest(t, fxRepo, tag); d != "" {
-		t.Errorf("the interrupted push left tag %s", tag)
-	}
+	fxEngineGoneMidBuild(t, dp, bp, tag, func() bool { return processRuns(marker) })
 }
 
 // processRuns says whether a process on this machine has marker in its

@@ -743,11 +743,19 @@ func TestFaultDockerEngineStopsMidBuild(t *testing.T) {
 	// The classic builder runs RUN in an engine container, which
 	// fxEngineRuns sees; buildkit_test.go has BuildKit's case.
 	bp := startBinary(t, runOpts{env: env, dir: app}, "push", "--builder", "classic", "--tag", tag)
-	// Wait until the engine runs the build's RUN step, then take the engine away.
+	fxEngineGoneMidBuild(t, dp, bp, tag, func() bool { return fxEngineRuns(t, marker) })
+}
+
+// fxEngineGoneMidBuild takes the engine away once running says the build
+// reached its RUN step, then checks that push fails naming DOCKER_HOST,
+// soon, and leaves no tag behind.
+func fxEngineGoneMidBuild(t *testing.T, dp *dockerPath, bp *bgProc, tag string, running func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for !fxEngineRuns(t, marker) {
+	for !running() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the build never reached its RUN step")
+			dp.tox.stop()
+			t.Fatalf("the build never reached its RUN step:\n%s", bp.wait(t))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
