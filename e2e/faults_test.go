@@ -588,14 +588,6 @@ func TestFaultSetupCutOffThenRerun(t *testing.T) {
 	})
 }
 
-func fxKeyIDs(keys []iamtypes.AccessKeyMetadata) []string {
-	var ids []string
-	for _, k := range keys {
-		ids = append(ids, aws.ToString(k.AccessKeyId))
-	}
-	return ids
-}
-
 func TestFaultTeardownCutOffThenRerun(t *testing.T) {
 	region := awsClients(t).Cfg.Region
 	prepare := func(t *testing.T) {

@@ -80,7 +80,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -1122,13 +1121,6 @@ func newDockerPath(t *testing.T) *dockerPath {
 }
 
 // ---------------------------------------------------------------- small helpers
-
-// sortedStrings returns a sorted copy.
-func sortedStrings(s []string) []string {
-	out := append([]string(nil), s...)
-	sort.Strings(out)
-	return out
-}
 
 // ---------------------------------------------------------------- self-check
 

@@ -119,7 +119,6 @@ type Env struct {
 	RaceWait time.Duration
 
 	logMu sync.Mutex
-	id    awsx.Identity
 }
 
 // Logf writes a progress line, if anyone listens.
