@@ -1,14 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -23,21 +19,7 @@ func runToFile(t *testing.T, file string, args ...string) result {
 		t.Fatalf("opening %s: %v", file, err)
 	}
 	defer out.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = cleanEnv()
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = out, &stderr
-	err = cmd.Run()
-	code := 0
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		code = exitErr.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running containerise %v: %v", args, err)
-	}
-	return result{Stderr: stderr.String(), Code: code}
+	return execute(t, cleanEnv(), "", nil, out, binary, args...)
 }
 
 // keyWorks reports whether STS accepts the key: the CI user can still

@@ -125,23 +125,32 @@ func run(t *testing.T, env []string, args ...string) result {
 
 func runWith(t *testing.T, o runOpts, args ...string) result {
 	t.Helper()
+	return execute(t, append(cleanEnv(), o.env...), o.dir, o.stdin, nil, binary, args...)
+}
+
+// execute runs a program with env as its whole environment, within 5
+// minutes, and returns what it printed and its exit code. stdout, when not
+// nil, takes the program's standard output instead of the result.
+func execute(t *testing.T, env []string, dir string, stdin io.Reader, stdout io.Writer, name string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(cleanEnv(), o.env...)
-	cmd.Dir = o.dir
-	cmd.Stdin = o.stdin
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env, cmd.Dir, cmd.Stdin = env, dir, stdin
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	err := cmd.Run()
 	code := 0
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		code = exitErr.ExitCode()
 	} else if err != nil {
-		t.Fatalf("running containerise %v: %v", args, err)
+		t.Fatalf("running %s %v: %v", name, args, err)
 	}
-	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
+	return result{Stdout: out.String(), Stderr: stderr.String(), Code: code}
 }
 
 // cleanEnv is the test process's environment without CircleCI variables a

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -419,21 +418,7 @@ func blogFlowEnv(vars ciVars) []string {
 // runInEnv runs a program with env as its entire environment.
 func runInEnv(t *testing.T, env []string, dir, name string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env, cmd.Dir = env, dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		code = exitErr.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running %s: %v", name, err)
-	}
-	return result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
+	return execute(t, env, dir, nil, nil, name, args...)
 }
 
 // TestPushBlogFlowStaysInterchangeable runs the blog post's flow (the

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -21,29 +20,16 @@ const (
 // what it printed on stderr, and its error; the token must not appear.
 func pushWith(t *testing.T, env map[string]string, args ...string) (push.Options, string, error) {
 	t.Helper()
-	var out, errw bytes.Buffer
-	g := &Globals{In: strings.NewReader(""), Out: &out, Err: &errw}
-	root := NewRoot("test", g)
-	for _, c := range root.Commands() {
-		if c.Name() == "push" {
-			root.RemoveCommand(c)
-		}
-	}
-	var got push.Options
-	root.AddCommand(newPushCmdWith(g, func(k string) string { return env[k] }, func(_ context.Context, o push.Options) error {
-		got = o
-		return nil
-	}))
-	root.SetArgs(append([]string{"push"}, args...))
-	err := root.ExecuteContext(context.Background())
+	got, g, err := runPushCmd(t, env, args...)
+	printed := g.Out.(*bytes.Buffer).String() + g.Err.(*bytes.Buffer).String()
 	for _, name := range []string{push.EnvOIDCTokenV2, push.EnvOIDCToken} {
 		for _, part := range strings.Split(env[name], ".") {
-			if len(part) > 8 && (strings.Contains(out.String()+errw.String(), part) || err != nil && strings.Contains(err.Error(), part)) {
+			if len(part) > 8 && (strings.Contains(printed, part) || err != nil && strings.Contains(err.Error(), part)) {
 				t.Errorf("part of %s was printed", name)
 			}
 		}
 	}
-	return got, errw.String(), err
+	return got, g.Err.(*bytes.Buffer).String(), err
 }
 
 func keylessEnv(extra map[string]string) map[string]string {

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -13,10 +12,9 @@ import (
 
 	"github.com/containerise/containerise/internal/circleci"
 	"github.com/containerise/containerise/internal/circleci/circlecitest"
-	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
-	"github.com/containerise/containerise/provision"
 )
 
 const (
@@ -44,33 +42,17 @@ func newCIWorld(t *testing.T) *ciWorld {
 // setup runs `setup args...` with the CircleCI token in the environment.
 func (w *ciWorld) setup(args ...string) setupRun {
 	w.t.Helper()
-	var out, errb bytes.Buffer
-	g := &Globals{In: strings.NewReader(""), Out: &out, Err: &errb,
-		Getenv: func(name string) string {
+	return execSetup(w.t, setupEnv{acct: w.acct,
+		getenv: func(name string) string {
 			if name == "CIRCLECI_TOKEN" {
 				return w.token
 			}
 			return ""
-		}}
-	var r setupRun
-	cmd := newSetupCmdWith(g, func(context.Context) (*provision.Provisioner, string, error) {
-		r.built = true
-		client, err := circleci.New(circleci.Options{Host: w.ci.URL, Token: w.token, HTTPClient: w.ci.Client(), RetryDelay: 1})
-		if err != nil {
-			return nil, "", err
-		}
-		return &provision.Provisioner{IAM: w.acct.IAM(), ECR: w.acct.ECR(), STS: w.acct.STS(), CircleCI: client, Logf: g.Logf}, w.acct.Region(), nil
-	})
-	cmd.SetArgs(args)
-	cmd.SetOut(&out)
-	cmd.SetErr(&errb)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	r.err = cmd.ExecuteContext(context.Background())
-	r.stdout, r.stderr = out.String(), errb.String()
-	if r.err != nil {
-		r.message = hint.Message(r.err, g.words())
-	}
-	return r
+		},
+		circleCI: func() (resource.CircleCIAPI, error) {
+			return circleci.New(circleci.Options{Host: w.ci.URL, Token: w.token, HTTPClient: w.ci.Client(), RetryDelay: 1})
+		},
+	}, args...)
 }
 
 // keys are the user's access key IDs.

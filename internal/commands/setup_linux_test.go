@@ -1,14 +1,11 @@
 package commands
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
-	"github.com/containerise/containerise/provision"
 )
 
 // A rotation at a terminal prints the new secret once, then asks whether to
@@ -24,27 +21,21 @@ func TestSetupRotationAtATerminalShowsTheSecretOnce(t *testing.T) {
 			if _, err := master.WriteString(answer); err != nil {
 				t.Fatal(err)
 			}
-			var out, errb bytes.Buffer
-			g := &Globals{In: terminal, Out: &out, Err: &errb}
-			cmd := newSetupCmdWith(g, func(context.Context) (*provision.Provisioner, string, error) {
-				return &provision.Provisioner{IAM: acct.IAM(), ECR: acct.ECR(), STS: acct.STS(), Logf: g.Logf}, acct.Region(), nil
-			})
-			cmd.SetArgs([]string{"--rotate-key"})
-			cmd.SilenceUsage, cmd.SilenceErrors = true, true
-			if err := cmd.ExecuteContext(context.Background()); err != nil {
-				t.Fatal(err)
+			r := execSetup(t, setupEnv{acct: acct, in: terminal}, "--rotate-key")
+			if r.err != nil {
+				t.Fatal(r.err)
 			}
-			secret := secretFrom(t, out.String())
-			if n := strings.Count(out.String(), secret); n != 1 {
-				t.Errorf("the secret is shown %d times:\n%s", n, out.String())
+			secret := secretFrom(t, r.stdout)
+			if n := strings.Count(r.stdout, secret); n != 1 {
+				t.Errorf("the secret is shown %d times:\n%s", n, r.stdout)
 			}
-			if !strings.Contains(errb.String(), "Delete old access key "+oldKey) {
-				t.Errorf("no question about the old key:\n%s", errb.String())
+			if !strings.Contains(r.stderr, "Delete old access key "+oldKey) {
+				t.Errorf("no question about the old key:\n%s", r.stderr)
 			}
-			deleted := strings.Contains(out.String(), "Old access key "+oldKey+" deleted.")
-			kept := strings.Contains(out.String(), "Old access key "+oldKey+" kept")
+			deleted := strings.Contains(r.stdout, "Old access key "+oldKey+" deleted.")
+			kept := strings.Contains(r.stdout, "Old access key "+oldKey+" kept")
 			if (answer == "y\n") != deleted || (answer == "n\n") != kept {
-				t.Errorf("answer %q: stdout\n%s", answer, out.String())
+				t.Errorf("answer %q: stdout\n%s", answer, r.stdout)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,12 +35,39 @@ type setupRun struct {
 
 func runSetupCmd(t *testing.T, acct *awsfake.Account, args ...string) setupRun {
 	t.Helper()
+	return execSetup(t, setupEnv{acct: acct}, args...)
+}
+
+// setupEnv is what a test's setup runs against: a fake account, and
+// optionally a CircleCI client, the environment and stdin.
+type setupEnv struct {
+	acct     *awsfake.Account
+	circleCI func() (resource.CircleCIAPI, error)
+	getenv   func(string) string
+	in       io.Reader // nil: no terminal, empty input
+}
+
+// execSetup runs `setup args...` as the binary would, with the fakes.
+func execSetup(t *testing.T, e setupEnv, args ...string) setupRun {
+	t.Helper()
 	var out, errb bytes.Buffer
-	g := &Globals{In: strings.NewReader(""), Out: &out, Err: &errb}
+	in := e.in
+	if in == nil {
+		in = strings.NewReader("")
+	}
+	g := &Globals{In: in, Out: &out, Err: &errb, Getenv: e.getenv}
 	var r setupRun
 	cmd := newSetupCmdWith(g, func(context.Context) (*provision.Provisioner, string, error) {
 		r.built = true
-		return &provision.Provisioner{IAM: acct.IAM(), ECR: acct.ECR(), STS: acct.STS(), KMS: acct.KMS(), Logf: g.Logf}, acct.Region(), nil
+		p := &provision.Provisioner{IAM: e.acct.IAM(), ECR: e.acct.ECR(), STS: e.acct.STS(), KMS: e.acct.KMS(), Logf: g.Logf}
+		if e.circleCI != nil {
+			c, err := e.circleCI()
+			if err != nil {
+				return nil, "", err
+			}
+			p.CircleCI = c
+		}
+		return p, e.acct.Region(), nil
 	})
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
