@@ -158,27 +158,6 @@ func TestRoundOrderBalancesPlacesAndPredecessors(t *testing.T) {
 	}
 }
 
-func TestStepCached(t *testing.T) {
-	const out = `#5 [1/3] FROM docker.io/local/busybox:latest
-#5 DONE 0.0s
-
-#7 [2/3] RUN sleep 4 && head -c 16777216 /dev/urandom > /data.bin
-#7 CACHED
-
-#8 [3/3] COPY stamp /stamp
-#8 DONE 0.3s
-`
-	if !stepCached(out, slowStep) {
-		t.Error("a CACHED step not seen")
-	}
-	if stepCached(strings.Replace(out, "#7 CACHED", "#7 DONE 4.2s", 1), slowStep) {
-		t.Error("a step that ran seen as CACHED")
-	}
-	if stepCached("#8 [3/3] COPY stamp /stamp\n#7 CACHED\n", "COPY stamp") {
-		t.Error("another step's CACHED counted")
-	}
-}
-
 func TestContextSent(t *testing.T) {
 	out := "#5 [internal] load build context\n#5 transferring context: 656.64MB 5.1s\n#5 transferring context: 1.07GB 8.7s done\n#5 DONE 8.8s\n"
 	if got := contextSent(out); got != 1_070_000_000 {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/containerise/containerise/internal/testsupport/buildlog"
 )
 
 // slowStep is the early RUN of the cold-engine image: 4 s of work and a
@@ -124,7 +126,7 @@ func (b *bench) scenarioCold() error {
 		}
 		switch {
 		case round < 0:
-		case stepCached(r.Stderr, slowStep):
+		case buildlog.StepCached(r.Stderr, slowStep):
 			hits++
 		default:
 			var said []string
@@ -252,24 +254,4 @@ func (b *bench) scenarioBuilders() error {
 	fmt.Fprintf(b.out, "  target: BuildKit, the default, no slower than the classic builder: %s\n", verdict(ok))
 	b.target("7 builders, warm", "BuildKit no slower than classic", ratio(bk.walls.median(), classic.walls.median()), ok)
 	return nil
-}
-
-// stepCached says whether BuildKit's plain progress shows the step whose
-// name contains step as CACHED.
-func stepCached(stderr, step string) bool {
-	var id string
-	for _, line := range strings.Split(stderr, "\n") {
-		num, rest, ok := strings.Cut(line, " ")
-		if !ok || !strings.HasPrefix(num, "#") {
-			continue
-		}
-		if id == "" && strings.HasPrefix(rest, "[") && strings.Contains(rest, step) {
-			id = num
-			continue
-		}
-		if id != "" && num == id && rest == "CACHED" {
-			return true
-		}
-	}
-	return false
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/containerise/containerise/internal/testsupport/buildlog"
 )
 
 // TestPushBuildKitSecretsAndCacheMount pushes a Dockerfile that only
@@ -146,7 +148,7 @@ func TestPushBuildKitCacheHoldsOnAColdEngine(t *testing.T) {
 		if r.Code != 0 {
 			t.Fatalf("push %d failed:\n%s", i+1, r)
 		}
-		hit := stepCached(r.Stderr, "RUN echo slow step")
+		hit := buildlog.StepCached(r.Stderr, "RUN echo slow step")
 		switch {
 		case i == 0 && hit:
 			t.Errorf("push 1 found the slow step cached on a cold engine:\n%s", r.Stderr)
@@ -183,26 +185,6 @@ func processRuns(marker string) bool {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(marker)) {
-			return true
-		}
-	}
-	return false
-}
-
-// stepCached says whether BuildKit's plain progress shows the step whose
-// name contains step as CACHED.
-func stepCached(stderr, step string) bool {
-	var id string
-	for _, line := range strings.Split(stderr, "\n") {
-		num, rest, ok := strings.Cut(line, " ")
-		if !ok || !strings.HasPrefix(num, "#") {
-			continue
-		}
-		if id == "" && strings.Contains(rest, step) && strings.HasPrefix(rest, "[") {
-			id = num
-			continue
-		}
-		if id != "" && num == id && rest == "CACHED" {
 			return true
 		}
 	}

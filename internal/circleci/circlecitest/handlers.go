@@ -251,17 +251,7 @@ func (s *Server) projectEnvVar(w http.ResponseWriter, r *http.Request, body []by
 	}
 	switch {
 	case len(tail) == 0 && r.Method == http.MethodGet:
-		names := sortedKeys(proj.vars)
-		from, next, ok := s.pageOf(r, len(names))
-		if !ok {
-			fail(w, http.StatusBadRequest, "Invalid page-token.")
-			return
-		}
-		items := []envVar{}
-		for _, n := range names[from:min(from+s.pageSize, len(names))] {
-			items = append(items, shown(n))
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_page_token": next})
+		writePage(s, w, r, sortedKeys(proj.vars), shown)
 	case len(tail) == 0 && r.Method == http.MethodPost:
 		var in struct {
 			Name  *string `json:"name"`
@@ -349,17 +339,7 @@ func (s *Server) listContexts(w http.ResponseWriter, r *http.Request, token stri
 		fail(w, http.StatusForbidden, msgForbidden)
 		return
 	}
-	cs := s.orgContexts(o)
-	from, next, ok := s.pageOf(r, len(cs))
-	if !ok {
-		fail(w, http.StatusBadRequest, "Invalid page-token.")
-		return
-	}
-	items := []contextJSON{}
-	for _, c := range cs[from:min(from+s.pageSize, len(cs))] {
-		items = append(items, c.json())
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_page_token": next})
+	writePage(s, w, r, s.orgContexts(o), (*ctxState).json)
 }
 
 func (s *Server) createContext(w http.ResponseWriter, body []byte, token string) {
@@ -416,17 +396,7 @@ func (s *Server) contextRoutes(w http.ResponseWriter, r *http.Request, body []by
 	case len(tail) == 0 && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, c.json())
 	case len(tail) == 1 && tail[0] == "environment-variable" && r.Method == http.MethodGet:
-		names := sortedKeys(c.vars)
-		from, next, ok := s.pageOf(r, len(names))
-		if !ok {
-			fail(w, http.StatusBadRequest, "Invalid page-token.")
-			return
-		}
-		items := []varJSON{}
-		for _, n := range names[from:min(from+s.pageSize, len(names))] {
-			items = append(items, info(n))
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_page_token": next})
+		writePage(s, w, r, sortedKeys(c.vars), info)
 	case len(tail) == 2 && tail[0] == "environment-variable" && r.Method == http.MethodPut:
 		name := tail[1]
 		var in struct {
@@ -459,6 +429,21 @@ func (s *Server) contextRoutes(w http.ResponseWriter, r *http.Request, body []by
 	default:
 		fail(w, http.StatusNotFound, "Not found.")
 	}
+}
+
+// writePage answers a list request with the page of all that its
+// page-token asks for, each element shown by item.
+func writePage[E, T any](s *Server, w http.ResponseWriter, r *http.Request, all []E, item func(E) T) {
+	from, next, ok := s.pageOf(r, len(all))
+	if !ok {
+		fail(w, http.StatusBadRequest, "Invalid page-token.")
+		return
+	}
+	items := []T{}
+	for _, e := range all[from:min(from+s.pageSize, len(all))] {
+		items = append(items, item(e))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_page_token": next})
 }
 
 // pageOf reads page-token and returns where the page starts and the next

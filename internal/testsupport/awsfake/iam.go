@@ -29,9 +29,8 @@ type user struct {
 	created       time.Time
 	tags          []iamtypes.Tag
 	keys          []*accessKey
-	attached      []string // managed policy ARNs
-	inline        map[string]string
-	login         *time.Time
+	grants
+	login *time.Time
 }
 
 type accessKey struct {
@@ -45,8 +44,7 @@ type role struct {
 	trust                      string // as given
 	created                    time.Time
 	tags                       []iamtypes.Tag
-	attached                   []string
-	inline                     map[string]string
+	grants
 }
 
 type policy struct {
@@ -150,6 +148,16 @@ func checkTags(have, set []iamtypes.Tag) error {
 	return nil
 }
 
+// addTags sets tags over *tags, by key, as IAM's Tag* calls do: all or
+// none, under IAM's tag rules.
+func addTags(tags *[]iamtypes.Tag, set []iamtypes.Tag) error {
+	if err := checkTags(*tags, set); err != nil {
+		return err
+	}
+	*tags = mergeTags(*tags, set)
+	return nil
+}
+
 // mergeTags sets tags over existing ones, by key.
 func mergeTags(have, set []iamtypes.Tag) []iamtypes.Tag {
 	out := copyTags(have)
@@ -208,7 +216,7 @@ func (f *IAM) CreateUser(ctx context.Context, in *iam.CreateUserInput, _ ...func
 		}
 		u := &user{
 			name: name, id: f.a.newID("AIDA", 17), arn: fmt.Sprintf("arn:%s:iam::%s:user/%s", f.a.partition, f.a.id, name),
-			created: f.a.now, tags: copyTags(in.Tags), inline: map[string]string{},
+			created: f.a.now, tags: copyTags(in.Tags), grants: newGrants(),
 		}
 		f.a.users[name] = u
 		out = &iam.CreateUserOutput{User: u.out()}
@@ -280,11 +288,7 @@ func (f *IAM) TagUser(ctx context.Context, in *iam.TagUserInput, _ ...func(*iam.
 		if err != nil {
 			return err
 		}
-		if err := checkTags(u.tags, in.Tags); err != nil {
-			return err
-		}
-		u.tags = mergeTags(u.tags, in.Tags)
-		return nil
+		return addTags(&u.tags, in.Tags)
 	})
 	return &iam.TagUserOutput{}, err
 }
@@ -402,11 +406,7 @@ func (f *IAM) AttachUserPolicy(ctx context.Context, in *iam.AttachUserPolicyInpu
 		if err != nil {
 			return err
 		}
-		if _, err := f.a.attachable(str(in.PolicyArn)); err != nil {
-			return err
-		}
-		u.attached = attach(u.attached, str(in.PolicyArn))
-		return nil
+		return f.a.attach(&u.grants, str(in.PolicyArn))
 	})
 	return &iam.AttachUserPolicyOutput{}, err
 }
@@ -418,11 +418,7 @@ func (f *IAM) DetachUserPolicy(ctx context.Context, in *iam.DetachUserPolicyInpu
 		if err != nil {
 			return err
 		}
-		var ok bool
-		if u.attached, ok = detach(u.attached, str(in.PolicyArn)); !ok {
-			return noSuchEntity("Policy %s was not found.", str(in.PolicyArn))
-		}
-		return nil
+		return u.detach(str(in.PolicyArn))
 	})
 	return &iam.DetachUserPolicyOutput{}, err
 }
@@ -448,14 +444,7 @@ func (f *IAM) PutUserPolicy(ctx context.Context, in *iam.PutUserPolicyInput, _ .
 		if err != nil {
 			return err
 		}
-		if err := checkName("policyName", str(in.PolicyName), 128); err != nil {
-			return err
-		}
-		if _, err := parseDoc(str(in.PolicyDocument)); err != nil {
-			return err
-		}
-		u.inline[str(in.PolicyName)] = str(in.PolicyDocument)
-		return nil
+		return u.putInline(str(in.PolicyName), str(in.PolicyDocument))
 	})
 	return &iam.PutUserPolicyOutput{}, err
 }
@@ -481,12 +470,7 @@ func (f *IAM) DeleteUserPolicy(ctx context.Context, in *iam.DeleteUserPolicyInpu
 		if err != nil {
 			return err
 		}
-		name := str(in.PolicyName)
-		if _, ok := u.inline[name]; !ok {
-			return noSuchEntity("The user policy with name %s cannot be found.", name)
-		}
-		delete(u.inline, name)
-		return nil
+		return u.deleteInline("user", str(in.PolicyName))
 	})
 	return &iam.DeleteUserPolicyOutput{}, err
 }
@@ -642,7 +626,7 @@ func (f *IAM) CreateRole(ctx context.Context, in *iam.CreateRoleInput, _ ...func
 		r := &role{
 			name: name, id: f.a.newID("AROA", 17), arn: fmt.Sprintf("arn:%s:iam::%s:role/%s", f.a.partition, f.a.id, name),
 			description: str(in.Description), trust: str(in.AssumeRolePolicyDocument), created: f.a.now,
-			tags: copyTags(in.Tags), inline: map[string]string{},
+			tags: copyTags(in.Tags), grants: newGrants(),
 		}
 		f.a.roles[name] = r
 		out = &iam.CreateRoleOutput{Role: r.out()}
@@ -711,11 +695,7 @@ func (f *IAM) TagRole(ctx context.Context, in *iam.TagRoleInput, _ ...func(*iam.
 		if err != nil {
 			return err
 		}
-		if err := checkTags(r.tags, in.Tags); err != nil {
-			return err
-		}
-		r.tags = mergeTags(r.tags, in.Tags)
-		return nil
+		return addTags(&r.tags, in.Tags)
 	})
 	return &iam.TagRoleOutput{}, err
 }
@@ -734,13 +714,57 @@ func (f *IAM) ListRoleTags(ctx context.Context, in *iam.ListRoleTagsInput, _ ...
 	return out, err
 }
 
-func attach(list []string, arn string) []string {
-	for _, a := range list {
-		if a == arn {
-			return list
+// grants are the policies a user or a role holds: IAM keeps both by the
+// same rules.
+type grants struct {
+	attached []string          // managed policy ARNs, in attachment order
+	inline   map[string]string // policy name to document
+}
+
+func newGrants() grants { return grants{inline: map[string]string{}} }
+
+// attach attaches an existing managed policy; attaching twice is not an
+// error.
+func (a *Account) attach(g *grants, arn string) error {
+	if _, err := a.attachable(arn); err != nil {
+		return err
+	}
+	for _, x := range g.attached {
+		if x == arn {
+			return nil
 		}
 	}
-	return append(list, arn)
+	g.attached = append(g.attached, arn)
+	return nil
+}
+
+func (g *grants) detach(arn string) error {
+	var ok bool
+	if g.attached, ok = detach(g.attached, arn); !ok {
+		return noSuchEntity("Policy %s was not found.", arn)
+	}
+	return nil
+}
+
+func (g *grants) putInline(name, doc string) error {
+	if err := checkName("policyName", name, 128); err != nil {
+		return err
+	}
+	if _, err := parseDoc(doc); err != nil {
+		return err
+	}
+	g.inline[name] = doc
+	return nil
+}
+
+// deleteInline deletes an inline policy; holder ("user" or "role") words
+// the error as IAM does.
+func (g *grants) deleteInline(holder, name string) error {
+	if _, ok := g.inline[name]; !ok {
+		return noSuchEntity("The %s policy with name %s cannot be found.", holder, name)
+	}
+	delete(g.inline, name)
+	return nil
 }
 
 func detach(list []string, arn string) ([]string, bool) {
@@ -780,11 +804,7 @@ func (f *IAM) AttachRolePolicy(ctx context.Context, in *iam.AttachRolePolicyInpu
 		if err != nil {
 			return err
 		}
-		if _, err := f.a.attachable(str(in.PolicyArn)); err != nil {
-			return err
-		}
-		r.attached = attach(r.attached, str(in.PolicyArn))
-		return nil
+		return f.a.attach(&r.grants, str(in.PolicyArn))
 	})
 	return &iam.AttachRolePolicyOutput{}, err
 }
@@ -796,11 +816,7 @@ func (f *IAM) DetachRolePolicy(ctx context.Context, in *iam.DetachRolePolicyInpu
 		if err != nil {
 			return err
 		}
-		var ok bool
-		if r.attached, ok = detach(r.attached, str(in.PolicyArn)); !ok {
-			return noSuchEntity("Policy %s was not found.", str(in.PolicyArn))
-		}
-		return nil
+		return r.detach(str(in.PolicyArn))
 	})
 	return &iam.DetachRolePolicyOutput{}, err
 }
@@ -826,14 +842,7 @@ func (f *IAM) PutRolePolicy(ctx context.Context, in *iam.PutRolePolicyInput, _ .
 		if err != nil {
 			return err
 		}
-		if err := checkName("policyName", str(in.PolicyName), 128); err != nil {
-			return err
-		}
-		if _, err := parseDoc(str(in.PolicyDocument)); err != nil {
-			return err
-		}
-		r.inline[str(in.PolicyName)] = str(in.PolicyDocument)
-		return nil
+		return r.putInline(str(in.PolicyName), str(in.PolicyDocument))
 	})
 	return &iam.PutRolePolicyOutput{}, err
 }
@@ -859,12 +868,7 @@ func (f *IAM) DeleteRolePolicy(ctx context.Context, in *iam.DeleteRolePolicyInpu
 		if err != nil {
 			return err
 		}
-		name := str(in.PolicyName)
-		if _, ok := r.inline[name]; !ok {
-			return noSuchEntity("The role policy with name %s cannot be found.", name)
-		}
-		delete(r.inline, name)
-		return nil
+		return r.deleteInline("role", str(in.PolicyName))
 	})
 	return &iam.DeleteRolePolicyOutput{}, err
 }
@@ -1235,11 +1239,7 @@ func (f *IAM) TagPolicy(ctx context.Context, in *iam.TagPolicyInput, _ ...func(*
 		if err != nil {
 			return err
 		}
-		if err := checkTags(p.tags, in.Tags); err != nil {
-			return err
-		}
-		p.tags = mergeTags(p.tags, in.Tags)
-		return nil
+		return addTags(&p.tags, in.Tags)
 	})
 	return &iam.TagPolicyOutput{}, err
 }

@@ -170,11 +170,7 @@ func (f *IAM) TagOpenIDConnectProvider(ctx context.Context, in *iam.TagOpenIDCon
 		if err != nil {
 			return err
 		}
-		if err := checkTags(p.tags, in.Tags); err != nil {
-			return err
-		}
-		p.tags = mergeTags(p.tags, in.Tags)
-		return nil
+		return addTags(&p.tags, in.Tags)
 	})
 	return &iam.TagOpenIDConnectProviderOutput{}, err
 }
