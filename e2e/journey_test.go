@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/containerise/containerise/internal/testsupport/circletoken"
 )
 
 // TestJourneySetupPushTeardown is the README's story in one run: an admin
@@ -36,4 +41,40 @@ func TestJourneySetupPushTeardown(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("second teardown should succeed with nothing to do:\n%s", r)
 	}
+}
+
+// TestKeysJobWithAmbientTokenPushesWithTheKeys runs the push line that
+// circleci-config emits for a keys setup in a job that, like every CircleCI
+// job today, also carries an OIDC token: push must use the keys the role
+// trusts, at once.
+func TestKeysJobWithAmbientTokenPushesWithTheKeys(t *testing.T) {
+	resetAWS(t)
+	vars := setupCI(t)
+	stamp := nonce()
+	tag := "ambient-" + stamp[len(stamp)-8:]
+
+	r := run(t, nil, "circleci-config", "--repository", pushRepo, "--tag", tag)
+	if r.Code != 0 {
+		t.Fatalf("circleci-config:\n%s", r)
+	}
+	var line string
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "containerise push ") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "--auth keys") {
+		t.Fatalf("the keys job's push line does not say --auth keys: %q", line)
+	}
+	token := circletoken.Job{OrgID: e2eOrg, ProjectID: e2eProject, Branch: "main"}.Mint()
+	env := append(cleanEnv(), vars.env()...)
+	env = append(env, "CIRCLE_OIDC_TOKEN_V2="+token, "PATH="+filepath.Dir(binary)+":"+os.Getenv("PATH"))
+	r = execute(t, env, tinyApp(t, stamp), nil, nil, "sh", "-c", line)
+	if r.Code != 0 {
+		t.Fatalf("the emitted push line:\n%s", r)
+	}
+	if !strings.Contains(r.Stderr, "using the keys") || strings.Contains(r.Stderr, "waiting for") {
+		t.Errorf("push did not go straight to the keys:\n%s", r.Stderr)
+	}
+	pushedDigests(t, r, tag)
 }

@@ -91,18 +91,29 @@ func byCode(waits map[string]string) awsx.Pending {
 	}
 }
 
+// trustRetries bounds how often a web-identity AccessDenied is retried. IAM
+// takes a few seconds to apply a new trust (1+2+4+5 s of default pauses
+// cover it); a refusal that outlasts that is the trust itself saying no (a
+// role set up for keys, another project or branch), and --wait must not be
+// spent on it.
+const trustRetries = 4
+
 // webIdentityWaits: right after a keyless setup, STS may not know the new
 // OIDC provider yet (InvalidIdentityToken "No OpenIDConnect provider
-// found"), nor the role's new trust (AccessDenied). Any other
-// InvalidIdentityToken is the token's own fault and final.
-func webIdentityWaits(err error) (string, bool) {
-	switch {
-	case awsx.ErrorCode(err) == "AccessDenied":
-		return "IAM to let the CircleCI job assume the role", true
-	case awsx.ErrorCode(err) == "InvalidIdentityToken" && strings.Contains(awsx.Describe(err), "No OpenIDConnect provider found"):
-		return "IAM to know the new OIDC provider", true
+// found"), nor the role's new trust (AccessDenied, for a few retries). Any
+// other InvalidIdentityToken is the token's own fault and final.
+func webIdentityWaits() awsx.Pending {
+	denied := 0
+	return func(err error) (string, bool) {
+		switch {
+		case awsx.ErrorCode(err) == "AccessDenied":
+			denied++
+			return "IAM to let the CircleCI job assume the role", denied <= trustRetries
+		case awsx.ErrorCode(err) == "InvalidIdentityToken" && strings.Contains(awsx.Describe(err), "No OpenIDConnect provider found"):
+			return "IAM to know the new OIDC provider", true
+		}
+		return "", false
 	}
-	return "", false
 }
 
 // retryIAM calls call until it succeeds, fails with an error pending does
@@ -172,7 +183,7 @@ func (p *Pusher) assumeRoleWithWebIdentity(ctx context.Context, o Options, deadl
 	p.debugf("oidc: token issued by %s for %s, expires %s", id.Claims.Issuer, id.Claims.Subject, id.Claims.Expires.UTC().Format(time.RFC3339))
 	start := time.Now()
 	var out *sts.AssumeRoleWithWebIdentityOutput
-	err := p.retryIAM(ctx, deadline, webIdentityWaits, func() error {
+	err := p.retryIAM(ctx, deadline, webIdentityWaits(), func() error {
 		var err error
 		out, err = p.STS.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
 			RoleArn:          aws.String(o.RoleARN),
@@ -208,8 +219,9 @@ func webIdentityError(err error, o Options, waited time.Duration) error {
 		e.Why = "the token has expired: CircleCI's job tokens live one hour from the job's start"
 		e.Hint = "rerun the job"
 	case code == "AccessDenied":
-		e.Why = fmt.Sprintf("the role's trust policy does not accept this job's token (%s): it trusts other projects or branches, or IAM has not caught up yet", id.Claims.describe())
-		e.Hint, e.Next = "rerun setup keyless with this project and branch among those the role trusts", hint.WaitLonger
+		e.Why = fmt.Sprintf("the role's trust policy does not accept this job's token (%s): it trusts other projects or branches, or only the CI user's keys (a keys setup)", id.Claims.describe())
+		e.Hint = "if the role was set up with keys, push with the user's keys and --auth keys; " +
+			"otherwise rerun setup keyless with this project and branch among those the role trusts"
 	default:
 		return e
 	}

@@ -118,3 +118,30 @@ func TestPushKeylessRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A token refused by a role that trusts only the CI user (a keys setup) is
+// the trust saying no, not IAM catching up: push stops after the few
+// retries that cover propagation instead of spending all of --wait, and
+// says how to push with the keys.
+func TestPushKeylessRefusedByAKeysRoleFailsFast(t *testing.T) {
+	w, token := newKeylessWorld(t, awsfake.Config{}, "main")
+	userTrust := policies.Trust(policies.UserARN("aws", w.acct.ID(), "circleci")).JSON()
+	if _, err := w.acct.IAM().UpdateAssumeRolePolicy(context.Background(), &iam.UpdateAssumeRolePolicyInput{
+		RoleName: aws.String("circleci-ecr"), PolicyDocument: aws.String(userTrust)}); err != nil {
+		t.Fatal(err)
+	}
+	w.acct.ResetCalls()
+	w.opts.Wait = time.Hour
+	w.pusher.Backoff = func(int) time.Duration { return 10 * time.Millisecond }
+	err := w.run()
+	if err == nil {
+		t.Fatal("push succeeded with a token the role does not trust")
+	}
+	if !strings.Contains(err.Error(), "--auth keys") || !strings.Contains(err.Error(), "only the CI user's keys") {
+		t.Errorf("the error does not point to the keys: %v", err)
+	}
+	if n := strings.Count(strings.Join(w.acct.Ops(), " "), "sts.AssumeRoleWithWebIdentity"); n != trustRetries+1 {
+		t.Errorf("%d AssumeRoleWithWebIdentity calls, want %d: the refusal was retried as propagation", n, trustRetries+1)
+	}
+	checkTokenNotShown(t, w, token)
+}

@@ -186,11 +186,15 @@ func quoteTag(tag string) string {
 // pushCommand is the job's push command line, one quoted word per argument.
 func pushCommand(o circleCIOptions) string {
 	words := []string{"containerise", "push"}
+	// The auth mode is always explicit: CircleCI gives every job an OIDC
+	// token, and a keys job must not drift to it.
 	if o.auth.keyless() {
 		words = append(words, "--auth", "oidc")
 		if o.orgID != "" {
 			words = append(words, "--circleci-org-id", o.orgID)
 		}
+	} else {
+		words = append(words, "--auth", "keys")
 	}
 	words = append(words, "--repository", shellQuote(o.repository))
 	for _, tag := range o.tags {

@@ -108,10 +108,10 @@ func TestCircleCIConfigIsValidYAMLThatRunsPush(t *testing.T) {
 		t.Errorf("install command %q, want %q", got, want)
 	}
 	push := cmds["Build and push to ECR"]
-	if want := `containerise push --repository my-app --tag v1 --tag "${CIRCLE_SHA1}" --context 'app dir'` + "\n"; push != want {
+	if want := `containerise push --auth keys --repository my-app --tag v1 --tag "${CIRCLE_SHA1}" --context 'app dir'` + "\n"; push != want {
 		t.Errorf("push command %q, want %q", push, want)
 	}
-	if got, want := shellArgv(t, push), []string{"push", "--repository", "my-app", "--tag", "v1", "--tag", "9f2c1a7", "--context", "app dir"}; !reflect.DeepEqual(got, want) {
+	if got, want := shellArgv(t, push), []string{"push", "--auth", "keys", "--repository", "my-app", "--tag", "v1", "--tag", "9f2c1a7", "--context", "app dir"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("the job runs containerise with %q, want %q", got, want)
 	}
 }
@@ -132,7 +132,7 @@ func TestCircleCIConfigValuesAreInertInTheShell(t *testing.T) {
 	for _, value := range hostile {
 		cfg, _ := circleCIConfigOf(t, "--context", value, "--file", value+"/Dockerfile", "--tag", "b${CIRCLE_BUILD_NUM}-${CIRCLE_SHA1}")
 		got := shellArgv(t, cfg.runCommands(t)["Build and push to ECR"])
-		want := []string{"push", "--repository", "circleci-ecr-test", "--tag", "b42-9f2c1a7", "--context", value, "--file", value + "/Dockerfile"}
+		want := []string{"push", "--auth", "keys", "--repository", "circleci-ecr-test", "--tag", "b42-9f2c1a7", "--context", value, "--file", value + "/Dockerfile"}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("--context %q: the job runs containerise with %q, want %q", value, got, want)
 		}

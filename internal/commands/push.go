@@ -93,7 +93,7 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 	fl.StringArrayVar(&f.Labels, "label", nil, "image label KEY=VALUE; repeatable")
 	fl.BoolVar(&f.SkipExisting, "skip-existing", false, "neither build nor push tags that already exist in ECR (needs setup --allow-skip-existing)")
 	fl.DurationVar(&f.Wait, "wait", push.DefaultWait, "how long to retry while IAM does not yet know a fresh key, role or OIDC provider (0: no retry)")
-	fl.StringVar(&f.Auth, "auth", "", "the credential: oidc (the job's OIDC token) or keys (the CI user's); default: the token when CircleCI set one, else the keys")
+	fl.StringVar(&f.Auth, "auth", "", "the credential: oidc (the job's OIDC token) or keys (the CI user's); default: the keys when they are set, else the token")
 	fl.StringVar(&f.OrgID, "circleci-org-id", "", "keyless: the CircleCI organization ID the role trusts; a token from another organization fails before any call")
 	fl.BoolVar(&f.Scan, "scan", false, "after pushing, gate on ECR's scan of the image, as 'containerise scan' does (needs --fail-on)")
 	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding is at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
@@ -222,7 +222,7 @@ func (f *pushFlags) tags() ([]string, error) {
 }
 
 // webIdentity picks the credential: the job's OIDC token (V2 first) unless
-// --auth keys; with --auth oidc the token must be there. It reads the
+// --auth keys or the keys are set; with --auth oidc the token must be there. It reads the
 // token's claims, so that a bad token fails here, before any call, naming
 // its variable and never showing it.
 func (f *pushFlags) webIdentity(getenv func(string) string, haveKeys bool) (*push.WebIdentity, error) {
@@ -240,9 +240,16 @@ func (f *pushFlags) webIdentity(getenv func(string) string, haveKeys bool) (*pus
 	if token == "" {
 		variable, token = push.EnvOIDCToken, strings.TrimSpace(getenv(push.EnvOIDCToken))
 	}
-	if f.Auth == "keys" {
+	// Keys set in the job's environment were put there on purpose, for a
+	// role set up to trust the CI user; a token CircleCI adds to every job
+	// is ambient and does not outrank them. Only --auth oidc does.
+	if f.Auth == "keys" || f.Auth == "" && haveKeys {
 		if token != "" && haveKeys {
-			f.authNote = fmt.Sprintf("both %s and the CI user's keys are set: using the keys, as --auth keys asks", variable)
+			why := "as --auth keys asks"
+			if f.Auth == "" {
+				why = "the role was set up for them; --auth oidc uses the token instead"
+			}
+			f.authNote = fmt.Sprintf("both %s and the CI user's keys are set: using the keys, %s", variable, why)
 		}
 		return nil, nil
 	}
@@ -258,7 +265,7 @@ func (f *pushFlags) webIdentity(getenv func(string) string, haveKeys bool) (*pus
 		return nil, err
 	}
 	if haveKeys {
-		f.authNote = fmt.Sprintf("both %s and the CI user's keys are set: using the OIDC token (keyless); --auth keys uses the keys instead", variable)
+		f.authNote = fmt.Sprintf("both %s and the CI user's keys are set: using the OIDC token, as --auth oidc asks", variable)
 	}
 	return id, nil
 }
@@ -396,8 +403,9 @@ with the job's OIDC token, which CircleCI sets in CIRCLE_OIDC_TOKEN_V2 (else
 CIRCLE_OIDC_TOKEN); no key is needed. It reads the token's claims first, so
 that a token that expired, comes from another organization (--circleci-org-id)
 or is not a JWT fails before AWS is asked; the token itself is never printed.
-When both a token and the user's keys are set, the token wins, unless
---auth keys is given; push says which it used.
+CircleCI sets a token in every job, so when the user's keys are set too, the
+keys win (the role was set up for them), unless --auth oidc is given; push
+says which it used.
 
 Environment (the blog's variables, as setup prints them):
   CIRCLE_OIDC_TOKEN_V2, CIRCLE_OIDC_TOKEN

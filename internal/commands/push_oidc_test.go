@@ -60,23 +60,37 @@ func TestPushTakesTheOIDCToken(t *testing.T) {
 		t.Fatalf("v1 token alone: %+v, %v", o, err)
 	}
 
-	// Both a token and the keys: the token wins and push says so...
+	// Both a token and the keys: CircleCI puts a token in every job, so the
+	// keys, set on purpose, win and push says so...
 	both := blogEnv()
 	both[push.EnvOIDCTokenV2] = v2
 	o, stderr, err = pushWith(t, both)
-	if err != nil || o.WebIdentity == nil || o.AccessKeyID != "" || o.SecretAccessKey != "" {
+	if err != nil || o.WebIdentity != nil || o.AccessKeyID != testKeyID {
 		t.Fatalf("both: %+v, %v", o, err)
 	}
-	if !strings.Contains(stderr, "using the OIDC token (keyless)") {
+	if !strings.Contains(stderr, "using the keys, the role was set up for them") {
 		t.Errorf("stderr does not say which credential: %q", stderr)
 	}
-	// ...unless --auth keys.
+	// ...as with --auth keys...
 	o, stderr, err = pushWith(t, both, "--auth", "keys")
 	if err != nil || o.WebIdentity != nil || o.AccessKeyID != testKeyID {
 		t.Fatalf("--auth keys: %+v, %v", o, err)
 	}
 	if !strings.Contains(stderr, "using the keys, as --auth keys asks") {
 		t.Errorf("stderr does not say which credential: %q", stderr)
+	}
+	// ...unless --auth oidc.
+	o, stderr, err = pushWith(t, both, "--auth", "oidc")
+	if err != nil || o.WebIdentity == nil || o.AccessKeyID != "" || o.SecretAccessKey != "" {
+		t.Fatalf("--auth oidc: %+v, %v", o, err)
+	}
+	if !strings.Contains(stderr, "using the OIDC token, as --auth oidc asks") {
+		t.Errorf("stderr does not say which credential: %q", stderr)
+	}
+	// Half the keys and a token: the keys were meant, and the missing one is named.
+	half := keylessEnv(map[string]string{push.EnvOIDCTokenV2: v2, "AWS_IAM_USER_ACCESS_KEY_ID": testKeyID})
+	if _, _, err = pushWith(t, half); err == nil || !strings.Contains(err.Error(), "AWS_IAM_USER_SECRET_ACCESS_KEY") {
+		t.Errorf("a key ID without its secret beside a token: %v", err)
 	}
 	// The keys alone still work as they did, and say nothing more.
 	o, stderr, err = pushWith(t, blogEnv())
