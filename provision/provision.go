@@ -40,7 +40,6 @@ import (
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/resource"
-	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/policies"
 )
 
@@ -95,71 +94,25 @@ const (
 // Keyless reports whether CI authenticates with its OIDC token.
 func (o Options) Keyless() bool { return o.Auth == AuthOIDC }
 
+// Spec is the options as the resource model's one description of what
+// setup makes.
+func (o Options) Spec() resource.Spec {
+	return resource.Spec{
+		Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role, Region: o.Region,
+		Grants: o.Grants, Settings: o.Settings, RotateKey: o.RotateKey,
+		Keyless: o.Keyless(), OIDC: o.OIDC, CircleCI: o.CircleCI,
+	}
+}
+
 // Validate checks the names, the region, the settings and, keyless, what
 // the role is to trust, before any API call.
 func (o Options) Validate() error {
-	errs := []error{
-		names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.
-			ValidateAs("the repository name", "the policy name", "the user name", "the role name"),
-		validate.Region("the region", o.Region),
-	}
-	s := o.Settings
-	for _, f := range s.MutableTags {
-		errs = append(errs, validate.TagFilter("a mutable tag pattern", f))
-	}
-	if len(s.MutableTags) > 0 && (s.ImmutableTags == nil || !*s.ImmutableTags) {
-		errs = append(errs, clierror.Usagef("mutable tag patterns apply only to a repository whose tags are immutable"))
-	}
-	if len(s.MutableTags) > validate.MaxTagFilters {
-		errs = append(errs, clierror.Usagef("%d mutable tag patterns: ECR allows at most %d", len(s.MutableTags), validate.MaxTagFilters))
-	}
-	for _, n := range []*int{s.KeepImages, s.ExpireUntaggedDays} {
-		if n != nil && *n < 0 {
-			errs = append(errs, clierror.Usagef("a lifecycle count is negative (%d): give 0 to remove the rule, or a positive number", *n))
-		}
-	}
-	if s.KMSKey != "" {
-		errs = append(errs, validate.KMSKey("the KMS key", s.KMSKey, o.Region))
-	}
-	if err := validate.First(errs...); err != nil {
-		return err
-	}
 	switch o.Auth {
-	case "", AuthKeys:
-		return nil
-	case AuthOIDC:
+	case "", AuthKeys, AuthOIDC:
 	default:
 		return clierror.Usagef("the authentication %q is invalid: use %s or %s", o.Auth, AuthKeys, AuthOIDC)
 	}
-	if o.RotateKey {
-		return clierror.Usagef("keyless setup has no access key to rotate")
-	}
-	return ValidateCircleCI(o.OIDC)
-}
-
-// ValidateCircleCI checks what a keyless role trusts, naming each value
-// for people (the command layer checks its flags first).
-func ValidateCircleCI(c policies.CircleCI) error {
-	if err := validate.UUID("the CircleCI organisation ID", c.OrgID, "Organization Settings > Overview"); err != nil {
-		return err
-	}
-	switch {
-	case len(c.ProjectIDs) == 0 && !c.AnyProject:
-		return clierror.Usagef("no CircleCI project ID: name at least one project whose jobs may assume the role, or trust every project of the organisation explicitly")
-	case len(c.ProjectIDs) > 0 && c.AnyProject:
-		return clierror.Usagef("CircleCI project IDs and 'any project' exclude each other: name the projects, or trust every project")
-	}
-	for _, p := range c.ProjectIDs {
-		if err := validate.UUID("the CircleCI project ID", p, "Project Settings > Overview"); err != nil {
-			return err
-		}
-	}
-	for _, b := range c.Branches {
-		if err := validate.Branch("the branch", b); err != nil {
-			return err
-		}
-	}
-	return nil
+	return o.Spec().Validate(resource.Meaning)
 }
 
 func (o Options) wait() time.Duration {
@@ -276,56 +229,9 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 		return nil, err
 	}
 	env := p.env(o)
-	repo := resource.NewRepository(o.Repository)
-	permissions := func(grants policies.PermissionOptions) func(awsx.Identity) policies.Document {
-		return func(id awsx.Identity) policies.Document {
-			return policies.Permissions(policies.Target{Partition: id.Partition, Region: o.Region, AccountID: id.Account, Repository: o.Repository}, grants)
-		}
-	}
-	// CI may read scan findings while the repository scans on push: as
-	// asked, or, when scanning is left as it is, as the repository does.
-	grants := o.Grants
-	if o.Settings.ScanOnPush != nil {
-		grants.ScanFindings = *o.Settings.ScanOnPush
-	}
-	policy := resource.NewPolicy(o.Policy, o.Repository, permissions(grants))
-	if o.Settings.ScanOnPush == nil && !grants.ScanFindings {
-		scanning := grants
-		scanning.ScanFindings = true
-		policy.Variant, policy.UseVariant = permissions(scanning), repo.ScansOnPush
-	}
-	var user *resource.User
-	var role *resource.Role
-	var resources []resource.Resource
-	if o.Keyless() {
-		provider := resource.NewOIDCProvider(o.OIDC)
-		role = resource.NewRole(o.Role, provider, policy)
-		former := resource.Retire(resource.NewUser(o.User, false), "CI assumes the role with its OIDC token")
-		former.Gate = func() ([]*resource.Step, string) {
-			if rep := role.Reports()[0]; !rep.Managed {
-				return nil, "role " + o.Role + " is not managed by containerise, so setup did not switch its trust"
-			}
-			if s := role.TrustStep(); s != nil {
-				return []*resource.Step{s}, ""
-			}
-			return nil, ""
-		}
-		resources = []resource.Resource{repo, policy, provider, role, former}
-	} else {
-		user = resource.NewUser(o.User, o.RotateKey)
-		role = resource.NewRole(o.Role, user, policy)
-		resources = []resource.Resource{repo, policy, user, role}
-	}
-	if o.Settings.Any() {
-		resources = append(resources, resource.NewRepositorySettings(repo, o.Settings))
-	}
-	var ci *resource.CircleCIVariables
-	if o.CircleCI != nil {
-		ci = resource.NewCircleCIVariables(p.CircleCI, *o.CircleCI, o.Region, role, user)
-		resources = append(resources, ci)
-	}
-
-	plan, err := resource.Observe(ctx, env, resource.ForSetup, resources...)
+	st := resource.NewStack(o.Spec(), resource.ForSetup, p.CircleCI)
+	user, role, ci := st.User, st.Role, st.Variables
+	plan, err := resource.Observe(ctx, env, resource.ForSetup, st.Resources()...)
 	if err != nil {
 		return nil, advise(err)
 	}

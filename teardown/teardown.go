@@ -29,7 +29,6 @@ import (
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/resource"
-	"github.com/containerise/containerise/policies"
 )
 
 // Teardown plans and applies the removal of containerise's resources.
@@ -116,15 +115,8 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 		Logf: t.logf,
 		Wait: awsx.Waiter{Bound: t.conflictWait, First: t.conflictPoll, Max: 8 * time.Second},
 	}
-	repo := resource.NewRepository(o.Repository)
-	policy := resource.NewPolicy(o.Policy, o.Repository, nil)
-	user := resource.NewUser(o.User, false)
-	role := resource.NewRole(o.Role, user, policy)
-	policy.Role, policy.User = role, user
-	provider := resource.NewOIDCProvider(policies.CircleCI{})
-	provider.Role = role
-
-	plan, err := resource.Observe(ctx, env, resource.ForTeardown, repo, policy, provider, role, user)
+	st := resource.NewStack(resource.Spec{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}, resource.ForTeardown, nil)
+	plan, err := resource.Observe(ctx, env, resource.ForTeardown, st.Resources()...)
 	if err != nil {
 		return nil, readError(err)
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/containerise/containerise/internal/resource"
 )
 
 // flagGroup is a titled section of a command's flags in its help.
@@ -53,4 +55,11 @@ func groupFlags(cmd *cobra.Command, groups ...flagGroup) {
 		_, err := out.Write([]byte(b.String()))
 		return err
 	})
+}
+
+// flagLabels name a spec's values by the flags that set them.
+var flagLabels = resource.Labels{
+	Repository: "--repository", Policy: "--policy", User: "--user", Role: "--role", Region: "--region",
+	MutableTag: "--mutable-tag", ImmutableTags: "--immutable-tags", KMSKey: "--kms-key",
+	KeepImages: "--keep-images", ExpireUntaggedDays: "--expire-untagged-days",
 }

@@ -5,8 +5,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/policies"
 	"github.com/containerise/containerise/provision"
@@ -43,19 +45,32 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
   containerise policies --account 123456789012 --region eu-west-1 --document permissions > policy.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validate.First(
-				validate.AccountID("--account", o.account),
-				names.Set{Repository: o.repository, Policy: o.policy, User: o.user, Role: o.role}.Validate(),
-			); err != nil {
+			if err := validate.AccountID("--account", o.account); err != nil {
 				return err
 			}
-			grants, err := o.grants.options()
-			if err != nil {
+			spec := resource.Spec{Repository: o.repository, Policy: o.policy, User: o.user, Role: o.role}
+			if err := spec.ValidateNames(flagLabels); err != nil {
+				return err
+			}
+			var err error
+			if spec.Grants, err = o.grants.options(); err != nil {
 				return err
 			}
 			auth, circle, err := o.auth.options(true)
 			if err != nil {
 				return err
+			}
+			spec.Keyless, spec.OIDC = auth == provision.AuthOIDC, circle
+			if cmd.Flags().Changed("scan-on-push") {
+				// As for setup: also the repository's setting, which the
+				// policy's grant follows.
+				v := o.grants.scanOnPush
+				spec.Settings.ScanOnPush = &v
+			}
+			switch o.document {
+			case "permissions", "trust", "all":
+			default:
+				return clierror.Usagef("--document %q is invalid: use permissions, trust or all", o.document)
 			}
 			// The region setup would use, so the ARNs match what setup makes.
 			// Loading the SDK configuration reads the environment and the
@@ -64,24 +79,20 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 			if err != nil {
 				return err
 			}
-			region := cfg.Region
-			target := policies.Target{Region: region, AccountID: o.account, Repository: o.repository}
-			perms := policies.Permissions(target, grants)
-			trust := policies.Trust(policies.UserARN(policies.PartitionOf(region), o.account, o.user))
-			if auth == provision.AuthOIDC {
-				provider := policies.OIDCProviderARN(policies.PartitionOf(region), o.account, policies.CircleCIIssuer(circle.OrgID))
-				trust = policies.CircleCITrust(provider, circle)
-			}
+			spec.Region = cfg.Region
+			docs := resource.NewStack(spec, resource.ForSetup, nil).Documents(awsx.Identity{Account: o.account, Partition: policies.PartitionOf(spec.Region)})
 			switch o.document {
 			case "permissions":
-				fmt.Fprintln(g.Out, perms.JSON())
+				fmt.Fprintln(g.Out, docs.Permissions.JSON())
 			case "trust":
-				fmt.Fprintln(g.Out, trust.JSON())
-			case "all":
-				fmt.Fprintf(g.Out, "# Permissions policy %s (attached to role %s)\n%s\n\n# Trust policy of role %s\n%s\n",
-					o.policy, o.role, perms.JSON(), o.role, trust.JSON())
+				fmt.Fprintln(g.Out, docs.Trust.JSON())
 			default:
-				return clierror.Usagef("--document %q is invalid: use permissions, trust or all", o.document)
+				fmt.Fprintf(g.Out, "# Permissions policy %s (attached to role %s)\n%s\n\n# Trust policy of role %s\n%s\n",
+					o.policy, o.role, docs.Permissions.JSON(), o.role, docs.Trust.JSON())
+				if v := docs.ScanningPermissions; v != nil {
+					fmt.Fprintf(g.Out, "\n# Permissions policy %s while repository %s scans on push (setup follows the repository when --scan-on-push is not given)\n%s\n",
+						o.policy, o.repository, v.JSON())
+				}
 			}
 			return nil
 		},

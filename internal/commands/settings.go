@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/policies"
@@ -50,22 +49,11 @@ func (s *settingsFlags) settings(cmd *cobra.Command, grants grantFlags) (resourc
 		v := s.immutableTags
 		out.ImmutableTags = &v
 	}
-	if len(s.mutableTags) > 0 {
-		if out.ImmutableTags == nil || !*out.ImmutableTags {
-			return resource.Settings{}, clierror.Usagef("--mutable-tag needs --immutable-tags: it names the tags that stay mutable in an immutable repository")
-		}
-		if len(s.mutableTags) > validate.MaxTagFilters {
-			return resource.Settings{}, clierror.Usagef("--mutable-tag given %d times: ECR takes at most %d patterns", len(s.mutableTags), validate.MaxTagFilters)
-		}
-		seen := map[string]bool{}
-		for _, p := range s.mutableTags {
-			if err := validate.TagFilter("--mutable-tag", p); err != nil {
-				return resource.Settings{}, err
-			}
-			if !seen[p] {
-				seen[p] = true
-				out.MutableTags = append(out.MutableTags, p)
-			}
+	seen := map[string]bool{}
+	for _, p := range s.mutableTags {
+		if !seen[p] {
+			seen[p] = true
+			out.MutableTags = append(out.MutableTags, p)
 		}
 	}
 	for _, n := range []struct {
@@ -76,17 +64,19 @@ func (s *settingsFlags) settings(cmd *cobra.Command, grants grantFlags) (resourc
 		if !given(n.flag) {
 			continue
 		}
-		if n.value < 0 {
-			return resource.Settings{}, clierror.Usagef("--%s %d is invalid: give a positive number, or 0 to remove setup's rule", n.flag, n.value)
-		}
 		v := n.value
 		*n.dest = &v
 	}
 	if given("kms-key") {
-		if err := validate.KMSKey("--kms-key", s.kmsKey, ""); err != nil {
-			return resource.Settings{}, err
+		if s.kmsKey == "" {
+			// Given, but empty: the spec would read it as not asked for.
+			return resource.Settings{}, validate.KMSKey("--kms-key", s.kmsKey, "")
 		}
 		out.KMSKey = s.kmsKey
+	}
+	// The region is not known yet: the key's region is checked with it.
+	if err := (resource.Spec{Settings: out}).ValidateSettings(flagLabels); err != nil {
+		return resource.Settings{}, err
 	}
 	return out, nil
 }

@@ -120,7 +120,7 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 	default:
 		return clierror.Usagef("--output %q is invalid: use text, json or dotenv", o.output)
 	}
-	if err := (names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}).Validate(); err != nil {
+	if err := o.Spec().ValidateNames(flagLabels); err != nil {
 		return err
 	}
 	grants, err := o.grants.options()

@@ -106,7 +106,7 @@ func (o *teardownOptions) validate() error {
 	if o.output != "text" && o.output != "json" {
 		return clierror.Usagef("--output %q is invalid: use text or json", o.output)
 	}
-	return names.Set{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.Validate()
+	return resource.Spec{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.ValidateNames(flagLabels)
 }
 
 func runTeardown(ctx context.Context, g *Globals, td *teardown.Teardown, o teardownOptions) error {

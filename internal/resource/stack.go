@@ -1,0 +1,271 @@
+package resource
+
+import (
+	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/validate"
+	"github.com/containerise/containerise/policies"
+)
+
+// Spec is what setup makes and teardown removes, in one description:
+// the commands turn their flags into it, Validate checks it once, and
+// NewStack wires every kind from it.
+type Spec struct {
+	Repository, Policy, User, Role string
+	// Region is the repository's region.
+	Region string
+	// Grants choose the policy's statements. Setup's grant of scan findings
+	// follows Settings.ScanOnPush when it is given, and the repository's
+	// own scanning when it is not (the policy's variant).
+	Grants policies.PermissionOptions
+	// Settings are the repository settings to hold; unset ones are left.
+	Settings Settings
+	// RotateKey makes a new access key beside the user's one.
+	RotateKey bool
+	// Keyless: CI assumes the role with its OIDC token, and the role trusts
+	// the jobs OIDC selects; otherwise it trusts the user.
+	Keyless bool
+	OIDC    policies.CircleCI
+	// CircleCI, when set, is where setup writes the variables itself.
+	CircleCI *CircleCITarget
+	// IncludeUnmanaged: teardown also deletes what lacks the managed-by tag.
+	IncludeUnmanaged bool
+}
+
+// Labels name a spec's values in errors: the command layer's flags, or
+// the values' meaning when a library caller validates.
+type Labels struct {
+	Repository, Policy, User, Role, Region string
+	MutableTag, ImmutableTags, KMSKey      string
+	KeepImages, ExpireUntaggedDays         string
+}
+
+// Meaning labels values by what they are, for callers without flags.
+var Meaning = Labels{
+	Repository: "the repository name", Policy: "the policy name", User: "the user name", Role: "the role name", Region: "the region",
+	MutableTag: "a mutable tag pattern", ImmutableTags: "immutable tags", KMSKey: "the KMS key",
+	KeepImages: "the count of images to keep", ExpireUntaggedDays: "the days before untagged images expire",
+}
+
+// ValidateNames checks the four names against their services' rules.
+func (s Spec) ValidateNames(l Labels) error {
+	return validate.First(
+		validate.Repository(l.Repository, s.Repository),
+		validate.PolicyName(l.Policy, s.Policy),
+		validate.UserName(l.User, s.User),
+		validate.RoleName(l.Role, s.Role),
+	)
+}
+
+// ValidateSettings checks the repository settings asked for.
+func (s Spec) ValidateSettings(l Labels) error {
+	st := s.Settings
+	if len(st.MutableTags) > 0 && (st.ImmutableTags == nil || !*st.ImmutableTags) {
+		return clierror.Usagef("%s needs %s: it names the tags that stay mutable in an immutable repository", l.MutableTag, l.ImmutableTags)
+	}
+	if len(st.MutableTags) > validate.MaxTagFilters {
+		return clierror.Usagef("%s given %d times: ECR takes at most %d patterns", l.MutableTag, len(st.MutableTags), validate.MaxTagFilters)
+	}
+	for _, f := range st.MutableTags {
+		if err := validate.TagFilter(l.MutableTag, f); err != nil {
+			return err
+		}
+	}
+	for _, n := range []struct {
+		label string
+		value *int
+	}{{l.KeepImages, st.KeepImages}, {l.ExpireUntaggedDays, st.ExpireUntaggedDays}} {
+		if n.value != nil && *n.value < 0 {
+			return clierror.Usagef("%s %d is negative: give a positive number, or 0 to remove setup's rule", n.label, *n.value)
+		}
+	}
+	if st.KMSKey != "" {
+		return validate.KMSKey(l.KMSKey, st.KMSKey, s.Region)
+	}
+	return nil
+}
+
+// Validate checks everything setup is given, before any call: the names,
+// the region, the settings and, keyless, what the role trusts.
+func (s Spec) Validate(l Labels) error {
+	if err := validate.First(s.ValidateNames(l), validate.Region(l.Region, s.Region), s.ValidateSettings(l)); err != nil {
+		return err
+	}
+	if !s.Keyless {
+		return nil
+	}
+	if s.RotateKey {
+		return clierror.Usagef("keyless setup has no access key to rotate")
+	}
+	return ValidateCircleCI(s.OIDC)
+}
+
+// ValidateCircleCI checks what a keyless role trusts, naming each value
+// for people (the command layer checks its flags first).
+func ValidateCircleCI(c policies.CircleCI) error {
+	if err := validate.UUID("the CircleCI organisation ID", c.OrgID, "Organization Settings > Overview"); err != nil {
+		return err
+	}
+	switch {
+	case len(c.ProjectIDs) == 0 && !c.AnyProject:
+		return clierror.Usagef("no CircleCI project ID: name at least one project whose jobs may assume the role, or trust every project of the organisation explicitly")
+	case len(c.ProjectIDs) > 0 && c.AnyProject:
+		return clierror.Usagef("CircleCI project IDs and 'any project' exclude each other: name the projects, or trust every project")
+	}
+	for _, p := range c.ProjectIDs {
+		if err := validate.UUID("the CircleCI project ID", p, "Project Settings > Overview"); err != nil {
+			return err
+		}
+	}
+	for _, b := range c.Branches {
+		if err := validate.Branch("the branch", b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stack is every resource of one setup or teardown with the edges between
+// them, wired once from a Spec: who the role trusts, the policy's variants,
+// the user retired once CI is keyless, what teardown detaches before it
+// deletes, and the provider kept while a role uses it. Setup, teardown,
+// their dry runs and the policies command all read from it.
+type Stack struct {
+	Spec    Spec
+	Purpose Purpose
+
+	Repository *Repository
+	Settings   *RepositorySettings // nil: no setting asked for
+	Policy     *Policy
+	User       *User // the user CI's keys belong to; nil in a keyless setup
+	Former     *Retired
+	Provider   *OIDCProvider
+	Role       *Role
+	Variables  *CircleCIVariables // nil: no CircleCI target
+
+	resources []Resource
+}
+
+// NewStack wires the resources of spec for purpose; api writes the
+// variables when spec names a CircleCI target. It makes no call.
+func NewStack(spec Spec, purpose Purpose, api CircleCIAPI) *Stack {
+	st := &Stack{Spec: spec, Purpose: purpose}
+	if purpose == ForTeardown {
+		st.teardown()
+	} else {
+		st.setup(api)
+	}
+	return st
+}
+
+// setup: the repository, the policy (whose scan grant follows the
+// repository), the role's trustee (the user, or the OIDC provider with the
+// old user retired behind the role's new trust), the settings, the
+// variables.
+func (st *Stack) setup(api CircleCIAPI) {
+	s := st.Spec
+	st.Repository = NewRepository(s.Repository)
+	grants, variant := st.grants()
+	st.Policy = NewPolicy(s.Policy, s.Repository, st.permissions(grants))
+	if variant != nil {
+		st.Policy.Variant, st.Policy.UseVariant = st.permissions(*variant), st.Repository.ScansOnPush
+	}
+	if s.Keyless {
+		st.Provider = NewOIDCProvider(s.OIDC)
+		st.Role = NewRole(s.Role, st.Provider, st.Policy)
+		st.Former = Retire(NewUser(s.User, false), "CI assumes the role with its OIDC token")
+		role := st.Role
+		st.Former.Gate = func() ([]*Step, string) {
+			if rep := role.Reports()[0]; !rep.Managed {
+				return nil, "role " + s.Role + " is not managed by containerise, so setup did not switch its trust"
+			}
+			if step := role.TrustStep(); step != nil {
+				return []*Step{step}, ""
+			}
+			return nil, ""
+		}
+		st.resources = []Resource{st.Repository, st.Policy, st.Provider, st.Role, st.Former}
+	} else {
+		st.User = NewUser(s.User, s.RotateKey)
+		st.Role = NewRole(s.Role, st.User, st.Policy)
+		st.resources = []Resource{st.Repository, st.Policy, st.User, st.Role}
+	}
+	if s.Settings.Any() {
+		st.Settings = NewRepositorySettings(st.Repository, s.Settings)
+		st.resources = append(st.resources, st.Settings)
+	}
+	if s.CircleCI != nil {
+		st.Variables = NewCircleCIVariables(api, *s.CircleCI, s.Region, st.Role, st.User)
+		st.resources = append(st.resources, st.Variables)
+	}
+}
+
+// teardown: every kind setup may have made, found by name; the provider
+// through the role; the policy detached by the role and user teardown
+// deletes, and the provider deleted before the role that names it.
+func (st *Stack) teardown() {
+	s := st.Spec
+	st.Repository = NewRepository(s.Repository)
+	st.Policy = NewPolicy(s.Policy, s.Repository, nil)
+	st.User = NewUser(s.User, false)
+	st.Role = NewRole(s.Role, st.User, st.Policy)
+	st.Policy.Role, st.Policy.User = st.Role, st.User
+	st.Provider = NewOIDCProvider(policies.CircleCI{})
+	st.Provider.Role = st.Role
+	st.resources = []Resource{st.Repository, st.Policy, st.Provider, st.Role, st.User}
+}
+
+// Resources are the stack's resources, in the order their reports show.
+func (st *Stack) Resources() []Resource { return st.resources }
+
+// grants are the policy's grants and, when the scan grant follows the
+// repository's own scanning, the variant for a repository that scans.
+func (st *Stack) grants() (policies.PermissionOptions, *policies.PermissionOptions) {
+	s := st.Spec
+	grants := s.Grants
+	if s.Settings.ScanOnPush != nil {
+		grants.ScanFindings = *s.Settings.ScanOnPush
+		return grants, nil
+	}
+	if grants.ScanFindings {
+		return grants, nil
+	}
+	scanning := grants
+	scanning.ScanFindings = true
+	return grants, &scanning
+}
+
+func (st *Stack) permissions(grants policies.PermissionOptions) func(awsx.Identity) policies.Document {
+	s := st.Spec
+	return func(id awsx.Identity) policies.Document {
+		return policies.Permissions(policies.Target{Partition: id.Partition, Region: s.Region, AccountID: id.Account, Repository: s.Repository}, grants)
+	}
+}
+
+// Documents are the IAM documents setup writes in the account of id.
+type Documents struct {
+	// Permissions is the policy's document; ScanningPermissions, when not
+	// nil, is the one setup writes instead while the repository scans on
+	// push (no scan setting was asked for).
+	Permissions, ScanningPermissions *policies.Document
+	Trust                            policies.Document
+}
+
+// Documents are what setup writes in the account of id, from the same
+// functions setup's resources use, without reading anything.
+func (st *Stack) Documents(id awsx.Identity) Documents {
+	s := st.Spec
+	grants, variant := st.grants()
+	perms := st.permissions(grants)(id)
+	out := Documents{Permissions: &perms}
+	if variant != nil {
+		v := st.permissions(*variant)(id)
+		out.ScanningPermissions = &v
+	}
+	if s.Keyless {
+		out.Trust = policies.CircleCITrust(policies.OIDCProviderARN(id.Partition, id.Account, policies.CircleCIIssuer(s.OIDC.OrgID)), s.OIDC)
+	} else {
+		out.Trust = policies.Trust(policies.UserARN(id.Partition, id.Account, s.User))
+	}
+	return out
+}
