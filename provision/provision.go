@@ -68,6 +68,10 @@ type Options struct {
 	PropagationWait time.Duration
 	// Confirmed lets Run make the changes that ask for confirmation.
 	Confirmed bool
+	// Confirm, when set and not Confirmed, is asked once the plan is made
+	// whether its questions (changes that take away what someone may still
+	// use) may be done; an error stops setup before any change.
+	Confirm func(questions []string) (bool, error)
 	// CircleCI, when set, is where setup writes the variables itself (the
 	// Provisioner's CircleCI client does): the new secret then goes there
 	// and nowhere else.
@@ -327,7 +331,7 @@ func (s *Setup) undeliveredKey(ctx context.Context) error {
 }
 
 // Run sets up the account, or with DryRun only plans it: Prepare, then
-// Apply, confirmed when o.Confirmed.
+// Apply, confirmed when o.Confirmed or when o.Confirm says so.
 func (p *Provisioner) Run(ctx context.Context, o Options) (*Result, error) {
 	s, err := p.Prepare(ctx, o)
 	if err != nil {
@@ -336,7 +340,13 @@ func (p *Provisioner) Run(ctx context.Context, o Options) (*Result, error) {
 	if o.DryRun {
 		return s.Planned(), nil
 	}
-	return s.Apply(ctx, o.Confirmed)
+	confirmed := o.Confirmed
+	if qs := s.Questions(); len(qs) > 0 && !confirmed && o.Confirm != nil {
+		if confirmed, err = o.Confirm(qs); err != nil {
+			return nil, err
+		}
+	}
+	return s.Apply(ctx, confirmed)
 }
 
 func (r *Result) report(kind string) *resource.Report {

@@ -199,6 +199,23 @@ func (t *Teardown) Apply(ctx context.Context, p *Plan) error {
 	return errors.Join(errs...)
 }
 
+// Run plans the teardown, asks review whether to go ahead (it shows the
+// plan and asks for confirmation, or stops a dry run), and applies the plan
+// when it says so. It returns the plan, applied or not, and Apply's error.
+func (t *Teardown) Run(ctx context.Context, o Options, review func(*Plan) (bool, error)) (*Plan, error) {
+	plan, err := t.Plan(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := review(plan); !ok || err != nil {
+		return plan, err
+	}
+	return plan, t.Apply(ctx, plan)
+}
+
+// Applied reports whether Apply ran.
+func (p *Plan) Applied() bool { return p.applied }
+
 // StepError is a failed step: the resource, the step, why, and what to do.
 type StepError struct {
 	Resource *resource.Report

@@ -277,32 +277,24 @@ func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setup
 	return runErr
 }
 
-// prepareAndApply plans setup and, unless it is a dry run, applies the
-// plan. What the plan asks confirmation for (taking away what someone may
+// prepareAndApply runs setup: planned, then applied unless it is a dry
+// run. What the plan asks confirmation for (taking away what someone may
 // still use) runs with --yes, or after a yes at a terminal; otherwise it is
 // left, and the result says so.
 func prepareAndApply(ctx context.Context, g *Globals, p *provision.Provisioner, o setupOptions) (*provision.Result, error) {
-	s, err := p.Prepare(ctx, o.Options)
-	if err != nil {
-		return nil, err
-	}
-	if o.DryRun {
-		return s.Planned(), nil
-	}
-	confirmed := o.yes
-	if qs := s.Questions(); len(qs) > 0 && !o.yes {
+	opts := o.Options
+	opts.Confirmed = o.yes
+	opts.Confirm = func(qs []string) (bool, error) {
 		if !prompt.IsTerminal(g.In) {
 			g.Logf("not done without confirmation (no terminal to ask at; pass --yes): %s", strings.Join(qs, "; "))
-		} else {
-			for _, q := range qs {
-				fmt.Fprintf(g.Err, "setup will: %s\n", q)
-			}
-			if confirmed, err = prompt.Confirm(g.In, g.Err, "Go ahead?"); err != nil {
-				return nil, err
-			}
+			return false, nil
 		}
+		for _, q := range qs {
+			fmt.Fprintf(g.Err, "setup will: %s\n", q)
+		}
+		return prompt.Confirm(g.In, g.Err, "Go ahead?")
 	}
-	return s.Apply(ctx, confirmed)
+	return p.Run(ctx, opts)
 }
 
 // deliver writes the result: the --env-file (when there is a new secret),

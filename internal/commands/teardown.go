@@ -110,42 +110,40 @@ func (o *teardownOptions) validate() error {
 }
 
 func runTeardown(ctx context.Context, g *Globals, td *teardown.Teardown, o teardownOptions) error {
-	plan, err := td.Plan(ctx, o.Options)
-	if err != nil {
-		return err
-	}
 	text := o.output == "text"
-	if text {
-		writePlanText(g.Out, plan)
-	}
-	if o.dryRun {
+	plan, applyErr := td.Run(ctx, o.Options, func(plan *teardown.Plan) (bool, error) {
 		if text {
-			fmt.Fprintf(g.Out, "Dry run: nothing was deleted (a teardown would make %d deleting calls).\n", plan.Steps())
-			return nil
+			writePlanText(g.Out, plan)
 		}
-		return writeJSON(g, teardownJSON(plan, true))
+		if o.dryRun {
+			if text {
+				fmt.Fprintf(g.Out, "Dry run: nothing was deleted (a teardown would make %d deleting calls).\n", plan.Steps())
+				return false, nil
+			}
+			return false, writeJSON(g, teardownJSON(plan, true))
+		}
+		if text && plan.Settled() {
+			// The plan already said everything is gone or left alone.
+			fmt.Fprintln(g.Out, "Nothing to delete.")
+			return false, nil
+		}
+		if plan.Deletes() && !o.yes {
+			if !prompt.IsTerminal(g.In) {
+				return false, clierror.Usagef("teardown needs confirmation, and stdin is not a terminal: nothing was deleted (pass --yes to delete what the plan lists, or --dry-run to only see it)")
+			}
+			ok, err := prompt.Confirm(g.In, g.Err, "Delete what the plan above lists?")
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				return false, errors.New("teardown not confirmed: nothing was deleted (answer y to delete, or pass --yes)")
+			}
+		}
+		return true, nil
+	})
+	if plan == nil || !plan.Applied() {
+		return applyErr
 	}
-
-	if text && plan.Settled() {
-		// The plan already said everything is gone or left alone.
-		fmt.Fprintln(g.Out, "Nothing to delete.")
-		return nil
-	}
-
-	if plan.Deletes() && !o.yes {
-		if !prompt.IsTerminal(g.In) {
-			return clierror.Usagef("teardown needs confirmation, and stdin is not a terminal: nothing was deleted (pass --yes to delete what the plan lists, or --dry-run to only see it)")
-		}
-		ok, err := prompt.Confirm(g.In, g.Err, "Delete what the plan above lists?")
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errors.New("teardown not confirmed: nothing was deleted (answer y to delete, or pass --yes)")
-		}
-	}
-
-	applyErr := td.Apply(ctx, plan)
 	if text {
 		writeResultsText(g.Out, plan, g.words())
 	} else if err := writeJSON(g, teardownJSON(plan, false)); err != nil {
