@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -19,7 +18,7 @@ import (
 
 // pushFlags holds the push command's flag values.
 type pushFlags struct {
-	RoleARN      string
+	ciCredentials
 	Repository   string
 	Tags         []string
 	Context      string
@@ -29,13 +28,6 @@ type pushFlags struct {
 	Labels       []string
 	SkipExisting bool
 	Wait         time.Duration
-	// Auth chooses the credential: "" (the job's OIDC token when CircleCI
-	// set one, else the keys), "keys" or "oidc"; OrgID, when set, is the
-	// organization the token must come from.
-	Auth  string
-	OrgID string
-	// authNote says which credential push uses, when both were there.
-	authNote string
 	// The scan gate after the push (scan.go).
 	Scan     bool
 	FailOn   string
@@ -117,20 +109,9 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 // options reads the environment, applies the flags and checks every value
 // before any call, naming the variable or flag at fault.
 func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Options, error) {
-	creds, err := f.credentials(getenv)
+	creds, err := f.read(g, getenv)
 	if err != nil {
 		return push.Options{}, err
-	}
-	// The region: --region, else AWS_REGION; the blog's script needs it too.
-	if g.Region == "" {
-		region := strings.TrimSpace(getenv(names.EnvRegion))
-		if err := validate.First(
-			validate.NotEmpty(names.EnvRegion, region, "set it to the repository's region, or pass --region"),
-			validate.Region(names.EnvRegion, region),
-		); err != nil {
-			return push.Options{}, err
-		}
-		g.Region = region
 	}
 	if err := validate.Repository("--repository", f.Repository); err != nil {
 		return push.Options{}, err
@@ -158,48 +139,12 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 		return push.Options{}, err
 	}
 	o := creds
-	o.SessionName = push.SessionName(getenv, time.Now())
-	o.Region, o.Repository, o.Tags = g.Region, f.Repository, tags
+	o.Repository, o.Tags = f.Repository, tags
 	o.Context, o.Dockerfile, o.BuildArgs, o.Target, o.Labels = f.Context, f.File, buildArgs, f.Target, labels
 	o.Builder, o.Secrets, o.SSH, o.CacheFrom, o.NoCache = build.Builder, build.Secrets, build.SSH, build.CacheFrom, f.NoCache
 	o.Network, o.Platforms = build.Network, build.Platforms
 	o.SkipExisting, o.Wait = f.SkipExisting, f.Wait
 	return o, nil
-}
-
-// credentials reads what push assumes the role with: the job's OIDC token,
-// or the CI user's keys (from the environment only, never a flag), and the
-// role.
-func (f *pushFlags) credentials(getenv func(string) string) (push.Options, error) {
-	keyID := strings.TrimSpace(getenv(names.EnvAccessKeyID))
-	secret := getenv(names.EnvSecretAccessKey)
-	roleARN, roleFrom := f.RoleARN, "--role-arn"
-	if roleARN == "" {
-		roleARN, roleFrom = strings.TrimSpace(getenv(names.EnvRoleARN)), names.EnvRoleARN
-	}
-	webIdentity, err := f.webIdentity(getenv, keyID != "" || secret != "")
-	if err != nil {
-		return push.Options{}, err
-	}
-	role := []error{
-		validate.NotEmpty(roleFrom, roleARN, "set "+names.EnvRoleARN+" to the role ARN that setup printed, or pass --role-arn"),
-		validate.RoleARN(roleFrom, roleARN),
-	}
-	if webIdentity != nil {
-		keyID, secret = "", ""
-		err = validate.First(role...)
-	} else {
-		err = validate.First(append([]error{
-			validate.NotEmpty(names.EnvAccessKeyID, keyID, "set it to the access key ID that setup printed (a keyless setup needs none: run push in a CircleCI job, which sets "+push.EnvOIDCTokenV2+")"),
-			validate.AccessKeyID(names.EnvAccessKeyID, keyID),
-			validate.NotEmpty(names.EnvSecretAccessKey, secret, "set it to the secret access key that setup printed"),
-			secretShape(secret),
-		}, role...)...)
-	}
-	if err != nil {
-		return push.Options{}, err
-	}
-	return push.Options{AccessKeyID: keyID, SecretAccessKey: secret, WebIdentity: webIdentity, RoleARN: roleARN}, nil
 }
 
 // tags are the --tag values, checked, each once, in order.
@@ -219,64 +164,6 @@ func (f *pushFlags) tags() ([]string, error) {
 		return nil, clierror.Usagef("--tag: at least one tag is needed")
 	}
 	return tags, nil
-}
-
-// webIdentity picks the credential: the job's OIDC token (V2 first) unless
-// --auth keys or the keys are set; with --auth oidc the token must be there. It reads the
-// token's claims, so that a bad token fails here, before any call, naming
-// its variable and never showing it.
-func (f *pushFlags) webIdentity(getenv func(string) string, haveKeys bool) (*push.WebIdentity, error) {
-	switch f.Auth {
-	case "", "oidc", "keys":
-	default:
-		return nil, clierror.Usagef("--auth %q is invalid: use oidc (the job's OIDC token) or keys (the CI user's access key)", f.Auth)
-	}
-	if f.OrgID != "" {
-		if err := validate.UUID("--circleci-org-id", f.OrgID, "CircleCI shows it under Organization Settings > Overview"); err != nil {
-			return nil, err
-		}
-	}
-	variable, token := push.EnvOIDCTokenV2, strings.TrimSpace(getenv(push.EnvOIDCTokenV2))
-	if token == "" {
-		variable, token = push.EnvOIDCToken, strings.TrimSpace(getenv(push.EnvOIDCToken))
-	}
-	// Keys set in the job's environment were put there on purpose, for a
-	// role set up to trust the CI user; a token CircleCI adds to every job
-	// is ambient and does not outrank them. Only --auth oidc does.
-	if f.Auth == "keys" || f.Auth == "" && haveKeys {
-		if token != "" && haveKeys {
-			why := "as --auth keys asks"
-			if f.Auth == "" {
-				why = "the role was set up for them; --auth oidc uses the token instead"
-			}
-			f.authNote = fmt.Sprintf("both %s and the CI user's keys are set: using the keys, %s", variable, why)
-		}
-		return nil, nil
-	}
-	switch {
-	case token == "" && f.Auth == "oidc":
-		return nil, clierror.Usagef("--auth oidc: neither %s nor %s is set: CircleCI sets them in each job (if a job lacks them, give it a context); "+
-			"outside CircleCI use the CI user's keys", push.EnvOIDCTokenV2, push.EnvOIDCToken)
-	case token == "":
-		return nil, nil
-	}
-	id, err := push.ReadToken(variable, token, time.Now(), strings.ToLower(f.OrgID))
-	if err != nil {
-		return nil, err
-	}
-	if haveKeys {
-		f.authNote = fmt.Sprintf("both %s and the CI user's keys are set: using the OIDC token, as --auth oidc asks", variable)
-	}
-	return id, nil
-}
-
-// secretShape refuses a secret key with blanks (a copy-paste slip) without
-// ever echoing it.
-func secretShape(secret string) error {
-	if strings.ContainsAny(secret, " \t\r\n") {
-		return clierror.Usagef("%s contains blanks or line breaks: copy the secret access key again, without them", names.EnvSecretAccessKey)
-	}
-	return nil
 }
 
 // buildArgs parses --build-arg KEY=VALUE; KEY alone takes the variable from

@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/push"
 	"github.com/containerise/containerise/scan"
 )
@@ -29,8 +30,9 @@ const DefaultScanWait = 5 * time.Minute
 type gateFor func(ctx context.Context, o push.Options, wait time.Duration) (*scan.Gate, error)
 
 type scanFlags struct {
-	roleARN, repository, tag, failOn, output string
-	wait                                     time.Duration
+	creds                           ciCredentials
+	repository, tag, failOn, output string
+	wait                            time.Duration
 }
 
 func newScanCmd(g *Globals) *cobra.Command {
@@ -78,12 +80,15 @@ permission); 2 invalid input.`,
 			if err != nil {
 				return err
 			}
-			// The CI credentials, read and checked exactly as push reads them.
-			pf := &pushFlags{RoleARN: f.roleARN, Repository: f.repository, Tags: []string{f.tag}, Context: ".", Wait: push.DefaultWait}
-			o, err := pf.options(g, getenv)
+			// The CI credentials, from where push gets them.
+			o, err := f.creds.read(g, getenv)
 			if err != nil {
 				return err
 			}
+			if err := validate.First(validate.Repository("--repository", f.repository), validate.Tag("--tag", f.tag)); err != nil {
+				return err
+			}
+			o.Repository, o.Tags, o.Wait = f.repository, []string{f.tag}, push.DefaultWait
 			gt, err := gate(cmd.Context(), o, f.wait)
 			if err != nil {
 				return err
@@ -108,7 +113,7 @@ permission); 2 invalid input.`,
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding is at or above this severity: CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL (required)")
 	fl.DurationVar(&f.wait, "wait", DefaultScanWait, "how long to wait for the scan to complete (0: look once)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
-	fl.StringVar(&f.roleARN, "role-arn", "", "role to assume (default: AWS_IAM_ROLE_ARN)")
+	fl.StringVar(&f.creds.RoleARN, "role-arn", "", "role to assume (default: AWS_IAM_ROLE_ARN)")
 	return cmd
 }
 
