@@ -9,12 +9,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
-	"github.com/containerise/containerise/internal/circleci/circlecitest"
+	"github.com/containerise/containerise/internal/ci/circleci/circlecitest"
 )
 
 // CircleCI's API cannot be reached from here: these tests run the binary
 // against a local HTTPS server that plays CircleCI's documented API v2
-// (internal/circleci/circlecitest), trusted through SSL_CERT_FILE as a
+// (internal/ci/circleci/circlecitest), trusted through SSL_CERT_FILE as a
 // user's CircleCI server installation would be.
 const (
 	e2eCircleToken   = "CCIPAT_e2e-0123456789abcdef0123456789abcdef"

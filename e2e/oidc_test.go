@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/managed"
 	"github.com/containerise/containerise/internal/testsupport/circletoken"
 	"github.com/containerise/containerise/policies"
@@ -32,7 +33,7 @@ const (
 var keylessSetup = []string{"setup", "--auth", "oidc", "--circleci-org-id", e2eOrg, "--circleci-project-id", e2eProject}
 
 func providerARN(t *testing.T, c clients) string {
-	return policies.OIDCProviderARN("aws", setupAccount(t, c), policies.CircleCIIssuer(e2eOrg))
+	return policies.OIDCProviderARN("aws", setupAccount(t, c), circleci.Issuer(e2eOrg))
 }
 
 // checkKeylessSetUp checks through the API what a keyless setup makes: the
@@ -308,7 +309,7 @@ func TestKeylessTeardownKeepsASharedProvider(t *testing.T) {
 	if r := run(t, nil, keylessSetup...); r.Code != 0 {
 		t.Fatalf("setup:\n%s", r)
 	}
-	trust := policies.CircleCITrust(providerARN(t, c), policies.CircleCI{OrgID: e2eOrg, AnyProject: true})
+	trust := circleci.Trust(providerARN(t, c), circleci.Selector{OrgID: e2eOrg, AnyProject: true})
 	if _, err := c.IAM.CreateRole(context.Background(), &iam.CreateRoleInput{RoleName: aws.String("other-app"), AssumeRolePolicyDocument: aws.String(trust.JSON())}); err != nil {
 		t.Fatal(err)
 	}

@@ -32,3 +32,11 @@ func matchGolden(t *testing.T, file, got string) string {
 	}
 	return string(want)
 }
+
+func TestUserTrustGolden(t *testing.T) {
+	doc := Trust("arn:aws:iam::123456789012:user/circleci")
+	want := matchGolden(t, "trust-user.json", doc.JSON()+"\n")
+	if same, err := Equivalent(want, doc); !same || err != nil {
+		t.Errorf("trust-user: the golden file is not equivalent to the document (%v)", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/managed"
@@ -23,19 +24,19 @@ const (
 	projectID = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
 )
 
-var providerARN = policies.OIDCProviderARN("aws", account, policies.CircleCIIssuer(orgID))
+var providerARN = policies.OIDCProviderARN("aws", account, circleci.Issuer(orgID))
 
 func keyless() Options {
 	o := defaults()
 	o.Auth = AuthOIDC
-	o.OIDC = policies.CircleCI{OrgID: orgID, ProjectIDs: []string{projectID}}
+	o.OIDC = circleci.Selector{OrgID: orgID, ProjectIDs: []string{projectID}}
 	return o
 }
 
 // checkKeyless checks the account holds what a keyless setup makes: the
 // provider (tagged, the org as its client ID, no thumbprint), a role
 // trusting exactly the wanted jobs through it, and no user.
-func checkKeyless(t *testing.T, a *awsfake.Account, c policies.CircleCI) {
+func checkKeyless(t *testing.T, a *awsfake.Account, c circleci.Selector) {
 	t.Helper()
 	ic := a.IAM()
 	prov, err := ic.GetOpenIDConnectProvider(bg, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(providerARN)})
@@ -49,14 +50,14 @@ func checkKeyless(t *testing.T, a *awsfake.Account, c policies.CircleCI) {
 	if err != nil {
 		t.Fatalf("role: %v", err)
 	}
-	if ok, _ := policies.Equivalent(aws.ToString(role.Role.AssumeRolePolicyDocument), policies.CircleCITrust(providerARN, c)); !ok {
+	if ok, _ := policies.Equivalent(aws.ToString(role.Role.AssumeRolePolicyDocument), circleci.Trust(providerARN, c)); !ok {
 		t.Errorf("trust policy %s", aws.ToString(role.Role.AssumeRolePolicyDocument))
 	}
 	tags := map[string]string{}
 	for _, tag := range role.Role.Tags {
 		tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
 	}
-	if tags[resource.TagCircleCIOrg] != orgID || tags[managed.TagKey] != managed.TagValue {
+	if tags[circleci.TagOrg] != orgID || tags[managed.TagKey] != managed.TagValue {
 		t.Errorf("role tags %v", tags)
 	}
 	if _, err := ic.GetUser(bg, &iam.GetUserInput{UserName: aws.String(userName)}); !awsx.IsNotFound(err) {
@@ -132,7 +133,7 @@ func TestKeylessTrustFollowsProjectsAndBranches(t *testing.T) {
 	}
 	checkKeyless(t, e.acct, o.OIDC)
 
-	o.OIDC = policies.CircleCI{OrgID: orgID, AnyProject: true}
+	o.OIDC = circleci.Selector{OrgID: orgID, AnyProject: true}
 	e.run(t, o)
 	checkKeyless(t, e.acct, o.OIDC)
 }
@@ -256,7 +257,7 @@ func TestHandMadeProvider(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t, awsfake.Config{})
 			must(e.acct.IAM().CreateOpenIDConnectProvider(bg, &iam.CreateOpenIDConnectProviderInput{
-				Url: aws.String(policies.CircleCIIssuer(orgID)), ClientIDList: c.clientIDs, ThumbprintList: []string{strings.Repeat("a", 40)}}))
+				Url: aws.String(circleci.Issuer(orgID)), ClientIDList: c.clientIDs, ThumbprintList: []string{strings.Repeat("a", 40)}}))
 			e.acct.ResetCalls()
 			o := keyless()
 			o.Confirmed = c.confirmed

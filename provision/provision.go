@@ -36,6 +36,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/ci"
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
@@ -79,7 +81,10 @@ type Options struct {
 	// Auth is how CI assumes the role: AuthKeys (the default) or AuthOIDC.
 	Auth Auth
 	// OIDC says, with AuthOIDC, which CircleCI jobs the role trusts.
-	OIDC policies.CircleCI
+	OIDC circleci.Selector
+	// Trust, with AuthOIDC, are the jobs of other CIs the role also trusts
+	// (each CI's selector; CircleCI's is OIDC, when its organisation is set).
+	Trust []ci.Selector
 }
 
 // Auth is how CI authenticates to assume the role.
@@ -104,8 +109,21 @@ func (o Options) Spec() resource.Spec {
 	return resource.Spec{
 		Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role, Region: o.Region,
 		Grants: o.Grants, Settings: o.Settings, RotateKey: o.RotateKey,
-		Keyless: o.Keyless(), OIDC: o.OIDC, CircleCI: o.CircleCI,
+		Trust: o.trust(), CircleCI: o.CircleCI,
 	}
+}
+
+// trust are the selectors of a keyless setup: CircleCI's, unless only
+// other CIs are named, then theirs.
+func (o Options) trust() []ci.Selector {
+	if !o.Keyless() {
+		return nil
+	}
+	var out []ci.Selector
+	if o.OIDC.OrgID != "" || len(o.Trust) == 0 {
+		out = append(out, o.OIDC)
+	}
+	return append(out, o.Trust...)
 }
 
 // Validate checks the names, the region, the settings and, keyless, what

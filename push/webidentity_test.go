@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/internal/testsupport/circletoken"
 	"github.com/containerise/containerise/policies"
@@ -22,12 +23,12 @@ func newKeylessWorld(t *testing.T, cfg awsfake.Config, branch string) (*world, s
 	w := newWorld(t, cfg)
 	ctx := context.Background()
 	admin := w.acct.IAM()
-	issuer := policies.CircleCIIssuer(testOrg)
+	issuer := circleci.Issuer(testOrg)
 	if _, err := admin.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{Url: aws.String(issuer), ClientIDList: []string{testOrg}}); err != nil {
 		t.Fatal(err)
 	}
-	trust := policies.CircleCITrust(policies.OIDCProviderARN("aws", w.acct.ID(), issuer),
-		policies.CircleCI{OrgID: testOrg, ProjectIDs: []string{testProject}, Branches: []string{"main"}})
+	trust := circleci.Trust(policies.OIDCProviderARN("aws", w.acct.ID(), issuer),
+		circleci.Selector{OrgID: testOrg, ProjectIDs: []string{testProject}, Branches: []string{"main"}})
 	if _, err := admin.UpdateAssumeRolePolicy(ctx, &iam.UpdateAssumeRolePolicyInput{RoleName: aws.String("circleci-ecr"), PolicyDocument: aws.String(trust.JSON())}); err != nil {
 		t.Fatal(err)
 	}

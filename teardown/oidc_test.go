@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/policies"
@@ -27,7 +28,7 @@ func (w *world) setUp(keyless, confirmed bool) {
 	o := provision.Options{Repository: DefaultRepository, Policy: DefaultPolicy, User: DefaultUser, Role: DefaultRole, Region: w.a.Region(), Confirmed: confirmed}
 	if keyless {
 		o.Auth = provision.AuthOIDC
-		o.OIDC = policies.CircleCI{OrgID: orgID, ProjectIDs: []string{projectID}}
+		o.OIDC = circleci.Selector{OrgID: orgID, ProjectIDs: []string{projectID}}
 	}
 	p := &provision.Provisioner{IAM: w.a.IAM(), ECR: w.a.ECR(), STS: w.a.STS()}
 	if _, err := p.Run(context.Background(), o); err != nil {
@@ -36,7 +37,7 @@ func (w *world) setUp(keyless, confirmed bool) {
 }
 
 func (w *world) providerARN() string {
-	return policies.OIDCProviderARN(w.a.Partition(), w.a.ID(), policies.CircleCIIssuer(orgID))
+	return policies.OIDCProviderARN(w.a.Partition(), w.a.ID(), circleci.Issuer(orgID))
 }
 
 func (w *world) providerExists() bool {
@@ -88,7 +89,7 @@ func TestTeardownAfterKeylessSetup(t *testing.T) {
 func TestTeardownKeepsAProviderAnotherRoleTrusts(t *testing.T) {
 	w := newWorld(t)
 	w.setUp(true, false)
-	trust := policies.CircleCITrust(w.providerARN(), policies.CircleCI{OrgID: orgID, AnyProject: true})
+	trust := circleci.Trust(w.providerARN(), circleci.Selector{OrgID: orgID, AnyProject: true})
 	must(w.a.IAM().CreateRole(context.Background(), &iam.CreateRoleInput{RoleName: aws.String("other-app"), AssumeRolePolicyDocument: aws.String(trust.JSON())}))
 	p, err := w.run(defaults)
 	if err != nil {
@@ -130,7 +131,7 @@ func TestTeardownFindsTheProviderAfterASwitchBackToKeys(t *testing.T) {
 func TestTeardownLeavesAHandMadeProvider(t *testing.T) {
 	w := newWorld(t)
 	must(w.a.IAM().CreateOpenIDConnectProvider(context.Background(), &iam.CreateOpenIDConnectProviderInput{
-		Url: aws.String(policies.CircleCIIssuer(orgID)), ClientIDList: []string{orgID}}))
+		Url: aws.String(circleci.Issuer(orgID)), ClientIDList: []string{orgID}}))
 	w.setUp(true, false)
 	p, err := w.run(defaults)
 	if err != nil {

@@ -5,9 +5,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/validate"
-	"github.com/containerise/containerise/policies"
 	"github.com/containerise/containerise/provision"
 )
 
@@ -57,8 +57,8 @@ func (a *authFlags) keyless() bool { return a.mode == string(provision.AuthOIDC)
 // options checks the flags before any call and returns the mode and, keyless,
 // what the role trusts. requireOrg: the command cannot work without the
 // organization (setup, policies); circleci-config can.
-func (a *authFlags) options(requireOrg bool) (provision.Auth, policies.CircleCI, error) {
-	var c policies.CircleCI
+func (a *authFlags) options(requireOrg bool) (provision.Auth, circleci.Selector, error) {
+	var c circleci.Selector
 	switch provision.Auth(a.mode) {
 	case provision.AuthKeys:
 		for _, f := range []struct {
@@ -111,7 +111,7 @@ func (a *authFlags) options(requireOrg bool) (provision.Auth, policies.CircleCI,
 
 // authArgs are the flags that ask for this authentication again, for the
 // command lines hints suggest; none for keys, the default.
-func authArgs(auth provision.Auth, c policies.CircleCI) string {
+func authArgs(auth provision.Auth, c circleci.Selector) string {
 	if auth != provision.AuthOIDC {
 		return ""
 	}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/containerise/containerise/internal/circleci"
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/resource"
 )

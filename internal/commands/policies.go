@@ -60,7 +60,7 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 			if err != nil {
 				return err
 			}
-			spec.Keyless, spec.OIDC = auth == provision.AuthOIDC, circle
+			spec.Trust = provision.Options{Auth: auth, OIDC: circle}.Spec().Trust
 			if cmd.Flags().Changed("scan-on-push") {
 				// As for setup: also the repository's setting, which the
 				// policy's grant follows.

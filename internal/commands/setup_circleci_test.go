@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/containerise/containerise/internal/circleci"
-	"github.com/containerise/containerise/internal/circleci/circlecitest"
+	"github.com/containerise/containerise/internal/ci/circleci"
+	"github.com/containerise/containerise/internal/ci/circleci/circlecitest"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerise/containerise/internal/circleci"
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
 )

@@ -12,31 +12,26 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/managed"
 	"github.com/containerise/containerise/policies"
 )
 
-// TagCircleCIOrg is the role tag naming the CircleCI organisation whose OIDC
-// provider setup made the role trust. Teardown finds the provider through
-// it even after setup switched the role back to the user's keys.
-const TagCircleCIOrg = "containerise/circleci-org-id"
-
-// OIDCProvider is the IAM OpenID Connect provider for a CircleCI
-// organisation's token issuer, https://oidc.circleci.com/org/<org>, with
-// the organisation's ID as its client ID (the tokens' audience). As a
-// Trustee it lets the organisation's jobs assume the role with their token,
-// under the conditions of policies.CircleCITrust.
+// OIDCProvider is the IAM OpenID Connect provider of one CI token issuer
+// (CircleCI: https://oidc.circleci.com/org/<org>), with the audiences of
+// the selectors that trust it as its client IDs. An account has one
+// provider per issuer URL, so every role trusting that issuer shares it.
 //
 // IAM no longer uses thumbprints for an issuer it can verify itself, so
 // setup gives none. A provider for the URL that containerise did not create
-// is used as it is; the client ID is added to it only after confirmation.
+// is used as it is; a client ID is added to it only after confirmation.
 type OIDCProvider struct {
-	// CircleCI is what the role trusts. For a teardown only OrgID counts,
-	// and may be empty: the provider is then found through the role.
-	CircleCI policies.CircleCI
-	// Role is the role whose trust and tags name the provider (teardown),
-	// and which does not keep it.
+	// URL is the issuer's URL; Selectors are the jobs trusted through it
+	// (setup), none in a teardown.
+	URL       string
+	Selectors []ci.Selector
+	// Role is the role teardown deletes, which does not keep the provider.
 	Role *Role
 
 	report Report
@@ -52,26 +47,14 @@ type OIDCProvider struct {
 	ready *Step
 }
 
-// NewOIDCProvider is the provider for the organisation of c.
-func NewOIDCProvider(c policies.CircleCI) *OIDCProvider {
-	o := &OIDCProvider{CircleCI: c, report: Report{Kind: KindOIDCProvider}}
-	o.report.Name = issuerName(c.OrgID)
-	return o
+// NewOIDCProvider is the provider of the issuer at url, trusted by the
+// selectors.
+func NewOIDCProvider(url string, selectors ...ci.Selector) *OIDCProvider {
+	return &OIDCProvider{URL: url, Selectors: selectors, report: Report{Kind: KindOIDCProvider, Name: strings.TrimPrefix(url, "https://")}}
 }
 
-// issuerName is the provider's URL without its scheme, as IAM names it.
-func issuerName(org string) string {
-	return strings.TrimPrefix(policies.CircleCIIssuer(org), "https://")
-}
-
-// Reports is the provider's one report; none in a teardown that found no
-// provider to consider.
-func (o *OIDCProvider) Reports() []*Report {
-	if o.CircleCI.OrgID == "" {
-		return nil
-	}
-	return []*Report{&o.report}
-}
+// Reports is the provider's one report.
+func (o *OIDCProvider) Reports() []*Report { return []*Report{&o.report} }
 
 // ARN is the provider's ARN.
 func (o *OIDCProvider) ARN() string { return o.arn }
@@ -80,23 +63,34 @@ func (o *OIDCProvider) fail(doing, call string, err error) error {
 	return fail(KindOIDCProvider, o.report.Name, doing, call, err)
 }
 
-// Observe reads the provider. A teardown first learns from the role which
-// organisation it trusts (or trusted), then also lists the roles, to find
-// those whose trust still names the provider.
+// audiences are the client IDs the selectors need, each once, in order.
+func (o *OIDCProvider) audiences() []string {
+	var out []string
+	for _, s := range o.Selectors {
+		if a := s.Audience(); !contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Observe reads the provider; a teardown also lists the roles, to find
+// those other than Role whose trust still names it.
 func (o *OIDCProvider) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 	id, err := env.Identity(ctx)
 	if err != nil {
 		return err
 	}
-	if purpose == ForTeardown && o.CircleCI.OrgID == "" {
-		org, err := o.orgOfRole(ctx, id)
-		if err != nil || org == "" {
-			return err
-		}
-		o.CircleCI.OrgID = org
-		o.report.Name = issuerName(org)
-	}
-	o.arn = policies.OIDCProviderARN(id.Partition, id.Account, policies.CircleCIIssuer(o.CircleCI.OrgID))
+	o.arn = policies.OIDCProviderARN(id.Partition, id.Account, o.URL)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		out, err := env.IAM.GetOpenIDConnectProvider(gctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(o.arn)})
@@ -119,34 +113,6 @@ func (o *OIDCProvider) Observe(ctx context.Context, env *Env, purpose Purpose) e
 	return g.Wait()
 }
 
-// orgOfRole waits for the role to be read, then returns the organisation
-// its tag names or, failing that, the CircleCI provider its trust names.
-func (o *OIDCProvider) orgOfRole(ctx context.Context, id awsx.Identity) (string, error) {
-	if o.Role == nil {
-		return "", nil
-	}
-	role, err := o.Role.observedRole(ctx)
-	if err != nil || role == nil {
-		return "", err
-	}
-	for _, t := range role.Tags {
-		if aws.ToString(t.Key) == TagCircleCIOrg && aws.ToString(t.Value) != "" {
-			return aws.ToString(t.Value), nil
-		}
-	}
-	doc, err := policies.Parse(aws.ToString(role.AssumeRolePolicyDocument))
-	if err != nil {
-		return "", nil
-	}
-	prefix := policies.OIDCProviderARN(id.Partition, id.Account, policies.CircleCIIssuer(""))
-	for _, p := range doc.FederatedPrincipals() {
-		if org, ok := strings.CutPrefix(p, prefix); ok && org != "" && !strings.Contains(org, "/") {
-			return org, nil
-		}
-	}
-	return "", nil
-}
-
 // rolesNaming lists the roles other than o.Role whose trust policy names
 // the provider.
 func (o *OIDCProvider) rolesNaming(ctx context.Context, env *Env) ([]string, error) {
@@ -162,11 +128,8 @@ func (o *OIDCProvider) rolesNaming(ctx context.Context, env *Env) ([]string, err
 			if err != nil {
 				continue
 			}
-			for _, f := range doc.FederatedPrincipals() {
-				if f == o.arn {
-					names = append(names, name)
-					break
-				}
+			if contains(doc.FederatedPrincipals(), o.arn) {
+				names = append(names, name)
 			}
 		}
 	})
@@ -174,95 +137,74 @@ func (o *OIDCProvider) rolesNaming(ctx context.Context, env *Env) ([]string, err
 	return names, err
 }
 
-// TrustPolicy is the trust policy of a role the organisation's jobs assume
-// with their OIDC token.
-func (o *OIDCProvider) TrustPolicy() policies.Document {
-	return policies.CircleCITrust(o.arn, o.CircleCI)
-}
-
-// Ready is the step after which the provider exists (nil: it does).
-func (o *OIDCProvider) Ready() *Step { return o.ready }
-
 // Describe names the provider and the jobs it lets in, for people: "OIDC
 // provider oidc.circleci.com/org/<org> for project <id> on branch main".
 func (o *OIDCProvider) Describe() string {
-	c := o.CircleCI
-	s := "OIDC provider " + o.report.Name + " for "
-	switch {
-	case c.AnyProject:
-		s += "any project"
-	case len(c.ProjectIDs) == 1:
-		s += "project " + c.ProjectIDs[0]
-	default:
-		s += "projects " + strings.Join(c.ProjectIDs, ", ")
+	var jobs []string
+	for _, s := range o.Selectors {
+		jobs = append(jobs, s.Describe())
 	}
-	switch len(c.Branches) {
-	case 0:
-	case 1:
-		s += " on branch " + c.Branches[0]
-	default:
-		s += " on branches " + strings.Join(c.Branches, ", ")
-	}
-	return s
+	return "OIDC provider " + o.report.Name + " for " + strings.Join(jobs, " and ")
 }
 
-// roleTags are the tags of a role trusting the provider.
-func (o *OIDCProvider) roleTags() []iamtypes.Tag {
-	return []iamtypes.Tag{{Key: aws.String(TagCircleCIOrg), Value: aws.String(o.CircleCI.OrgID)}}
-}
-
-func (o *OIDCProvider) hasClientID() bool {
-	for _, id := range o.clientIDs {
-		if id == o.CircleCI.OrgID {
-			return true
+// missing are the client IDs the provider lacks.
+func (o *OIDCProvider) missing() []string {
+	var out []string
+	for _, a := range o.audiences() {
+		if !contains(o.clientIDs, a) {
+			out = append(out, a)
 		}
 	}
-	return false
+	return out
 }
 
-// AddClientIDCommand is the aws CLI command adding the organisation's ID to
-// the provider's client IDs.
-func (o *OIDCProvider) AddClientIDCommand() string {
-	return fmt.Sprintf("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s", o.arn, o.CircleCI.OrgID)
+// AddClientIDCommands are the aws CLI commands adding the client IDs the
+// provider lacks.
+func (o *OIDCProvider) AddClientIDCommands(ids []string) string {
+	var cmds []string
+	for _, id := range ids {
+		cmds = append(cmds, fmt.Sprintf("aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn %s --client-id %s", o.arn, id))
+	}
+	return strings.Join(cmds, "; ")
 }
 
-// Reconcile creates the provider, or gives it the organisation's ID as a
-// client ID when it lacks it: at once when containerise made it, after
-// confirmation when someone else did.
+// Reconcile creates the provider, or gives it the client IDs it lacks: at
+// once when containerise made it, after confirmation when someone else did.
 func (o *OIDCProvider) Reconcile(p *Plan) {
 	rep := &o.report
 	rep.ARN, rep.Managed, rep.Status = o.arn, true, Unchanged
-	org := o.CircleCI.OrgID
-	switch {
+	switch missing := strings.Join(o.missing(), ", "); {
 	case !o.found:
 		rep.Status = WouldCreate
-		rep.Changes = []string{"client ID (audience) " + org}
+		rep.Changes = []string{"client ID (audience) " + strings.Join(o.audiences(), ", ")}
 		o.ready = p.Add(rep, &Step{Action: "create OIDC provider " + rep.Name, Call: "iam:CreateOpenIDConnectProvider",
 			Do: func(ctx context.Context) error { return o.create(ctx, p) }})
 	case !o.managed:
 		rep.Status, rep.Managed = Unmanaged, false
-		if o.hasClientID() {
+		if missing == "" {
 			return
 		}
-		rep.Changes = []string{"lacks client ID (audience) " + org + ", so STS refuses the organisation's tokens"}
-		p.Add(rep, &Step{Action: "add client ID " + org + " to OIDC provider " + rep.Name, Call: "iam:AddClientIDToOpenIDConnectProvider",
-			Confirm: fmt.Sprintf("add client ID (audience) %s to OIDC provider %s, which containerise did not create (it keeps its other client IDs)", org, rep.Name),
+		rep.Changes = []string{"lacks client ID (audience) " + missing + ", so STS refuses its jobs' tokens"}
+		ids := o.missing()
+		p.Add(rep, &Step{Action: "add client ID " + missing + " to OIDC provider " + rep.Name, Call: "iam:AddClientIDToOpenIDConnectProvider",
+			Confirm: fmt.Sprintf("add client ID (audience) %s to OIDC provider %s, which containerise did not create (it keeps its other client IDs)", missing, rep.Name),
 			Declined: func() {
-				p.Note(Note{Text: fmt.Sprintf("OIDC provider %s was not changed: it lacks client ID %s, so STS refuses CircleCI's tokens until it is added (%s)",
-					rep.Name, org, o.AddClientIDCommand()), Next: hint.Confirm})
+				p.Note(Note{Text: fmt.Sprintf("OIDC provider %s was not changed: it lacks client ID %s, so STS refuses the jobs' tokens until it is added (%s)",
+					rep.Name, missing, o.AddClientIDCommands(ids)), Next: hint.Confirm})
 			},
 			Do: func(ctx context.Context) error {
-				if err := o.addClientID(ctx, p.Env); err != nil {
+				if err := o.addClientIDs(ctx, p.Env, ids); err != nil {
 					return err
 				}
-				rep.Changes = []string{"client ID (audience) " + org + " added, as confirmed"}
+				rep.Changes = []string{"client ID (audience) " + missing + " added, as confirmed"}
 				return nil
 			}})
-	case !o.hasClientID():
-		rep.Status, rep.Changes = WouldUpdate, []string{"client ID (audience) " + org + " added"}
-		p.Add(rep, &Step{Action: "add client ID " + org + " to OIDC provider " + rep.Name, Call: "iam:AddClientIDToOpenIDConnectProvider",
+	case missing != "":
+		rep.Status, rep.Changes = WouldUpdate, []string{"client ID (audience) " + missing + " added"}
+		ids := o.missing()
+		p.Add(rep, &Step{Action: "add client ID " + missing + " to OIDC provider " + rep.Name, Call: "iam:AddClientIDToOpenIDConnectProvider",
 			Do: func(ctx context.Context) error {
-				if err := o.addClientID(ctx, p.Env); err != nil {
+				if err := o.addClientIDs(ctx, p.Env, ids); err != nil {
 					return err
 				}
 				rep.Status = Updated
@@ -273,9 +215,10 @@ func (o *OIDCProvider) Reconcile(p *Plan) {
 
 func (o *OIDCProvider) create(ctx context.Context, p *Plan) error {
 	rep, env := &o.report, p.Env
-	env.logf("creating IAM OIDC provider %s (client ID %s)", rep.Name, o.CircleCI.OrgID)
+	ids := o.audiences()
+	env.logf("creating IAM OIDC provider %s (client ID %s)", rep.Name, strings.Join(ids, ", "))
 	out, err := env.IAM.CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
-		Url: aws.String(policies.CircleCIIssuer(o.CircleCI.OrgID)), ClientIDList: []string{o.CircleCI.OrgID}, Tags: managed.IAMTags(),
+		Url: aws.String(o.URL), ClientIDList: ids, Tags: managed.IAMTags(),
 	})
 	if awsx.IsAlreadyExists(err) {
 		return o.createdMeanwhile(ctx, p)
@@ -288,8 +231,8 @@ func (o *OIDCProvider) create(ctx context.Context, p *Plan) error {
 }
 
 // createdMeanwhile handles a provider another setup (or a person) created
-// between the read and the write: ours gets the client ID it lacks; one
-// made by someone else is left as it is, with a warning when it lacks it.
+// between the read and the write: ours gets the client IDs it lacks; one
+// made by someone else is left as it is, with a warning when it lacks one.
 func (o *OIDCProvider) createdMeanwhile(ctx context.Context, p *Plan) error {
 	rep, env := &o.report, p.Env
 	out, err := env.IAM.GetOpenIDConnectProvider(ctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(o.arn)})
@@ -298,16 +241,17 @@ func (o *OIDCProvider) createdMeanwhile(ctx context.Context, p *Plan) error {
 	}
 	o.found, o.managed, o.clientIDs = true, managed.IAM(out.Tags), out.ClientIDList
 	rep.Status, rep.Managed, rep.Changes = Exists, o.managed, nil
+	ids := o.missing()
 	switch {
-	case o.hasClientID():
+	case len(ids) == 0:
 	case o.managed:
-		if err := o.addClientID(ctx, env); err != nil {
+		if err := o.addClientIDs(ctx, env, ids); err != nil {
 			return err
 		}
-		rep.Changes = []string{"client ID (audience) " + o.CircleCI.OrgID + " added"}
+		rep.Changes = []string{"client ID (audience) " + strings.Join(ids, ", ") + " added"}
 	default:
-		p.Warn(fmt.Sprintf("OIDC provider %s was created meanwhile, not by containerise, and lacks client ID %s: STS refuses CircleCI's tokens until it is added (%s)",
-			rep.Name, o.CircleCI.OrgID, o.AddClientIDCommand()))
+		p.Warn(fmt.Sprintf("OIDC provider %s was created meanwhile, not by containerise, and lacks client ID %s: STS refuses the jobs' tokens until it is added (%s)",
+			rep.Name, strings.Join(ids, ", "), o.AddClientIDCommands(ids)))
 	}
 	if !o.managed {
 		rep.Status = Unmanaged
@@ -315,12 +259,17 @@ func (o *OIDCProvider) createdMeanwhile(ctx context.Context, p *Plan) error {
 	return nil
 }
 
-func (o *OIDCProvider) addClientID(ctx context.Context, env *Env) error {
-	env.logf("adding client ID %s to IAM OIDC provider %s", o.CircleCI.OrgID, o.report.Name)
-	_, err := env.IAM.AddClientIDToOpenIDConnectProvider(ctx, &iam.AddClientIDToOpenIDConnectProviderInput{
-		OpenIDConnectProviderArn: aws.String(o.arn), ClientID: aws.String(o.CircleCI.OrgID),
-	})
-	return o.fail(fmt.Sprintf("adding client ID %s to IAM OIDC provider %s", o.CircleCI.OrgID, o.report.Name), "iam:AddClientIDToOpenIDConnectProvider", err)
+func (o *OIDCProvider) addClientIDs(ctx context.Context, env *Env, ids []string) error {
+	for _, id := range ids {
+		env.logf("adding client ID %s to IAM OIDC provider %s", id, o.report.Name)
+		_, err := env.IAM.AddClientIDToOpenIDConnectProvider(ctx, &iam.AddClientIDToOpenIDConnectProviderInput{
+			OpenIDConnectProviderArn: aws.String(o.arn), ClientID: aws.String(id),
+		})
+		if err != nil {
+			return o.fail(fmt.Sprintf("adding client ID %s to IAM OIDC provider %s", id, o.report.Name), "iam:AddClientIDToOpenIDConnectProvider", err)
+		}
+	}
+	return nil
 }
 
 // Delete removes the provider, unless another role's trust still names it:
@@ -328,9 +277,6 @@ func (o *OIDCProvider) addClientID(ctx context.Context, env *Env) error {
 // provider's deletion, so that a teardown cut off in between still finds
 // the provider through the role when run again.
 func (o *OIDCProvider) Delete(p *Plan) {
-	if o.CircleCI.OrgID == "" {
-		return
-	}
 	rep := &o.report
 	rep.ARN = o.arn
 	if !p.decide(rep, o.found, o.managed, "") {
@@ -353,5 +299,147 @@ func (o *OIDCProvider) Delete(p *Plan) {
 		}})
 	if o.Role != nil {
 		o.Role.deleteAfter = append(o.Role.deleteAfter, step)
+	}
+}
+
+// Federation is the role's trustee in a keyless setup: the jobs of every
+// selector, each through its issuer's provider, one trust statement each.
+type Federation struct {
+	Providers []*OIDCProvider
+}
+
+// Federate groups the selectors by issuer: one provider per issuer URL,
+// in the order the issuers first appear.
+func Federate(selectors []ci.Selector) *Federation {
+	f := &Federation{}
+	byURL := map[string]*OIDCProvider{}
+	for _, s := range selectors {
+		if o := byURL[s.Issuer()]; o != nil {
+			o.Selectors = append(o.Selectors, s)
+			continue
+		}
+		o := NewOIDCProvider(s.Issuer(), s)
+		byURL[s.Issuer()] = o
+		f.Providers = append(f.Providers, o)
+	}
+	return f
+}
+
+// TrustPolicy lets in the jobs of every selector through its provider.
+func (f *Federation) TrustPolicy() policies.Document {
+	return f.trust(func(o *OIDCProvider) string { return o.arn })
+}
+
+func (f *Federation) trust(arn func(*OIDCProvider) string) policies.Document {
+	var statements []policies.Statement
+	for _, o := range f.Providers {
+		for _, s := range o.Selectors {
+			statements = append(statements, s.Statement(arn(o)))
+		}
+	}
+	return policies.FederatedTrust(statements...)
+}
+
+// Ready are the steps that create the providers.
+func (f *Federation) Ready() []*Step {
+	var out []*Step
+	for _, o := range f.Providers {
+		if o.ready != nil {
+			out = append(out, o.ready)
+		}
+	}
+	return out
+}
+
+// Describe names the providers and the jobs they let in.
+func (f *Federation) Describe() string {
+	var out []string
+	for _, o := range f.Providers {
+		out = append(out, o.Describe())
+	}
+	return strings.Join(out, " and ")
+}
+
+// roleTags are the tags the selectors want on the role, in a stable order.
+func (f *Federation) roleTags() []iamtypes.Tag {
+	tags := map[string]string{}
+	for _, o := range f.Providers {
+		for _, s := range o.Selectors {
+			if t, ok := s.(ci.RoleTagger); ok {
+				for k, v := range t.RoleTags() {
+					tags[k] = v
+				}
+			}
+		}
+	}
+	var keys []string
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []iamtypes.Tag
+	for _, k := range keys {
+		out = append(out, iamtypes.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	return out
+}
+
+// RoleIssuers finds, for teardown, the issuers a role trusts or trusted:
+// from its tags (kept after setup switched the role back to keys) and the
+// OIDC providers its trust policy names.
+type RoleIssuers func(id awsx.Identity, tags map[string]string, trust policies.Document) []string
+
+// FoundProviders are the OIDC providers teardown finds through the role,
+// one report each, each deleted unless another role still trusts it.
+type FoundProviders struct {
+	Role  *Role
+	Find  RoleIssuers
+	found []*OIDCProvider
+}
+
+// Reports are the found providers' reports.
+func (f *FoundProviders) Reports() []*Report {
+	var out []*Report
+	for _, o := range f.found {
+		out = append(out, o.Reports()...)
+	}
+	return out
+}
+
+// Observe waits for the role to be read, finds the issuers it names and
+// reads their providers.
+func (f *FoundProviders) Observe(ctx context.Context, env *Env, purpose Purpose) error {
+	id, err := env.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	role, err := f.Role.observedRole(ctx)
+	if err != nil || role == nil {
+		return err
+	}
+	tags := map[string]string{}
+	for _, t := range role.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	trust, _ := policies.Parse(aws.ToString(role.AssumeRolePolicyDocument))
+	for _, url := range f.Find(id, tags, trust) {
+		o := NewOIDCProvider(url)
+		o.Role = f.Role
+		f.found = append(f.found, o)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, o := range f.found {
+		g.Go(func() error { return o.Observe(gctx, env, purpose) })
+	}
+	return g.Wait()
+}
+
+// Reconcile does nothing: setup wants providers through a Federation.
+func (f *FoundProviders) Reconcile(*Plan) {}
+
+// Delete deletes each found provider no other role trusts.
+func (f *FoundProviders) Delete(p *Plan) {
+	for _, o := range f.found {
+		o.Delete(p)
 	}
 }

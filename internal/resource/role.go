@@ -26,8 +26,8 @@ type Trustee interface {
 	// TrustPolicy is the role's wanted trust policy; valid once the
 	// trustee has reconciled.
 	TrustPolicy() policies.Document
-	// Ready is the step after which the trustee exists (nil: it does).
-	Ready() *Step
+	// Ready are the steps after which the trustee exists (none: it does).
+	Ready() []*Step
 	// Describe names the trustee for people: "user circleci".
 	Describe() string
 }
@@ -282,14 +282,14 @@ func (r *Role) addTagStep(p *Plan) {
 	if r.trustStep != nil {
 		needs = append(needs, r.trustStep)
 	}
-	p.Add(&r.report, &Step{Action: "tag role " + r.Name + " with the CircleCI organisation it trusts", Call: "iam:TagRole", Needs: needs,
+	p.Add(&r.report, &Step{Action: "tag role " + r.Name + " with what it trusts", Call: "iam:TagRole", Needs: needs,
 		Do: func(ctx context.Context) error {
 			// The tag only helps a later teardown find the provider once the
 			// trust no longer names it: failing to write it fails nothing,
 			// and the next setup writes it.
 			_, err := p.Env.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(r.Name), Tags: missing})
 			if err != nil {
-				p.Env.logf("warning: could not tag IAM role %s with the CircleCI organisation it trusts (%s); the next setup tags it", r.Name, awsx.Describe(err))
+				p.Env.logf("warning: could not tag IAM role %s with what it trusts (%s); the next setup tags it", r.Name, awsx.Describe(err))
 			}
 			return nil
 		}})
@@ -303,9 +303,7 @@ func (r *Role) addSteps(p *Plan, create, updateTrust bool) {
 	var roleStep *Step
 	if create || updateTrust {
 		var needs []*Step
-		if s := r.Trustee.Ready(); s != nil {
-			needs = append(needs, s)
-		}
+		needs = append(needs, r.Trustee.Ready()...)
 		action, call := "update the trust policy of role "+r.Name, "iam:UpdateAssumeRolePolicy"
 		if create {
 			action, call = "create role "+r.Name, "iam:CreateRole"

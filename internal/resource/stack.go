@@ -1,7 +1,11 @@
 package resource
 
 import (
+	"strings"
+
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/ci"
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/policies"
@@ -22,10 +26,9 @@ type Spec struct {
 	Settings Settings
 	// RotateKey makes a new access key beside the user's one.
 	RotateKey bool
-	// Keyless: CI assumes the role with its OIDC token, and the role trusts
-	// the jobs OIDC selects; otherwise it trusts the user.
-	Keyless bool
-	OIDC    policies.CircleCI
+	// Trust are the CI jobs a keyless role trusts, one trust statement
+	// each; none: the role trusts the user, whose keys CI holds.
+	Trust []ci.Selector
 	// CircleCI, when set, is where setup writes the variables itself.
 	CircleCI *CircleCITarget
 	// IncludeUnmanaged: teardown also deletes what lacks the managed-by tag.
@@ -91,39 +94,22 @@ func (s Spec) Validate(l Labels) error {
 	if err := validate.First(s.ValidateNames(l), validate.Region(l.Region, s.Region), s.ValidateSettings(l)); err != nil {
 		return err
 	}
-	if !s.Keyless {
+	if !s.Keyless() {
 		return nil
 	}
 	if s.RotateKey {
 		return clierror.Usagef("keyless setup has no access key to rotate")
 	}
-	return ValidateCircleCI(s.OIDC)
-}
-
-// ValidateCircleCI checks what a keyless role trusts, naming each value
-// for people (the command layer checks its flags first).
-func ValidateCircleCI(c policies.CircleCI) error {
-	if err := validate.UUID("the CircleCI organisation ID", c.OrgID, "Organization Settings > Overview"); err != nil {
-		return err
-	}
-	switch {
-	case len(c.ProjectIDs) == 0 && !c.AnyProject:
-		return clierror.Usagef("no CircleCI project ID: name at least one project whose jobs may assume the role, or trust every project of the organisation explicitly")
-	case len(c.ProjectIDs) > 0 && c.AnyProject:
-		return clierror.Usagef("CircleCI project IDs and 'any project' exclude each other: name the projects, or trust every project")
-	}
-	for _, p := range c.ProjectIDs {
-		if err := validate.UUID("the CircleCI project ID", p, "Project Settings > Overview"); err != nil {
-			return err
-		}
-	}
-	for _, b := range c.Branches {
-		if err := validate.Branch("the branch", b); err != nil {
+	for _, sel := range s.Trust {
+		if err := sel.Validate(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// Keyless reports whether CI assumes the role with its OIDC token.
+func (s Spec) Keyless() bool { return len(s.Trust) > 0 }
 
 // Stack is every resource of one setup or teardown with the edges between
 // them, wired once from a Spec: who the role trusts, the policy's variants,
@@ -139,7 +125,8 @@ type Stack struct {
 	Policy     *Policy
 	User       *User // the user CI's keys belong to; nil in a keyless setup
 	Former     *Retired
-	Provider   *OIDCProvider
+	Federation *Federation     // the role's trustee in a keyless setup
+	Found      *FoundProviders // the providers teardown finds through the role
 	Role       *Role
 	Variables  *CircleCIVariables // nil: no CircleCI target
 
@@ -170,9 +157,9 @@ func (st *Stack) setup(api CircleCIAPI) {
 	if variant != nil {
 		st.Policy.Variant, st.Policy.UseVariant = st.permissions(*variant), st.Repository.ScansOnPush
 	}
-	if s.Keyless {
-		st.Provider = NewOIDCProvider(s.OIDC)
-		st.Role = NewRole(s.Role, st.Provider, st.Policy)
+	if s.Keyless() {
+		st.Federation = Federate(s.Trust)
+		st.Role = NewRole(s.Role, st.Federation, st.Policy)
 		st.Former = Retire(NewUser(s.User, false), "CI assumes the role with its OIDC token")
 		role := st.Role
 		st.Former.Gate = func() ([]*Step, string) {
@@ -184,7 +171,11 @@ func (st *Stack) setup(api CircleCIAPI) {
 			}
 			return nil, ""
 		}
-		st.resources = []Resource{st.Repository, st.Policy, st.Provider, st.Role, st.Former}
+		st.resources = []Resource{st.Repository, st.Policy}
+		for _, o := range st.Federation.Providers {
+			st.resources = append(st.resources, o)
+		}
+		st.resources = append(st.resources, st.Role, st.Former)
 	} else {
 		st.User = NewUser(s.User, s.RotateKey)
 		st.Role = NewRole(s.Role, st.User, st.Policy)
@@ -210,9 +201,8 @@ func (st *Stack) teardown() {
 	st.User = NewUser(s.User, false)
 	st.Role = NewRole(s.Role, st.User, st.Policy)
 	st.Policy.Role, st.Policy.User = st.Role, st.User
-	st.Provider = NewOIDCProvider(policies.CircleCI{})
-	st.Provider.Role = st.Role
-	st.resources = []Resource{st.Repository, st.Policy, st.Provider, st.Role, st.User}
+	st.Found = &FoundProviders{Role: st.Role, Find: issuersOfRole}
+	st.resources = []Resource{st.Repository, st.Policy, st.Found, st.Role, st.User}
 }
 
 // Resources are the stack's resources, in the order their reports show.
@@ -262,10 +252,32 @@ func (st *Stack) Documents(id awsx.Identity) Documents {
 		v := st.permissions(*variant)(id)
 		out.ScanningPermissions = &v
 	}
-	if s.Keyless {
-		out.Trust = policies.CircleCITrust(policies.OIDCProviderARN(id.Partition, id.Account, policies.CircleCIIssuer(s.OIDC.OrgID)), s.OIDC)
+	if s.Keyless() {
+		out.Trust = Federate(s.Trust).trust(func(o *OIDCProvider) string { return policies.OIDCProviderARN(id.Partition, id.Account, o.URL) })
 	} else {
 		out.Trust = policies.Trust(policies.UserARN(id.Partition, id.Account, s.User))
+	}
+	return out
+}
+
+// issuersOfRole finds the issuers a role trusts or trusted: the one its
+// CircleCI tag names (setup leaves it when it switches the role back to
+// keys), then every OIDC provider of the account its trust names.
+func issuersOfRole(id awsx.Identity, tags map[string]string, trust policies.Document) []string {
+	var out []string
+	add := func(url string) {
+		if !contains(out, url) {
+			out = append(out, url)
+		}
+	}
+	if org := tags[circleci.TagOrg]; org != "" {
+		add(circleci.Issuer(org))
+	}
+	prefix := policies.OIDCProviderARN(id.Partition, id.Account, "")
+	for _, p := range trust.FederatedPrincipals() {
+		if host, ok := strings.CutPrefix(p, prefix); ok && host != "" {
+			add("https://" + host)
+		}
 	}
 	return out
 }

@@ -150,8 +150,13 @@ func (u *User) TrustPolicy() policies.Document { return policies.Trust(u.arn) }
 // user keeps the key it has.
 func (u *User) KeyStep() *Step { return u.keyStep }
 
-// Ready is the step after which the user exists (nil: it already does).
-func (u *User) Ready() *Step { return u.ready }
+// Ready is the step after which the user exists (none: it already does).
+func (u *User) Ready() []*Step {
+	if u.ready == nil {
+		return nil
+	}
+	return []*Step{u.ready}
+}
 
 // Describe names the user for people.
 func (u *User) Describe() string { return "user " + u.Name }

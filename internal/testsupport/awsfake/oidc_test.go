@@ -16,6 +16,7 @@ import (
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/policies"
 )
 
@@ -60,10 +61,10 @@ func TestOIDCProvidersAndWebIdentity(t *testing.T) {
 	ctx := context.Background()
 	a := New(Config{PrincipalDelay: 10 * time.Second, ProviderDelay: 20 * time.Second})
 	admin := a.IAM()
-	issuer := policies.CircleCIIssuer(fakeOrg)
+	issuer := circleci.Issuer(fakeOrg)
 	providerARN := policies.OIDCProviderARN("aws", a.ID(), issuer)
-	c := policies.CircleCI{OrgID: fakeOrg, ProjectIDs: []string{fakeProject}, Branches: []string{"main"}}
-	trust := policies.CircleCITrust(providerARN, c).JSON()
+	c := circleci.Selector{OrgID: fakeOrg, ProjectIDs: []string{fakeProject}, Branches: []string{"main"}}
+	trust := circleci.Trust(providerARN, c).JSON()
 
 	// A trust policy may not name a provider before it exists, and has
 	// propagated.
@@ -142,7 +143,7 @@ func TestOIDCProvidersAndWebIdentity(t *testing.T) {
 	err = awsx.Pages(ctx, p.HasMorePages, p.NextPage, func(page *iam.ListRolesOutput) {
 		for _, r := range page.Roles {
 			names = append(names, aws.ToString(r.RoleName))
-			if same, _ := policies.Equivalent(aws.ToString(r.AssumeRolePolicyDocument), policies.CircleCITrust(providerARN, c)); !same {
+			if same, _ := policies.Equivalent(aws.ToString(r.AssumeRolePolicyDocument), circleci.Trust(providerARN, c)); !same {
 				t.Errorf("role %s listed with trust %s", aws.ToString(r.RoleName), aws.ToString(r.AssumeRolePolicyDocument))
 			}
 		}

@@ -1,4 +1,4 @@
-// Package circleci is a small typed client for the few CircleCI API v2
+// The API client: a small typed client for the few CircleCI API v2
 // endpoints containerise uses: project environment variables, contexts and
 // context environment variables, and the token's user.
 //
@@ -7,6 +7,7 @@
 // followed, so the token cannot be sent to another host or in clear text.
 // Requests that are safe to repeat are retried on 429, 5xx and network
 // errors, honouring Retry-After.
+
 package circleci
 
 import (

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containerise/containerise/internal/circleci"
-	"github.com/containerise/containerise/internal/circleci/circlecitest"
+	"github.com/containerise/containerise/internal/ci/circleci"
+	"github.com/containerise/containerise/internal/ci/circleci/circlecitest"
 )
 
 var setupVars = map[string]string{

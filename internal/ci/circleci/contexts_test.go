@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containerise/containerise/internal/circleci"
-	"github.com/containerise/containerise/internal/circleci/circlecitest"
+	"github.com/containerise/containerise/internal/ci/circleci"
+	"github.com/containerise/containerise/internal/ci/circleci/circlecitest"
 )
 
 var acme = circleci.Owner{Slug: org}

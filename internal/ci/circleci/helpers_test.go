@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerise/containerise/internal/circleci"
-	"github.com/containerise/containerise/internal/circleci/circlecitest"
+	"github.com/containerise/containerise/internal/ci/circleci"
+	"github.com/containerise/containerise/internal/ci/circleci/circlecitest"
 )
 
 // Tokens long enough for the fake to spot them anywhere in a request.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containerise/containerise/internal/circleci/circlecitest"
+	"github.com/containerise/containerise/internal/ci/circleci/circlecitest"
 )
 
 const token = "CCIPAT_fake_0123456789abcdef0123456789abcdef"

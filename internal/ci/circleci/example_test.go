@@ -6,8 +6,8 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/containerise/containerise/internal/circleci"
-	"github.com/containerise/containerise/internal/circleci/circlecitest"
+	"github.com/containerise/containerise/internal/ci/circleci"
+	"github.com/containerise/containerise/internal/ci/circleci/circlecitest"
 )
 
 // Write only what differs, then read back what CircleCI shows and check it.

@@ -3,7 +3,7 @@ package circleci_test
 import (
 	"testing"
 
-	"github.com/containerise/containerise/internal/circleci"
+	"github.com/containerise/containerise/internal/ci/circleci"
 )
 
 func TestCompareMasked(t *testing.T) {

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerise/containerise/internal/circleci"
-	"github.com/containerise/containerise/internal/circleci/circlecitest"
+	"github.com/containerise/containerise/internal/ci/circleci"
+	"github.com/containerise/containerise/internal/ci/circleci/circlecitest"
 )
 
 func TestNewChecksHostAndToken(t *testing.T) {
