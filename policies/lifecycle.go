@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/containerise/containerise/internal/managed"
 )
 
 // Lifecycle is an ECR lifecycle policy document: rules that expire images,
@@ -47,8 +49,8 @@ type Retention struct {
 }
 
 // Setup's rules are recognised by this start of their description, so that
-// setup changes or removes only what it wrote.
-const lifecycleMark = "containerise: "
+// setup changes or removes only what it wrote: lifecycle rules take no tags.
+const lifecycleMark = managed.Described
 
 // ECR evaluates rules by ascending priority, and a rule whose tagStatus is
 // "any" must have the highest priority number of all: the untagged rule
@@ -61,7 +63,7 @@ const (
 func untaggedRule(days int) LifecycleRule {
 	return LifecycleRule{
 		RulePriority: untaggedPriority,
-		Description:  fmt.Sprintf("%sexpire untagged images %s after their push", lifecycleMark, plural(days, "day")),
+		Description:  lifecycleMark.On(fmt.Sprintf("expire untagged images %s after their push", plural(days, "day"))),
 		Selection:    LifecycleSelection{TagStatus: "untagged", CountType: "sinceImagePushed", CountUnit: "days", CountNumber: days},
 		Action:       LifecycleAction{Type: "expire"},
 	}
@@ -70,7 +72,7 @@ func untaggedRule(days int) LifecycleRule {
 func keepRule(n int) LifecycleRule {
 	return LifecycleRule{
 		RulePriority: keepPriority,
-		Description:  fmt.Sprintf("%skeep the %s most recently pushed", lifecycleMark, plural(n, "image")),
+		Description:  lifecycleMark.On(fmt.Sprintf("keep the %s most recently pushed", plural(n, "image"))),
 		Selection:    LifecycleSelection{TagStatus: "any", CountType: "imageCountMoreThan", CountNumber: n},
 		Action:       LifecycleAction{Type: "expire"},
 	}
@@ -128,7 +130,7 @@ func SetupRetention(text string) (r Retention, ours bool) {
 		return Retention{}, false
 	}
 	for _, rule := range l.Rules {
-		if !strings.HasPrefix(rule.Description, lifecycleMark) || rule.Action.Type != "expire" || rule.Selection.CountNumber <= 0 ||
+		if !lifecycleMark.Made(rule.Description) || rule.Action.Type != "expire" || rule.Selection.CountNumber <= 0 ||
 			len(rule.Selection.TagPrefixList) > 0 || len(rule.Selection.TagPatternList) > 0 {
 			return Retention{}, false
 		}

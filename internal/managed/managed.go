@@ -1,8 +1,15 @@
 // Package managed marks what containerise creates, so that teardown deletes
-// only its own resources and setup repairs only what it owns.
+// only its own resources and setup repairs only what it owns. There are two
+// proofs: the managed-by tag, on every kind that takes tags, and a Mark (a
+// recognisable start of a name or description that setup writes) on kinds
+// AWS gives no tags: ECR lifecycle rules today; registry scanning rules,
+// pull-through cache rules and signing configurations next. Teardown passes
+// either proof to the plan's decision as "managed".
 package managed
 
 import (
+	"strings"
+
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 )
@@ -44,3 +51,19 @@ func ECR(tags []ecrtypes.Tag) bool {
 }
 
 func ptr(s string) *string { return &s }
+
+// Mark proves ownership of a kind that takes no tags: setup starts the
+// name or description it writes with the mark, and only what starts so is
+// changed or deleted.
+type Mark string
+
+// Described is the mark at the start of the descriptions setup writes:
+// "containerise: keep the 10 most recently pushed images".
+const Described Mark = "containerise: "
+
+// On marks text as setup's.
+func (m Mark) On(text string) string { return string(m) + text }
+
+// Made reports whether text carries the mark, so setup made what it
+// names or describes.
+func (m Mark) Made(text string) bool { return strings.HasPrefix(text, string(m)) }

@@ -1,16 +1,19 @@
 // Package resource is containerise's one model of the AWS resources it
-// manages. Each kind (the ECR repository, the push policy, the CI user with
-// its access key, the CircleCI OIDC provider, the role with its trust policy
-// and attachment) lives in one file and knows how to read itself into a snapshot (Observe), compare
-// that with what is wanted and add the steps that create or correct it
-// (Reconcile), and add the steps that delete it in the order AWS demands
-// (Delete). A Plan collects the steps of every resource with what each
-// needs first; Apply runs them, independent ones concurrently.
+// manages. Each kind (the ECR repository and its settings, the push policy,
+// the CI user with its access key, the OIDC provider of each CI issuer the
+// role trusts, the role with its trust policy and attachment, the CircleCI
+// variables) lives in one file and knows how to read itself into a snapshot
+// (Observe), compare that with what is wanted and add the steps that create
+// or correct it (Reconcile), and add the steps that delete it in the order
+// AWS demands (Delete). A Plan collects the steps of every resource with
+// what each needs first; Apply runs them, independent ones concurrently.
 //
-// setup (package provision) is Observe, Reconcile, Apply; teardown (package
-// teardown) is Observe, Delete, Apply. A dry run stops before Apply.
-// Nothing here knows a command's flags: errors and notes carry a hint.Next
-// that the command layer words.
+// The Stack (stack.go) wires every kind and edge once from a validated
+// Spec. setup (package provision) is the Stack's Observe, Reconcile, Apply;
+// teardown (package teardown) is Observe, Delete, Apply; policies prints
+// the Stack's documents. A dry run stops before Apply. Nothing here knows a
+// command's flags: errors and notes carry a hint.Next that the command
+// layer words, and values are named through Labels.
 package resource
 
 import (
