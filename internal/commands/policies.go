@@ -44,58 +44,7 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
     --circleci-org-id <org UUID> --circleci-project-id <project UUID> --branch main
   containerise policies --account 123456789012 --region eu-west-1 --document permissions > policy.json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validate.AccountID("--account", o.account); err != nil {
-				return err
-			}
-			spec := resource.Spec{Repository: o.repository, Policy: o.policy, User: o.user, Role: o.role}
-			if err := spec.ValidateNames(flagLabels); err != nil {
-				return err
-			}
-			var err error
-			if spec.Grants, err = o.grants.options(); err != nil {
-				return err
-			}
-			auth, circle, err := o.auth.options(true)
-			if err != nil {
-				return err
-			}
-			spec.Trust = provision.Options{Auth: auth, OIDC: circle}.Spec().Trust
-			if cmd.Flags().Changed("scan-on-push") {
-				// As for setup: also the repository's setting, which the
-				// policy's grant follows.
-				v := o.grants.scanOnPush
-				spec.Settings.ScanOnPush = &v
-			}
-			switch o.document {
-			case "permissions", "trust", "all":
-			default:
-				return clierror.Usagef("--document %q is invalid: use permissions, trust or all", o.document)
-			}
-			// The region setup would use, so the ARNs match what setup makes.
-			// Loading the SDK configuration reads the environment and the
-			// shared config files only: no credentials, no AWS call.
-			cfg, err := g.AWSConfig(cmd.Context())
-			if err != nil {
-				return err
-			}
-			spec.Region = cfg.Region
-			docs := resource.NewStack(spec, resource.ForSetup, nil).Documents(awsx.Identity{Account: o.account, Partition: policies.PartitionOf(spec.Region)})
-			switch o.document {
-			case "permissions":
-				fmt.Fprintln(g.Out, docs.Permissions.JSON())
-			case "trust":
-				fmt.Fprintln(g.Out, docs.Trust.JSON())
-			default:
-				fmt.Fprintf(g.Out, "# Permissions policy %s (attached to role %s)\n%s\n\n# Trust policy of role %s\n%s\n",
-					o.policy, o.role, docs.Permissions.JSON(), o.role, docs.Trust.JSON())
-				if v := docs.ScanningPermissions; v != nil {
-					fmt.Fprintf(g.Out, "\n# Permissions policy %s while repository %s scans on push (setup follows the repository when --scan-on-push is not given)\n%s\n",
-						o.policy, o.repository, v.JSON())
-				}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPolicies(cmd, g, o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.account, "account", "", "AWS account ID (12 digits) the documents refer to (required)")
@@ -107,4 +56,59 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 	o.grants.add(f)
 	o.auth.add(f, true)
 	return cmd
+}
+
+// runPolicies turns the flags into a spec and prints the Stack's documents
+// for it: what setup writes.
+func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
+	if err := validate.AccountID("--account", o.account); err != nil {
+		return err
+	}
+	spec := resource.Spec{Repository: o.repository, Policy: o.policy, User: o.user, Role: o.role}
+	if err := spec.ValidateNames(flagLabels); err != nil {
+		return err
+	}
+	var err error
+	if spec.Grants, err = o.grants.options(); err != nil {
+		return err
+	}
+	auth, circle, err := o.auth.options(true)
+	if err != nil {
+		return err
+	}
+	spec.Trust = provision.Options{Auth: auth, OIDC: circle}.Spec().Trust
+	if cmd.Flags().Changed("scan-on-push") {
+		// As for setup: also the repository's setting, which the
+		// policy's grant follows.
+		v := o.grants.scanOnPush
+		spec.Settings.ScanOnPush = &v
+	}
+	switch o.document {
+	case "permissions", "trust", "all":
+	default:
+		return clierror.Usagef("--document %q is invalid: use permissions, trust or all", o.document)
+	}
+	// The region setup would use, so the ARNs match what setup makes.
+	// Loading the SDK configuration reads the environment and the
+	// shared config files only: no credentials, no AWS call.
+	cfg, err := g.AWSConfig(cmd.Context())
+	if err != nil {
+		return err
+	}
+	spec.Region = cfg.Region
+	docs := resource.NewStack(spec, resource.ForSetup, nil).Documents(awsx.Identity{Account: o.account, Partition: policies.PartitionOf(spec.Region)})
+	switch o.document {
+	case "permissions":
+		fmt.Fprintln(g.Out, docs.Permissions.JSON())
+	case "trust":
+		fmt.Fprintln(g.Out, docs.Trust.JSON())
+	default:
+		fmt.Fprintf(g.Out, "# Permissions policy %s (attached to role %s)\n%s\n\n# Trust policy of role %s\n%s\n",
+			o.policy, o.role, docs.Permissions.JSON(), o.role, docs.Trust.JSON())
+		if v := docs.ScanningPermissions; v != nil {
+			fmt.Fprintf(g.Out, "\n# Permissions policy %s while repository %s scans on push (setup follows the repository when --scan-on-push is not given)\n%s\n",
+				o.policy, o.repository, v.JSON())
+		}
+	}
+	return nil
 }
