@@ -219,7 +219,7 @@ func webIdentityError(err error, o Options, waited time.Duration) error {
 		e.Why = "the token has expired: CircleCI's job tokens live one hour from the job's start"
 		e.Hint = "rerun the job"
 	case code == "AccessDenied":
-		e.Why = fmt.Sprintf("the role's trust policy does not accept this job's token (%s): it trusts other projects or branches, or only the CI user's keys (a keys setup)", id.Claims.describe())
+		e.Why = fmt.Sprintf("the role's trust policy does not accept this job's token (%s): it trusts other projects or branches, or only the CI user's keys (a keys setup)", id.Claims.Describe())
 		e.Hint = "if the role was set up with keys, push with the user's keys and --auth keys; " +
 			"otherwise rerun setup keyless with this project and branch among those the role trusts"
 	default:

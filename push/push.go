@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/containerise/containerise/internal/names"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/containerise/containerise/internal/ci/circleci"
+	"github.com/containerise/containerise/internal/names"
 )
 
 // DefaultRepository and DefaultTag are the blog's.
@@ -37,7 +39,7 @@ type Options struct {
 	RoleARN         string
 	// WebIdentity, when set, is the job's OIDC token: the role is assumed
 	// with it (keyless) instead of the keys.
-	WebIdentity *WebIdentity
+	WebIdentity *circleci.WebIdentity
 	// SessionName is the role session name auditors see (see SessionName).
 	SessionName string
 

@@ -18,6 +18,12 @@ import (
 // newKeylessWorld is newWorld after a keyless setup: the organisation's
 // OIDC provider, and the role trusting the project's jobs on main through
 // it. The push has the job's token and no keys.
+
+const (
+	testOrg     = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+	testProject = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
+)
+
 func newKeylessWorld(t *testing.T, cfg awsfake.Config, branch string) (*world, string) {
 	t.Helper()
 	w := newWorld(t, cfg)
@@ -34,7 +40,7 @@ func newKeylessWorld(t *testing.T, cfg awsfake.Config, branch string) (*world, s
 	}
 	w.acct.ResetCalls()
 	token := circletoken.Job{OrgID: testOrg, ProjectID: testProject, Branch: branch, IssuedAt: w.acct.Now()}.Mint()
-	id, err := ReadToken(EnvOIDCTokenV2, token, w.acct.Now(), testOrg)
+	id, err := circleci.ReadToken(circleci.EnvOIDCTokenV2, token, w.acct.Now(), testOrg)
 	if err != nil {
 		t.Fatal(err)
 	}

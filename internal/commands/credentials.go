@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
@@ -70,7 +71,7 @@ func (f *ciCredentials) credentials(getenv func(string) string) (push.Options, e
 		err = validate.First(role...)
 	} else {
 		err = validate.First(append([]error{
-			validate.NotEmpty(names.EnvAccessKeyID, keyID, "set it to the access key ID that setup printed (a keyless setup needs none: run push in a CircleCI job, which sets "+push.EnvOIDCTokenV2+")"),
+			validate.NotEmpty(names.EnvAccessKeyID, keyID, "set it to the access key ID that setup printed (a keyless setup needs none: run push in a CircleCI job, which sets "+circleci.EnvOIDCTokenV2+")"),
 			validate.AccessKeyID(names.EnvAccessKeyID, keyID),
 			validate.NotEmpty(names.EnvSecretAccessKey, secret, "set it to the secret access key that setup printed"),
 			secretShape(secret),
@@ -86,7 +87,7 @@ func (f *ciCredentials) credentials(getenv func(string) string) (push.Options, e
 // --auth keys or the keys are set; with --auth oidc the token must be there. It reads the
 // token's claims, so that a bad token fails here, before any call, naming
 // its variable and never showing it.
-func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (*push.WebIdentity, error) {
+func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (*circleci.WebIdentity, error) {
 	switch f.Auth {
 	case "", "oidc", "keys":
 	default:
@@ -97,9 +98,9 @@ func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (
 			return nil, err
 		}
 	}
-	variable, token := push.EnvOIDCTokenV2, strings.TrimSpace(getenv(push.EnvOIDCTokenV2))
+	variable, token := circleci.EnvOIDCTokenV2, strings.TrimSpace(getenv(circleci.EnvOIDCTokenV2))
 	if token == "" {
-		variable, token = push.EnvOIDCToken, strings.TrimSpace(getenv(push.EnvOIDCToken))
+		variable, token = circleci.EnvOIDCToken, strings.TrimSpace(getenv(circleci.EnvOIDCToken))
 	}
 	// Keys set in the job's environment were put there on purpose, for a
 	// role set up to trust the CI user; a token CircleCI adds to every job
@@ -117,11 +118,11 @@ func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (
 	switch {
 	case token == "" && f.Auth == "oidc":
 		return nil, clierror.Usagef("--auth oidc: neither %s nor %s is set: CircleCI sets them in each job (if a job lacks them, give it a context); "+
-			"outside CircleCI use the CI user's keys", push.EnvOIDCTokenV2, push.EnvOIDCToken)
+			"outside CircleCI use the CI user's keys", circleci.EnvOIDCTokenV2, circleci.EnvOIDCToken)
 	case token == "":
 		return nil, nil
 	}
-	id, err := push.ReadToken(variable, token, time.Now(), strings.ToLower(f.OrgID))
+	id, err := circleci.ReadToken(variable, token, time.Now(), strings.ToLower(f.OrgID))
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/testsupport/circletoken"
 	"github.com/containerise/containerise/push"
@@ -22,7 +23,7 @@ func pushWith(t *testing.T, env map[string]string, args ...string) (push.Options
 	t.Helper()
 	got, g, err := runPushCmd(t, env, args...)
 	printed := g.Out.(*bytes.Buffer).String() + g.Err.(*bytes.Buffer).String()
-	for _, name := range []string{push.EnvOIDCTokenV2, push.EnvOIDCToken} {
+	for _, name := range []string{circleci.EnvOIDCTokenV2, circleci.EnvOIDCToken} {
 		for _, part := range strings.Split(env[name], ".") {
 			if len(part) > 8 && (strings.Contains(printed, part) || err != nil && strings.Contains(err.Error(), part)) {
 				t.Errorf("part of %s was printed", name)
@@ -44,26 +45,26 @@ func TestPushTakesTheOIDCToken(t *testing.T) {
 	v1 := circletoken.Job{OrgID: testOrg, ProjectID: testProject}.Mint()
 	v2 := circletoken.Job{OrgID: testOrg, ProjectID: testProject, Branch: "main"}.Mint()
 
-	o, stderr, err := pushWith(t, keylessEnv(map[string]string{push.EnvOIDCTokenV2: v2, push.EnvOIDCToken: v1}))
+	o, stderr, err := pushWith(t, keylessEnv(map[string]string{circleci.EnvOIDCTokenV2: v2, circleci.EnvOIDCToken: v1}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.WebIdentity == nil || o.WebIdentity.Token != v2 || o.WebIdentity.Variable != push.EnvOIDCTokenV2 || o.AccessKeyID != "" || o.RoleARN != testRole {
+	if o.WebIdentity == nil || o.WebIdentity.Token != v2 || o.WebIdentity.Variable != circleci.EnvOIDCTokenV2 || o.AccessKeyID != "" || o.RoleARN != testRole {
 		t.Fatalf("options %+v", o)
 	}
 	if stderr != "" {
 		t.Errorf("stderr without keys: %q", stderr)
 	}
 
-	o, _, err = pushWith(t, keylessEnv(map[string]string{push.EnvOIDCToken: v1}))
-	if err != nil || o.WebIdentity == nil || o.WebIdentity.Variable != push.EnvOIDCToken {
+	o, _, err = pushWith(t, keylessEnv(map[string]string{circleci.EnvOIDCToken: v1}))
+	if err != nil || o.WebIdentity == nil || o.WebIdentity.Variable != circleci.EnvOIDCToken {
 		t.Fatalf("v1 token alone: %+v, %v", o, err)
 	}
 
 	// Both a token and the keys: CircleCI puts a token in every job, so the
 	// keys, set on purpose, win and push says so...
 	both := blogEnv()
-	both[push.EnvOIDCTokenV2] = v2
+	both[circleci.EnvOIDCTokenV2] = v2
 	o, stderr, err = pushWith(t, both)
 	if err != nil || o.WebIdentity != nil || o.AccessKeyID != testKeyID {
 		t.Fatalf("both: %+v, %v", o, err)
@@ -88,7 +89,7 @@ func TestPushTakesTheOIDCToken(t *testing.T) {
 		t.Errorf("stderr does not say which credential: %q", stderr)
 	}
 	// Half the keys and a token: the keys were meant, and the missing one is named.
-	half := keylessEnv(map[string]string{push.EnvOIDCTokenV2: v2, "AWS_IAM_USER_ACCESS_KEY_ID": testKeyID})
+	half := keylessEnv(map[string]string{circleci.EnvOIDCTokenV2: v2, "AWS_IAM_USER_ACCESS_KEY_ID": testKeyID})
 	if _, _, err = pushWith(t, half); err == nil || !strings.Contains(err.Error(), "AWS_IAM_USER_SECRET_ACCESS_KEY") {
 		t.Errorf("a key ID without its secret beside a token: %v", err)
 	}
@@ -98,7 +99,7 @@ func TestPushTakesTheOIDCToken(t *testing.T) {
 		t.Fatalf("keys alone: %+v, %q, %v", o, stderr, err)
 	}
 	// The organization is checked when given.
-	if _, _, err = pushWith(t, keylessEnv(map[string]string{push.EnvOIDCTokenV2: v2}), "--circleci-org-id", strings.ToUpper(testOrg)); err != nil {
+	if _, _, err = pushWith(t, keylessEnv(map[string]string{circleci.EnvOIDCTokenV2: v2}), "--circleci-org-id", strings.ToUpper(testOrg)); err != nil {
 		t.Errorf("the same organization in capitals: %v", err)
 	}
 }
@@ -112,14 +113,14 @@ func TestPushRefusesABadTokenBeforeAnyCall(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"expired", keylessEnv(map[string]string{push.EnvOIDCTokenV2: expired}), nil, "CIRCLE_OIDC_TOKEN_V2 expired at"},
-		{"not a JWT", keylessEnv(map[string]string{push.EnvOIDCToken: "abc.def"}), nil, "CIRCLE_OIDC_TOKEN is not a JWT"},
-		{"another org", keylessEnv(map[string]string{push.EnvOIDCTokenV2: fresh}), []string{"--circleci-org-id", "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a"},
+		{"expired", keylessEnv(map[string]string{circleci.EnvOIDCTokenV2: expired}), nil, "CIRCLE_OIDC_TOKEN_V2 expired at"},
+		{"not a JWT", keylessEnv(map[string]string{circleci.EnvOIDCToken: "abc.def"}), nil, "CIRCLE_OIDC_TOKEN is not a JWT"},
+		{"another org", keylessEnv(map[string]string{circleci.EnvOIDCTokenV2: fresh}), []string{"--circleci-org-id", "9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a"},
 			"the role trusts organization 9d8c7b6a-5f4e-4d3c-9b2a-1f0e9d8c7b6a"},
-		{"bad org flag", keylessEnv(map[string]string{push.EnvOIDCTokenV2: fresh}), []string{"--circleci-org-id", "acme"}, "--circleci-org-id \"acme\" is invalid"},
+		{"bad org flag", keylessEnv(map[string]string{circleci.EnvOIDCTokenV2: fresh}), []string{"--circleci-org-id", "acme"}, "--circleci-org-id \"acme\" is invalid"},
 		{"--auth oidc without a token", blogEnv(), []string{"--auth", "oidc"}, "neither CIRCLE_OIDC_TOKEN_V2 nor CIRCLE_OIDC_TOKEN is set"},
 		{"--auth saml", blogEnv(), []string{"--auth", "saml"}, "--auth \"saml\" is invalid"},
-		{"no role", map[string]string{push.EnvOIDCTokenV2: fresh, "AWS_REGION": "eu-west-2"}, nil, "AWS_IAM_ROLE_ARN is not set"},
+		{"no role", map[string]string{circleci.EnvOIDCTokenV2: fresh, "AWS_REGION": "eu-west-2"}, nil, "AWS_IAM_ROLE_ARN is not set"},
 		{"nothing at all", map[string]string{"AWS_IAM_ROLE_ARN": testRole}, nil, "AWS_IAM_USER_ACCESS_KEY_ID is not set"},
 	} {
 		_, _, err := pushWith(t, c.env, c.args...)

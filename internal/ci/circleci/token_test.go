@@ -1,4 +1,4 @@
-package push
+package circleci
 
 import (
 	"strings"
@@ -7,11 +7,6 @@ import (
 
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/testsupport/circletoken"
-)
-
-const (
-	testOrg     = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
-	testProject = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
 )
 
 func TestReadTokenClaims(t *testing.T) {

@@ -1,4 +1,4 @@
-package push
+package circleci
 
 import (
 	"fmt"
@@ -87,8 +87,8 @@ func ReadToken(variable, token string, now time.Time, trustedOrg string) (*WebId
 	return &WebIdentity{Token: token, Variable: variable, Claims: c}, nil
 }
 
-// describe says which job the token stands for, for messages.
-func (c TokenClaims) describe() string {
+// Describe says which job the token stands for, for messages.
+func (c TokenClaims) Describe() string {
 	var parts []string
 	if c.ProjectID != "" {
 		parts = append(parts, "project "+c.ProjectID)
@@ -103,5 +103,5 @@ func (c TokenClaims) describe() string {
 }
 
 func (w *WebIdentity) String() string {
-	return fmt.Sprintf("the OIDC token in %s (organization %s, %s)", w.Variable, w.Claims.OrgID, w.Claims.describe())
+	return fmt.Sprintf("the OIDC token in %s (organization %s, %s)", w.Variable, w.Claims.OrgID, w.Claims.Describe())
 }
