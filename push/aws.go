@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/registry"
 
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/hint"
 )
 
@@ -33,41 +32,11 @@ type ecrAPI interface {
 	DescribeImages(ctx context.Context, in *ecr.DescribeImagesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeImagesOutput, error)
 }
 
-// Role session names: STS allows [\w+=,.@-], 2 to 64 characters.
-const maxSessionName = 64
-
-var sessionNameBad = regexp.MustCompile(`[^\w+=,.@-]+`)
-
 // SessionName returns the role session name that tells an auditor who
-// pushed: "circleci-<repository>-<build number>" inside a CircleCI job (from
-// CIRCLE_PROJECT_REPONAME and CIRCLE_BUILD_NUM), else
-// "containerise-<unix time>". Characters STS refuses become '-', and the
-// name is cut to 64 characters, keeping the build number whole.
+// pushed: the CI job's run (CircleCI: "circleci-<repository>-<build
+// number>"), else "containerise-<unix time>".
 func SessionName(getenv func(string) string, now time.Time) string {
-	repo := sanitise(getenv("CIRCLE_PROJECT_REPONAME"))
-	build := sanitise(getenv("CIRCLE_BUILD_NUM"))
-	var prefix, suffix string
-	switch {
-	case repo != "" && build != "":
-		prefix, suffix = "circleci-"+repo, "-"+build
-	case build != "":
-		prefix, suffix = "circleci", "-"+build
-	case repo != "":
-		prefix, suffix = "circleci-"+repo, "-"+strconv.FormatInt(now.Unix(), 10)
-	default:
-		prefix, suffix = "containerise", "-"+strconv.FormatInt(now.Unix(), 10)
-	}
-	if len(suffix) > maxSessionName/2 {
-		suffix = suffix[:maxSessionName/2]
-	}
-	if len(prefix)+len(suffix) > maxSessionName {
-		prefix = strings.TrimRight(prefix[:maxSessionName-len(suffix)], "-")
-	}
-	return prefix + suffix
-}
-
-func sanitise(s string) string {
-	return strings.Trim(sessionNameBad.ReplaceAllString(strings.TrimSpace(s), "-"), "-")
+	return circleci.SessionName(getenv, now)
 }
 
 // iamWaits maps the error codes that mean "IAM does not know this yet" to

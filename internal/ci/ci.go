@@ -22,6 +22,9 @@ package ci
 import (
 	"context"
 	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerise/containerise/policies"
@@ -199,4 +202,39 @@ func Detect(getenv func(string) string, providers ...Provider) Provider {
 		}
 	}
 	return nil
+}
+
+// Role session names: STS allows [\w+=,.@-], 2 to 64 characters.
+const maxSessionName = 64
+
+var sessionNameBad = regexp.MustCompile(`[^\w+=,.@-]+`)
+
+// SessionName is a role session name for a CI's run, for providers to
+// share: "<ci>-<repository>-<run>" (either part may be missing), else
+// "containerise-<unix time>". Characters STS refuses become '-', and the
+// name is cut to 64 characters, keeping the run whole.
+func SessionName(ci, repository, run string, now time.Time) string {
+	repo, build := sanitise(repository), sanitise(run)
+	var prefix, suffix string
+	switch {
+	case repo != "" && build != "":
+		prefix, suffix = ci+"-"+repo, "-"+build
+	case build != "":
+		prefix, suffix = ci, "-"+build
+	case repo != "":
+		prefix, suffix = ci+"-"+repo, "-"+strconv.FormatInt(now.Unix(), 10)
+	default:
+		prefix, suffix = "containerise", "-"+strconv.FormatInt(now.Unix(), 10)
+	}
+	if len(suffix) > maxSessionName/2 {
+		suffix = suffix[:maxSessionName/2]
+	}
+	if len(prefix)+len(suffix) > maxSessionName {
+		prefix = strings.TrimRight(prefix[:maxSessionName-len(suffix)], "-")
+	}
+	return prefix + suffix
+}
+
+func sanitise(s string) string {
+	return strings.Trim(sessionNameBad.ReplaceAllString(strings.TrimSpace(s), "-"), "-")
 }
