@@ -33,8 +33,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/smithy-go"
-
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/circleci"
@@ -444,24 +442,5 @@ func advise(err error) error {
 }
 
 func adviceFor(call string, err error) (string, hint.Next) {
-	switch {
-	case errors.Is(err, context.Canceled):
-		return "interrupted; rerun setup to finish: it picks up where it stopped", hint.None
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out; rerun setup to finish: it picks up where it stopped", hint.None
-	}
-	var api smithy.APIError
-	switch {
-	case !errors.As(err, &api):
-		return "check the network and AWS_ENDPOINT_URL, then rerun setup", hint.None
-	case awsx.IsAccessDenied(err):
-		return fmt.Sprintf("the admin running setup needs %s; see README 'Permissions'", call), hint.None
-	case awsx.IsCredentialsRefused(err):
-		return "the admin's AWS credentials were refused: log in again (aws sso login), or use another profile", hint.AdminCredentials
-	case awsx.IsThrottled(err):
-		return "AWS kept throttling after retries; wait a minute and rerun setup", hint.None
-	case awsx.IsServerFault(err):
-		return "AWS kept failing after retries; rerun setup later: it picks up where it stopped", hint.None
-	}
-	return "rerun setup once fixed: it picks up where it stopped", hint.None
+	return resource.Advice(resource.SetupWrite, "", "", call, err)
 }

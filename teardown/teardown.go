@@ -235,20 +235,7 @@ func (e *StepError) Explain(words hint.Words) string {
 func (e *StepError) Unwrap() error { return e.Err }
 
 func stepAdvice(r *resource.Report, s *resource.Step, err error) (string, hint.Next) {
-	switch {
-	case awsx.IsCancelled(err):
-		return "teardown was interrupted; rerun it to finish", hint.None
-	case awsx.IsAccessDenied(err):
-		return "the credentials in use do not allow " + s.Call + ": rerun teardown as an administrator", hint.AdminCredentials
-	case awsx.IsDeleteConflict(err):
-		if r.Kind == resource.KindUser {
-			return fmt.Sprintf("the user still has something teardown does not remove: a group membership, an MFA device, a signing certificate, an SSH public key or a service-specific credential; "+
-				"find them with `aws iam list-groups-for-user --user-name %[1]s`, `aws iam list-mfa-devices --user-name %[1]s`, `aws iam list-signing-certificates --user-name %[1]s`, "+
-				"`aws iam list-ssh-public-keys --user-name %[1]s` and `aws iam list-service-specific-credentials --user-name %[1]s`, remove them, then rerun teardown", r.Name), hint.None
-		}
-		return "something was added to it since teardown read the account; rerun teardown to see what", hint.None
-	}
-	return "rerun teardown: it continues where this run stopped", hint.None
+	return resource.Advice(resource.TeardownDelete, r.Kind, r.Name, s.Call, err)
 }
 
 // ReadError is a failed read. Nothing has been deleted when one happens:
@@ -275,10 +262,7 @@ func (e *ReadError) Explain(words hint.Words) string {
 	if re.Kind == "" {
 		what = "reading the AWS account"
 	}
-	text, next := "check the credentials and region, then rerun teardown", hint.None
-	if awsx.IsAccessDenied(re.Err) {
-		text, next = "the credentials in use do not allow "+re.Call+": run teardown as an administrator", hint.AdminCredentials
-	}
+	text, next := resource.Advice(resource.TeardownRead, re.Kind, re.Name, re.Call, re.Err)
 	return fmt.Sprintf("%s (%s): %s (nothing was deleted; %s)", what, re.Call, awsx.Describe(re.Err), hint.Append(text, next, words))
 }
 
