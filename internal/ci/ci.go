@@ -53,8 +53,8 @@ type Selector interface {
 	// the subject exactly: a wildcard must not let one project, repository
 	// or branch admit another whose name merely starts the same.
 	Statement(providerARN string) policies.Statement
-	// Describe names the jobs for people: "CircleCI project <id> on branch
-	// main".
+	// Describe names the jobs for people, as a continuation of "OIDC
+	// provider <host> for ...": "project <id> on branch main".
 	Describe() string
 }
 
