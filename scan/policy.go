@@ -114,12 +114,12 @@ type LineError struct {
 func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Problem) }
 
 // IgnoreFileFormat describes an ignore file, for help texts.
-const IgnoreFileFormat = `One vulnerability ID a line, then optionally the last day it is ignored
-(YYYY-MM-DD, UTC; from the next day the finding counts again), then
-optionally a reason, which the report shows. Blank lines and lines starting
-with # are skipped. For example:
-  CVE-2024-1234 2026-12-31 no fixed base image yet; revisit in December
-  GHSA-abcd-efgh-ijkl the vulnerable code path is not reachable
+const IgnoreFileFormat = `One ID a line, then optionally the last day it is
+ignored (YYYY-MM-DD, UTC; from the next day it counts
+again), then optionally a reason, which the report
+shows. Blank lines and # lines are skipped:
+  CVE-2024-1234 2026-12-31 no fixed base image yet
+  GHSA-abcd-efgh-ijkl code path not reachable
   CVE-2023-9999`
 
 // ParseIgnores reads an ignore file (IgnoreFileFormat); name is how errors

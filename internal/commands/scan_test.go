@@ -262,3 +262,13 @@ func must0(err error) {
 		panic(err)
 	}
 }
+
+// TestPushGateJudgesPushedDigests: push --scan names each image by the
+// digest the push wrote, with the tags that name it.
+func TestPushGateJudgesPushedDigests(t *testing.T) {
+	got := pushedTargets([]push.Pushed{{Tag: "v1", Digest: "sha256:a"}, {Tag: "latest", Digest: "sha256:a"}, {Tag: "v2", Digest: "sha256:b"}})
+	want := []scan.Target{scan.Digest("sha256:a", "v1", "latest"), scan.Digest("sha256:b", "v2")}
+	if len(got) != 2 || got[0].Digest != want[0].Digest || strings.Join(got[0].Tags, ",") != "v1,latest" || got[1].Digest != want[1].Digest || strings.Join(got[1].Tags, ",") != "v2" {
+		t.Errorf("targets %+v, want %+v", got, want)
+	}
+}
