@@ -30,8 +30,8 @@ type pushFlags struct {
 	Wait         time.Duration
 	// The scan gate after the push (scan.go).
 	Scan     bool
-	FailOn   string
 	ScanWait time.Duration
+	policyFlags
 	// The build (pushbuild.go).
 	Builder   string
 	Secrets   []string
@@ -88,8 +88,9 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 	fl.StringVar(&f.Auth, "auth", "", "the credential: oidc (the job's OIDC token) or keys (the CI user's); default: the keys when they are set, else the token")
 	fl.StringVar(&f.OrgID, "circleci-org-id", "", "keyless: the CircleCI organization ID the role trusts; a token from another organization fails before any call")
 	fl.BoolVar(&f.Scan, "scan", false, "after pushing, gate on ECR's scan of the image, as 'containerise scan' does (needs --fail-on)")
-	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding is at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
+	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding counts at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
 	fl.DurationVar(&f.ScanWait, "scan-wait", DefaultScanWait, "with --scan: how long to wait for the scan to complete")
+	f.policyFlags.add(fl, "with --scan: ")
 	fl.StringVar(&f.Builder, "builder", string(push.BuilderAuto), "auto (BuildKit when the engine offers it, else the classic builder), buildkit or classic")
 	fl.StringArrayVar(&f.Secrets, "secret", nil, "build secret for RUN --mount=type=secret: id=ID,env=VAR or id=ID,src=FILE (BuildKit); repeatable")
 	fl.StringArrayVar(&f.SSH, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK), or ID=SOCKET|KEY[,...] (BuildKit); repeatable")
@@ -101,7 +102,7 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 		flagGroup{"What to push", []string{"repository", "tag", "skip-existing"}},
 		flagGroup{"The build", []string{"context", "file", "build-arg", "target", "label", "builder", "secret", "ssh", "cache-from", "no-cache", "network", "platform"}},
 		flagGroup{"Credentials", []string{"role-arn", "auth", "circleci-org-id", "wait"}},
-		flagGroup{"Scan gate", []string{"scan", "fail-on", "scan-wait"}},
+		flagGroup{"Scan gate", []string{"scan", "fail-on", "scan-wait", "only-fixable", "ignore", "ignore-file", "junit"}},
 	)
 	return cmd
 }
@@ -225,10 +226,11 @@ func runPush(ctx context.Context, g *Globals, o push.Options, gate *pushGate) er
 	if g.Verbose {
 		p.Debugf = g.Debugf
 	}
-	if err := flagged(p.Run(ctx, o)); err != nil {
+	pushed, err := p.Push(ctx, o)
+	if err := flagged(err); err != nil {
 		return err
 	}
-	return gate.run(ctx, g, p, o)
+	return gate.run(ctx, g, p, o, pushed)
 }
 
 // flagged words a push input error with the flag that gives the input.

@@ -3,9 +3,11 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -13,9 +15,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/push"
 	"github.com/containerise/containerise/internal/scan"
 	"github.com/containerise/containerise/internal/validate"
@@ -29,10 +33,86 @@ const DefaultScanWait = 5 * time.Minute
 // over a fake account.
 type gateFor func(ctx context.Context, o push.Options, wait time.Duration) (*scan.Gate, error)
 
+// policyFlags are the gate's judging flags, shared by scan and push --scan.
+type policyFlags struct {
+	FailOn      string
+	OnlyFixable bool
+	Ignores     []string
+	IgnoreFile  string
+	JUnit       string
+}
+
+func (p *policyFlags) add(fl *pflag.FlagSet, prefix string) {
+	fl.BoolVar(&p.OnlyFixable, "only-fixable", false, prefix+"count only findings with a fix available (enhanced scanning says which)")
+	fl.StringArrayVar(&p.Ignores, "ignore", nil, prefix+"a vulnerability ID (CVE-2024-1234) that does not count; repeatable")
+	fl.StringVar(&p.IgnoreFile, "ignore-file", "", prefix+"a file of vulnerability IDs that do not count, each with an optional expiry date and reason (see --help)")
+	fl.StringVar(&p.JUnit, "junit", "", prefix+"also write the findings as a JUnit XML report to this file (CircleCI: store_test_results)")
+}
+
+// policy checks the flags and reads the ignore file: a usage error (exit 2)
+// before any call, naming the file and line at fault.
+func (p *policyFlags) policy(threshold scan.Severity) (scan.Policy, error) {
+	pol := scan.Policy{Threshold: threshold, OnlyFixable: p.OnlyFixable}
+	for _, id := range p.Ignores {
+		if err := scan.CheckID(id); err != nil {
+			return pol, clierror.Usagef("--ignore: %v", err)
+		}
+		pol.Ignores = append(pol.Ignores, scan.Ignore{ID: id, Source: "--ignore"})
+	}
+	if p.IgnoreFile != "" {
+		f, err := os.Open(p.IgnoreFile)
+		if err != nil {
+			return pol, clierror.Usagef("--ignore-file: %v", err)
+		}
+		defer f.Close()
+		ignores, err := scan.ParseIgnores(p.IgnoreFile, f)
+		var le *scan.LineError
+		switch {
+		case errors.As(err, &le):
+			return pol, clierror.Usagef("--ignore-file %s (expected: ID [YYYY-MM-DD] [reason])", le)
+		case err != nil:
+			return pol, clierror.Usagef("--ignore-file: %v", err)
+		}
+		pol.Ignores = append(pol.Ignores, ignores...)
+	}
+	if p.JUnit != "" {
+		if st, err := os.Stat(p.JUnit); err == nil && st.IsDir() {
+			return pol, clierror.Usagef("--junit %s is a folder: give the report's file name, e.g. %s", p.JUnit, filepath.Join(p.JUnit, "scan.xml"))
+		}
+	}
+	return pol, nil
+}
+
+// report writes the JUnit report when asked; it is written whatever the
+// verdict, so that CI shows why a job failed.
+func (p *policyFlags) report(results []*scan.Result) error {
+	if p.JUnit == "" {
+		return nil
+	}
+	if dir := filepath.Dir(p.JUnit); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("writing the JUnit report: %w", err)
+		}
+	}
+	f, err := os.Create(p.JUnit)
+	if err != nil {
+		return fmt.Errorf("writing the JUnit report: %w", err)
+	}
+	if err := scan.WriteJUnit(f, results); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the JUnit report %s: %w", p.JUnit, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing the JUnit report %s: %w", p.JUnit, err)
+	}
+	return nil
+}
+
 type scanFlags struct {
-	creds                           ciCredentials
-	repository, tag, failOn, output string
-	wait                            time.Duration
+	creds                   ciCredentials
+	repository, tag, output string
+	wait                    time.Duration
+	policyFlags
 }
 
 func newScanCmd(g *Globals) *cobra.Command {
@@ -50,33 +130,54 @@ func newScanCmdWith(g *Globals, getenv func(string) string, gate gateFor) *cobra
 credentials (the same variables as push), it waits, up to --wait, for the
 scan of the image tagged --tag to complete, starting one when the repository
 did not scan the image on push, then prints the findings by severity and
-exits 1 when any is at or above --fail-on, 0 otherwise.
+exits 1 when any counts at or above --fail-on, 0 otherwise.
 
 The role needs ecr:DescribeImageScanFindings, which setup grants while the
 repository scans on push (setup --scan-on-push), and ecr:StartImageScan to
 start a scan (setup --allow-scan). ECR runs a basic scan of an image at
-most once a day.
+most once a day. Under enhanced scanning (Amazon Inspector) ECR reads the
+findings from Inspector as the role, which then needs inspector2:ListFindings
+too.
 
-Basic scanning reports CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL and
-UNDEFINED findings; enhanced scanning (Amazon Inspector) is read the same
-way, with its UNTRIAGED findings. UNDEFINED and UNTRIAGED findings are
-shown, never gated. A scan that ends without findings (FAILED, an
-unsupported image) fails the gate: it cannot judge the image.
+Findings: basic scanning reports CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL
+and UNDEFINED findings; enhanced scanning reports its own (with UNTRIAGED),
+and the gate prefers their vulnerability IDs, packages and fixed-in
+versions. UNDEFINED and UNTRIAGED findings are shown, never gated.
+Findings Amazon Inspector marks SUPPRESSED or CLOSED do not count.
+
+What counts:
+  --only-fixable      only findings with a fix available (enhanced scanning
+                      says which; a basic finding, which does not say, counts)
+  --ignore ID         a vulnerability ID that does not count (repeatable)
+  --ignore-file FILE  IDs that do not count, with an expiry and a reason:
+` + indent(scan.IgnoreFileFormat, "                      ") + `
+                      A bad line is an error (exit 2) naming FILE:LINE.
+  --junit FILE        a JUnit XML report: one failed test case per finding
+                      that counts, ignored ones skipped with their reason
+
+No verdict, never a pass: a scan that ended FAILED, UNSUPPORTED_IMAGE,
+LIMIT_EXCEEDED (ECR's scan quota), FINDINGS_UNAVAILABLE,
+SCAN_ELIGIBILITY_EXPIRED or IMAGE_ARCHIVED exits 1, naming the status and
+what to do. IN_PROGRESS and PENDING are waited out up to --wait, and so is
+the moment when enhanced scanning says COMPLETE before its findings arrive.
 
 Environment: AWS_IAM_USER_ACCESS_KEY_ID, AWS_IAM_USER_SECRET_ACCESS_KEY,
 AWS_IAM_ROLE_ARN (or --role-arn) and AWS_REGION (or --region), as for push.
 
-Exit status: 0 no finding at or above --fail-on; 1 findings at or above it,
-or the scan could not be judged (failed, still running after --wait, no
+Exit status: 0 no finding counts at or above --fail-on; 1 findings do, or
+the scan could not be judged (no verdict, still running after --wait, no
 permission); 2 invalid input.`,
 		Example: `  # After the push, in the same CircleCI job:
   containerise scan --tag "$CIRCLE_SHA1" --fail-on HIGH
+
+  # Only what can be fixed, minus accepted CVEs, with a report for CircleCI:
+  containerise scan --tag v2 --fail-on HIGH --only-fixable --ignore-file .scanignore --junit test-results/scan.xml
 
   # Another repository, a longer wait, the counts as JSON:
   containerise scan --repository team/api --tag v2 --fail-on CRITICAL --wait 10m --output json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			threshold, err := f.validate()
+			pol, err := f.validate()
 			if err != nil {
 				return err
 			}
@@ -93,47 +194,62 @@ permission); 2 invalid input.`,
 			if err != nil {
 				return err
 			}
-			results, err := gt.CheckAll(cmd.Context(), o.Repository, o.Tags, threshold)
+			var targets []scan.Target
+			for _, tag := range o.Tags {
+				targets = append(targets, scan.Tag(tag))
+			}
+			results, err := gt.CheckAll(cmd.Context(), o.Repository, targets, pol)
 			if err != nil {
 				return err
 			}
+			if err := f.report(results); err != nil {
+				return err
+			}
 			if f.output == "json" {
-				if err := renderScanJSON(g.Out, threshold, results); err != nil {
+				if err := renderScanJSON(g.Out, pol, results); err != nil {
 					return err
 				}
 			} else {
 				renderScanText(g.Out, results)
 			}
-			return gateVerdict(results)
+			return gateVerdict(results, "--wait")
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.tag, "tag", "", "the image's tag (required)")
 	fl.StringVar(&f.repository, "repository", push.DefaultRepository, "ECR repository")
-	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding is at or above this severity: CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL (required)")
+	fl.StringVar(&f.FailOn, "fail-on", "", "exit 1 when a finding counts at or above this severity: CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL (required)")
+	f.policyFlags.add(fl, "")
 	fl.DurationVar(&f.wait, "wait", DefaultScanWait, "how long to wait for the scan to complete (0: look once)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.creds.RoleARN, "role-arn", "", "role to assume (default: AWS_IAM_ROLE_ARN)")
 	return cmd
 }
 
-func (f *scanFlags) validate() (scan.Severity, error) {
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}
+
+func (f *scanFlags) validate() (scan.Policy, error) {
 	if f.tag == "" {
-		return "", clierror.Usagef("--tag is required: the tag of the image whose scan to check")
+		return scan.Policy{}, clierror.Usagef("--tag is required: the tag of the image whose scan to check")
 	}
-	threshold, err := failOn(f.failOn)
+	if f.FailOn == "" {
+		return scan.Policy{}, clierror.Usagef("--fail-on is required: e.g. containerise scan --tag %s --fail-on HIGH (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)", shellQuote(f.tag))
+	}
+	threshold, err := failOn(f.FailOn)
 	if err != nil {
-		return "", err
+		return scan.Policy{}, err
 	}
 	switch f.output {
 	case "text", "json":
 	default:
-		return "", clierror.Usagef("--output %q is invalid: use text or json", f.output)
+		return scan.Policy{}, clierror.Usagef("--output %q is invalid: use text or json", f.output)
 	}
 	if f.wait < 0 {
-		return "", clierror.Usagef("--wait %s is negative", f.wait)
+		return scan.Policy{}, clierror.Usagef("--wait %s is negative", f.wait)
 	}
-	return threshold, nil
+	return f.policy(threshold)
 }
 
 // failOn reads --fail-on.
@@ -171,12 +287,25 @@ func roleGate(ctx context.Context, g *Globals, o push.Options, wait time.Duratio
 }
 
 // gateVerdict is the gate's exit: an error (exit 1) naming the images with
-// findings at or above the threshold.
-func gateVerdict(results []*scan.Result) error {
+// findings that count, and those without a verdict, saying why and what to
+// do; waitFlag is the flag that allows a longer wait.
+func gateVerdict(results []*scan.Result, waitFlag string) error {
 	var failed []string
 	for _, r := range results {
-		if !r.Passed() {
-			failed = append(failed, fmt.Sprintf("%s:%s has %s at or above %s", r.Repository, strings.Join(r.Tags, ","), plural(r.Failing, "finding"), r.Threshold))
+		ref := r.Repository + ":" + strings.Join(r.Tags, ",")
+		if len(r.Tags) == 0 {
+			ref = r.Repository + "@" + r.Digest
+		}
+		switch {
+		case r.NoVerdict != nil:
+			nv := r.NoVerdict
+			do := nv.Do
+			if nv.Next == hint.WaitLonger {
+				do += ", or allow longer with " + waitFlag
+			}
+			failed = append(failed, fmt.Sprintf("%s has no verdict, so it does not pass: scan status %s: %s; %s", ref, nv.Status, nv.Why, do))
+		case !r.Passed():
+			failed = append(failed, fmt.Sprintf("%s has %s at or above %s", ref, plural(r.Failing, "finding"), r.Threshold()))
 		}
 	}
 	if len(failed) == 0 {
@@ -208,15 +337,15 @@ func severityOrder(counts map[string]int) []string {
 	return append(out, others...)
 }
 
+// shownFailing bounds the failing findings the text lists; JSON and JUnit
+// list them all.
+const shownFailing = 10
+
 // renderScanText writes each image's counts and verdict.
 func renderScanText(w io.Writer, results []*scan.Result) {
 	for i, r := range results {
 		if i > 0 {
 			fmt.Fprintln(w)
-		}
-		head := fmt.Sprintf("%s:%s", r.Repository, strings.Join(r.Tags, ","))
-		if r.Digest != "" {
-			head += "@" + r.Digest
 		}
 		var about []string
 		if r.Scanner != "" {
@@ -229,7 +358,11 @@ func renderScanText(w io.Writer, results []*scan.Result) {
 		if r.CompletedAt != nil {
 			about = append(about, "at "+r.CompletedAt.UTC().Format(time.RFC3339))
 		}
-		fmt.Fprintf(w, "%s (%s)\n", head, strings.Join(about, ", "))
+		fmt.Fprintf(w, "%s (%s)\n", r.Ref(), strings.Join(about, ", "))
+		if nv := r.NoVerdict; nv != nil {
+			fmt.Fprintf(w, "NO VERDICT: scan status %s: %s\n  what to do: %s\n", nv.Status, nv.Why, nv.Do)
+			continue
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, s := range severityOrder(r.Counts) {
 			line := fmt.Sprintf("  %s\t%d", s, r.Counts[s])
@@ -239,59 +372,142 @@ func renderScanText(w io.Writer, results []*scan.Result) {
 			fmt.Fprintln(tw, line)
 		}
 		tw.Flush()
-		if r.Passed() {
-			fmt.Fprintf(w, "PASS: no finding at or above %s\n", r.Threshold)
-			continue
-		}
-		fmt.Fprintf(w, "FAIL: %s at or above %s\n", plural(r.Failing, "finding"), r.Threshold)
-		for _, f := range r.Worst {
-			line := "  " + f.Severity + "  " + f.Name
-			if f.Package != "" {
-				line += "  " + f.Package
+		var failing, skipped []scan.Finding
+		for _, f := range r.Findings {
+			if f.Verdict == scan.Fails {
+				failing = append(failing, f)
+			} else {
+				skipped = append(skipped, f)
 			}
-			fmt.Fprintln(w, line)
+		}
+		if r.Passed() {
+			fmt.Fprintf(w, "PASS: no finding counts at or above %s", r.Threshold())
+		} else {
+			fmt.Fprintf(w, "FAIL: %s at or above %s", plural(r.Failing, "finding"), r.Threshold())
+		}
+		if len(skipped) > 0 {
+			fmt.Fprintf(w, " (%d not counted)", len(skipped))
+		}
+		fmt.Fprintln(w)
+		for i, f := range failing {
+			if i == shownFailing {
+				fmt.Fprintf(w, "  ... and %d more (all of them in --output json and --junit)\n", len(failing)-shownFailing)
+				break
+			}
+			fmt.Fprintln(w, "  "+findingLine(f))
+		}
+		if r.Unlisted > 0 {
+			fmt.Fprintf(w, "  %s ECR counted but did not list: they count, as no ignore can be checked\n", plural(r.Unlisted, "finding"))
+		}
+		if len(skipped) > 0 {
+			fmt.Fprintln(w, "not counted:")
+			for _, f := range skipped {
+				fmt.Fprintf(w, "  %s: %s\n", findingLine(f), f.Reason)
+			}
 		}
 	}
 }
 
+func findingLine(f scan.Finding) string {
+	line := f.Severity + "  " + f.ID
+	if f.Package != "" {
+		line += "  " + f.Package
+	}
+	if f.FixedIn != "" {
+		line += "  (fixed in " + f.FixedIn + ")"
+	}
+	if f.Expired != "" {
+		line += "  [" + f.Expired + "]"
+	}
+	return line
+}
+
 // scanJSON is the --output json document. Its keys are stable.
 type scanJSON struct {
-	Threshold string          `json:"threshold"`
-	Passed    bool            `json:"passed"`
-	Images    []scanImageJSON `json:"images"`
+	Threshold   string           `json:"threshold"`
+	OnlyFixable bool             `json:"only_fixable"`
+	Ignores     []scanIgnoreJSON `json:"ignores"`
+	Passed      bool             `json:"passed"`
+	Images      []scanImageJSON  `json:"images"`
+}
+
+type scanIgnoreJSON struct {
+	ID     string `json:"id"`
+	Until  string `json:"until,omitempty"`
+	Reason string `json:"reason"`
+	Source string `json:"source"`
+	Active bool   `json:"active"`
 }
 
 type scanImageJSON struct {
-	Repository  string            `json:"repository"`
-	Tags        []string          `json:"tags"`
-	Digest      string            `json:"digest"`
-	Scanner     string            `json:"scanner"`
-	Status      string            `json:"status"`
-	CompletedAt *time.Time        `json:"completed_at"`
-	Started     bool              `json:"started"`
-	Counts      map[string]int    `json:"counts"`
-	Failing     int               `json:"failing"`
-	Passed      bool              `json:"passed"`
-	Findings    []scanFindingJSON `json:"findings"`
+	Repository        string            `json:"repository"`
+	Tags              []string          `json:"tags"`
+	Digest            string            `json:"digest"`
+	Scanner           string            `json:"scanner"`
+	Status            string            `json:"status"`
+	StatusDescription string            `json:"status_description"`
+	CompletedAt       *time.Time        `json:"completed_at"`
+	Started           bool              `json:"started"`
+	Counts            map[string]int    `json:"counts"`
+	Failing           int               `json:"failing"`
+	Unlisted          int               `json:"unlisted"`
+	Passed            bool              `json:"passed"`
+	Verdict           string            `json:"verdict"` // pass, fail or none
+	NoVerdict         *scanNoVerdict    `json:"no_verdict"`
+	Findings          []scanFindingJSON `json:"findings"`
+}
+
+type scanNoVerdict struct {
+	Status string `json:"status"`
+	Why    string `json:"why"`
+	Do     string `json:"do"`
 }
 
 type scanFindingJSON struct {
-	Name     string `json:"name"`
+	Name     string `json:"name"` // the vulnerability ID
 	Severity string `json:"severity"`
 	Package  string `json:"package"`
+	FixedIn  string `json:"fixed_in"`
+	Fix      string `json:"fix_available"`
+	Title    string `json:"title"`
+	URI      string `json:"uri"`
+	Verdict  string `json:"verdict"` // fail, ignored, no-fix, suppressed
+	Reason   string `json:"reason"`
+	Expired  string `json:"expired_ignore"`
 }
 
-func renderScanJSON(w io.Writer, threshold scan.Severity, results []*scan.Result) error {
-	doc := scanJSON{Threshold: string(threshold), Passed: true, Images: []scanImageJSON{}}
+func renderScanJSON(w io.Writer, pol scan.Policy, results []*scan.Result) error {
+	doc := scanJSON{Threshold: string(pol.Threshold), OnlyFixable: pol.OnlyFixable, Ignores: []scanIgnoreJSON{}, Passed: true, Images: []scanImageJSON{}}
+	now := time.Now()
+	for _, ig := range pol.Ignores {
+		j := scanIgnoreJSON{ID: ig.ID, Reason: ig.Reason, Source: ig.Source, Active: ig.Active(now)}
+		if !ig.Until.IsZero() {
+			j.Until = ig.Until.Format(time.DateOnly)
+		}
+		doc.Ignores = append(doc.Ignores, j)
+	}
 	for _, r := range results {
 		img := scanImageJSON{Repository: r.Repository, Tags: r.Tags, Digest: r.Digest, Scanner: r.Scanner, Status: r.Status,
-			CompletedAt: r.CompletedAt, Started: r.Started, Counts: map[string]int{}, Failing: r.Failing, Passed: r.Passed(),
-			Findings: []scanFindingJSON{}}
-		for _, s := range severityOrder(r.Counts) {
-			img.Counts[s] = r.Counts[s]
+			StatusDescription: r.StatusDescription, CompletedAt: r.CompletedAt, Started: r.Started, Counts: map[string]int{},
+			Failing: r.Failing, Unlisted: r.Unlisted, Passed: r.Passed(), Verdict: "pass", Findings: []scanFindingJSON{}}
+		if img.Tags == nil {
+			img.Tags = []string{}
 		}
-		for _, f := range r.Worst {
-			img.Findings = append(img.Findings, scanFindingJSON(f))
+		switch {
+		case r.NoVerdict != nil:
+			img.Verdict = "none"
+			img.NoVerdict = &scanNoVerdict{Status: r.NoVerdict.Status, Why: r.NoVerdict.Why, Do: r.NoVerdict.Do}
+		case !r.Passed():
+			img.Verdict = "fail"
+		}
+		if r.NoVerdict == nil {
+			for _, s := range severityOrder(r.Counts) {
+				img.Counts[s] = r.Counts[s]
+			}
+		}
+		for _, f := range r.Findings {
+			img.Findings = append(img.Findings, scanFindingJSON{Name: f.ID, Severity: f.Severity, Package: f.Package, FixedIn: f.FixedIn,
+				Fix: f.Fix, Title: f.Title, URI: f.URI, Verdict: string(f.Verdict), Reason: f.Reason, Expired: f.Expired})
 		}
 		doc.Passed = doc.Passed && r.Passed()
 		doc.Images = append(doc.Images, img)
@@ -304,19 +520,32 @@ func renderScanJSON(w io.Writer, threshold scan.Severity, results []*scan.Result
 	return nil
 }
 
-// pushGate is push's --scan: the gate on every tag just pushed.
+// pushGate is push's --scan: the gate on the images just pushed.
 type pushGate struct {
-	threshold scan.Severity
-	wait      time.Duration
+	policy scan.Policy
+	wait   time.Duration
+	flags  policyFlags
 }
 
-// scanGate reads --scan, --fail-on and --scan-wait; nil without --scan.
+// scanGate reads --scan and the gate's flags; nil without --scan.
 func (f *pushFlags) scanGate() (*pushGate, error) {
 	if !f.Scan {
-		if f.FailOn != "" {
-			return nil, clierror.Usagef("--fail-on needs --scan: push --scan --fail-on %s", f.FailOn)
+		for _, fl := range []struct {
+			name string
+			set  bool
+		}{{"--fail-on", f.FailOn != ""}, {"--only-fixable", f.OnlyFixable}, {"--ignore", len(f.Ignores) > 0},
+			{"--ignore-file", f.IgnoreFile != ""}, {"--junit", f.JUnit != ""}} {
+			if fl.set && fl.name == "--fail-on" {
+				return nil, clierror.Usagef("--fail-on needs --scan: push --scan --fail-on %s", f.FailOn)
+			}
+			if fl.set {
+				return nil, clierror.Usagef("%s needs --scan: push --scan --fail-on %s %s ...", fl.name, orHigh(f.FailOn), fl.name)
+			}
 		}
 		return nil, nil
+	}
+	if f.FailOn == "" {
+		return nil, clierror.Usagef("--scan needs --fail-on: e.g. push --scan --fail-on HIGH (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
 	}
 	threshold, err := failOn(f.FailOn)
 	if err != nil {
@@ -325,12 +554,25 @@ func (f *pushFlags) scanGate() (*pushGate, error) {
 	if f.ScanWait < 0 {
 		return nil, clierror.Usagef("--scan-wait %s is negative", f.ScanWait)
 	}
-	return &pushGate{threshold: threshold, wait: f.ScanWait}, nil
+	pol, err := f.policyFlags.policy(threshold)
+	if err != nil {
+		return nil, err
+	}
+	return &pushGate{policy: pol, wait: f.ScanWait, flags: f.policyFlags}, nil
 }
 
-// run gates the pushed tags (nothing without --scan). stdout keeps only
-// push's lines, one per tag; the gate's report goes to stderr.
-func (pg *pushGate) run(ctx context.Context, g *Globals, p *push.Pusher, o push.Options) error {
+func orHigh(s string) string {
+	if s == "" {
+		return "HIGH"
+	}
+	return s
+}
+
+// run gates the images this push wrote, by digest, so that a tag another
+// job moves meanwhile cannot change what is judged (nothing without
+// --scan). stdout keeps only push's lines, one per tag; the gate's report
+// goes to stderr.
+func (pg *pushGate) run(ctx context.Context, g *Globals, p *push.Pusher, o push.Options, pushed []push.Pushed) error {
 	if pg == nil {
 		return nil
 	}
@@ -338,10 +580,28 @@ func (pg *pushGate) run(ctx context.Context, g *Globals, p *push.Pusher, o push.
 	if err != nil {
 		return err
 	}
-	results, err := gate.CheckAll(ctx, o.Repository, o.Tags, pg.threshold)
+	results, err := gate.CheckAll(ctx, o.Repository, pushedTargets(pushed), pg.policy)
 	if err != nil {
 		return err
 	}
+	if err := pg.flags.report(results); err != nil {
+		return err
+	}
 	renderScanText(g.Err, results)
-	return gateVerdict(results)
+	return gateVerdict(results, "--scan-wait")
+}
+
+// pushedTargets groups the pushed tags by the digest each names.
+func pushedTargets(pushed []push.Pushed) []scan.Target {
+	var out []scan.Target
+	at := map[string]int{}
+	for _, p := range pushed {
+		if i, ok := at[p.Digest]; ok {
+			out[i].Tags = append(out[i].Tags, p.Tag)
+			continue
+		}
+		at[p.Digest] = len(out)
+		out = append(out, scan.Digest(p.Digest, p.Tag))
+	}
+	return out
 }

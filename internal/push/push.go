@@ -159,17 +159,30 @@ func (p *Pusher) debugf(format string, args ...any) {
 // ECR has named it. With SkipExisting, whether to build depends on ECR's
 // answer, so AWS comes first too.
 func (p *Pusher) Run(ctx context.Context, o Options) error {
+	_, err := p.Push(ctx, o)
+	return err
+}
+
+// Pushed is one tag a push left in ECR, with the digest it names there.
+type Pushed struct {
+	Tag, Digest string
+}
+
+// Push is Run, returning what each tag names in ECR: the digest this push
+// wrote (or, with SkipExisting, the one already there).
+func (p *Pusher) Push(ctx context.Context, o Options) ([]Pushed, error) {
+	var pushed []Pushed
 	bc, err := prepareContext(o.Context, o.Dockerfile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ping, err := p.connect(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	builder, err := p.chooseBuilder(ctx, o, ping)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req := buildRequest{builder: builder, registry: newRegistryGate(o.RoleARN, p.Debugf)}
 	deadline := time.Now().Add(o.Wait)
@@ -188,20 +201,21 @@ func (p *Pusher) Run(ctx context.Context, o Options) error {
 		reg, err = p.buildWhileLoggingIn(ctx, o, bc, req, deadline)
 		tags = o.Tags
 	} else {
-		reg, tags, err = p.loginThenBuild(ctx, o, bc, req, deadline)
+		reg, tags, err = p.loginThenBuild(ctx, o, bc, req, deadline, &pushed)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, tag := range tags {
 		ref := reg.ref(o.Repository, tag)
 		digest, err := p.push(ctx, ref, tag, reg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
+		pushed = append(pushed, Pushed{Tag: tag, Digest: digest})
 	}
-	return nil
+	return pushed, nil
 }
 
 // login is the AWS half: the role's credentials, then the ECR token. It
@@ -291,8 +305,8 @@ func (p *Pusher) buildWhileLoggingIn(ctx context.Context, o Options, bc buildCon
 // first, then (SkipExisting) ECR's list of the tags it already has, then
 // (unless NoCache) the cache sources pulled, then a build with the registry
 // refs of the tags left as its tags. It returns the tags left to push, none
-// when every tag exists.
-func (p *Pusher) loginThenBuild(ctx context.Context, o Options, bc buildContext, req buildRequest, deadline time.Time) (registryAuth, []string, error) {
+// when every tag exists, and adds the tags it skipped to skipped.
+func (p *Pusher) loginThenBuild(ctx context.Context, o Options, bc buildContext, req buildRequest, deadline time.Time, skipped *[]Pushed) (registryAuth, []string, error) {
 	reg, ecrClient, err := p.login(ctx, o, deadline)
 	if err != nil {
 		return registryAuth{}, nil, err
@@ -310,6 +324,7 @@ func (p *Pusher) loginThenBuild(ctx context.Context, o Options, bc buildContext,
 			if digest, ok := existing[tag]; ok {
 				p.logf("%s: exists, skipped", ref)
 				fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
+				*skipped = append(*skipped, Pushed{Tag: tag, Digest: digest})
 				continue
 			}
 			tags = append(tags, tag)

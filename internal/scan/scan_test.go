@@ -3,6 +3,7 @@ package scan
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func account(t *testing.T, scanOnPush bool, result awsfake.ScanResult) (*awsfake
 		t.Fatal(err)
 	}
 	var log []string
-	g := &Gate{ECR: a.ECR(), Logf: func(f string, args ...any) { log = append(log, f) },
+	g := &Gate{ECR: a.ECR(), Logf: func(f string, args ...any) { log = append(log, fmt.Sprintf(f, args...)) },
 		Wait: awsx.Waiter{Bound: 5 * time.Minute, Now: a.Now, Sleep: func(ctx context.Context, d time.Duration) error { a.Advance(d); return ctx.Err() }}}
 	return a, g, &log
 }
@@ -47,7 +48,7 @@ func TestFindingsAtOrAboveTheThresholdFail(t *testing.T) {
 		threshold Severity
 		failing   int
 	}{{Critical, 0}, {High, 2}, {Medium, 3}, {Low, 7}, {Informational, 7}} {
-		r, err := g.Check(bg, repo, "v1", c.threshold)
+		r, err := g.Check(bg, repo, Tag("v1"), Policy{Threshold: c.threshold})
 		if err != nil {
 			t.Fatalf("%s: %v", c.threshold, err)
 		}
@@ -58,9 +59,10 @@ func TestFindingsAtOrAboveTheThresholdFail(t *testing.T) {
 			t.Errorf("%s: result %+v", c.threshold, r)
 		}
 	}
-	r, _ := g.Check(bg, repo, "v1", Medium)
-	if len(r.Worst) != 2 || r.Worst[0].Severity != "HIGH" || r.Worst[1].Severity != "MEDIUM" || r.Worst[0].Package != "fakepkg 1.0" {
-		t.Errorf("worst findings: %+v", r.Worst)
+	r, _ := g.Check(bg, repo, Tag("v1"), Policy{Threshold: Medium})
+	if len(r.Findings) != 2 || r.Findings[0].Severity != "HIGH" || r.Findings[1].Severity != "MEDIUM" || r.Findings[0].Package != "fakepkg 1.0" ||
+		r.Findings[0].Verdict != Fails || r.Failing != 3 || r.Unlisted != 1 {
+		t.Errorf("findings: %+v", r)
 	}
 	// Only reads: the repository scanned on push.
 	if m := a.Mutating(); len(m) != 0 {
@@ -74,7 +76,7 @@ func TestGateStartsAScanAndWaits(t *testing.T) {
 	a, g, log := account(t, false, awsfake.ScanResult{Duration: 40 * time.Second, Counts: map[string]int32{"LOW": 1}})
 	a.AddImage(repo, "v1")
 	start := a.Now()
-	r, err := g.Check(bg, repo, "v1", High)
+	r, err := g.Check(bg, repo, Tag("v1"), Policy{Threshold: High})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,10 +99,9 @@ func TestGateWaitIsBounded(t *testing.T) {
 	a.AddImage(repo, "v1")
 	g.Wait.Bound = time.Minute
 	start := a.Now()
-	_, err := g.Check(bg, repo, "v1", High)
-	var e *Error
-	if !errors.As(err, &e) || e.Next != hint.WaitLonger || !strings.Contains(err.Error(), "still in progress") {
-		t.Fatalf("err %v", err)
+	r, err := g.Check(bg, repo, Tag("v1"), Policy{Threshold: High})
+	if err != nil || r.Passed() || r.NoVerdict == nil || r.NoVerdict.Next != hint.WaitLonger || !strings.Contains(r.NoVerdict.Why, "still in progress") {
+		t.Fatalf("err %v, result %+v", err, r)
 	}
 	if waited := a.Now().Sub(start); waited > time.Minute {
 		t.Errorf("waited %s, bound 1m", waited)
@@ -108,12 +109,70 @@ func TestGateWaitIsBounded(t *testing.T) {
 	// No wait at all: one look.
 	g.Wait.Bound = 0
 	a.ResetCalls()
-	if _, err := g.Check(bg, repo, "v1", High); err == nil || len(a.Calls()) != 1 {
-		t.Errorf("--wait 0: err %v after %d calls", err, len(a.Calls()))
+	if r, err := g.Check(bg, repo, Tag("v1"), Policy{Threshold: High}); err != nil || r.Passed() || len(a.Calls()) != 1 {
+		t.Errorf("--wait 0: err %v, passed %v after %d calls", err, r.Passed(), len(a.Calls()))
 	}
 }
 
-func TestGateCannotJudge(t *testing.T) {
+// TestScanWithoutVerdictNeverPasses: every status that ends a scan
+// without findings fails the gate, naming the status, why and what to do.
+func TestScanWithoutVerdictNeverPasses(t *testing.T) {
+	for status, want := range map[ecrtypes.ScanStatus]string{
+		ecrtypes.ScanStatusFailed:                 "scan of the image failed",
+		ecrtypes.ScanStatusUnsupportedImage:       "cannot scan this image",
+		ecrtypes.ScanStatusLimitExceeded:          "quota",
+		ecrtypes.ScanStatusFindingsUnavailable:    "no findings for this image",
+		ecrtypes.ScanStatusScanEligibilityExpired: "rescan duration",
+		ecrtypes.ScanStatusImageArchived:          "archive",
+	} {
+		a, g, _ := account(t, true, awsfake.ScanResult{Status: status, Description: "ECR's own words"})
+		a.AddImage(repo, "v1")
+		r, err := g.Check(bg, repo, Tag("v1"), Policy{Threshold: Critical})
+		if err != nil || r.Passed() || r.NoVerdict == nil {
+			t.Fatalf("%s: err %v, result %+v", status, err, r)
+		}
+		nv := r.NoVerdict
+		if nv.Status != string(status) || !strings.Contains(nv.Why, want) || !strings.Contains(nv.Why, "ECR's own words") || nv.Do == "" {
+			t.Errorf("%s: %+v", status, nv)
+		}
+	}
+}
+
+// TestEnhancedFindingsStillArriving: ECR says COMPLETE before Inspector's
+// findings arrive; the gate waits that out instead of passing an empty
+// answer, and fails closed when the wait ends first.
+func TestEnhancedFindingsStillArriving(t *testing.T) {
+	a, g, log := account(t, true, awsfake.ScanResult{Enhanced: true, Duration: 10 * time.Second, Arriving: 50 * time.Second,
+		Findings: []awsfake.Finding{{ID: "CVE-2026-1", Severity: "HIGH", Package: "openssl", Version: "3.0.2", Fix: "YES", FixedIn: "3.0.7"}}})
+	a.AddImage(repo, "v1")
+	start := a.Now()
+	r, err := g.Check(bg, repo, Tag("v1"), Policy{Threshold: High})
+	if err != nil || r.Passed() || r.Failing != 1 || r.NoVerdict != nil {
+		t.Fatalf("err %v, result %+v", err, r)
+	}
+	if waited := a.Now().Sub(start); waited < time.Minute {
+		t.Errorf("judged after %s; the findings arrive after 60 s", waited)
+	}
+	if !strings.Contains(strings.Join(*log, "\n"), "the findings of") {
+		t.Errorf("log does not say it waits for the findings: %q", *log)
+	}
+	// The wait ends in the window: no verdict, never a pass.
+	a2, g2, _ := account(t, true, awsfake.ScanResult{Enhanced: true, Status: ecrtypes.ScanStatusActive, Arriving: time.Hour})
+	a2.AddImage(repo, "v1")
+	g2.Wait.Bound = time.Minute
+	r, err = g2.Check(bg, repo, Tag("v1"), Policy{Threshold: High})
+	if err != nil || r.Passed() || r.NoVerdict == nil || r.NoVerdict.Status != "ACTIVE" || !strings.Contains(r.NoVerdict.Why, "findings had not arrived") || r.NoVerdict.Next != hint.WaitLonger {
+		t.Errorf("err %v, result %+v", err, r)
+	}
+	// A clean scan says when it completed: it passes at once.
+	a3, g3, _ := account(t, true, awsfake.ScanResult{Enhanced: true, Status: ecrtypes.ScanStatusActive})
+	a3.AddImage(repo, "v1")
+	if r, err := g3.Check(bg, repo, Tag("v1"), Policy{Threshold: Low}); err != nil || !r.Passed() {
+		t.Errorf("clean enhanced scan: err %v, result %+v", err, r)
+	}
+}
+
+func TestGateCannotAsk(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		setup func(a *awsfake.Account)
@@ -121,16 +180,13 @@ func TestGateCannotJudge(t *testing.T) {
 		want  string
 		next  hint.Next
 	}{
-		{"scan failed", func(a *awsfake.Account) {
-			a.SetScanResult(repo, awsfake.ScanResult{Status: ecrtypes.ScanStatusFailed, Description: "the scan failed"})
-		}, "v1", "FAILED", hint.None},
-		{"unsupported image", func(a *awsfake.Account) {
-			a.SetScanResult(repo, awsfake.ScanResult{Status: ecrtypes.ScanStatusUnsupportedImage, Description: "UnsupportedImageError: unsupported OS"})
-		}, "v1", "unsupported OS", hint.None},
 		{"no such tag", func(*awsfake.Account) {}, "v9", "no image has that tag", hint.None},
 		{"the role may not read findings", func(a *awsfake.Account) {
 			a.FailOperation("ecr.DescribeImageScanFindings", accessDenied("ecr:DescribeImageScanFindings"))
 		}, "v1", "ecr:DescribeImageScanFindings", hint.AllowScan},
+		{"the role may not read Inspector's findings", func(a *awsfake.Account) {
+			a.FailOperation("ecr.DescribeImageScanFindings", accessDenied("inspector2:ListFindings"))
+		}, "v1", "needs inspector2:ListFindings too", hint.None},
 		{"the role may not start a scan", func(a *awsfake.Account) {
 			a.FailOperation("ecr.StartImageScan", accessDenied("ecr:StartImageScan"))
 		}, "v1", "may not start a scan", hint.AllowScan},
@@ -139,7 +195,7 @@ func TestGateCannotJudge(t *testing.T) {
 			a, g, _ := account(t, false, awsfake.ScanResult{})
 			a.AddImage(repo, "v1")
 			c.setup(a)
-			_, err := g.Check(bg, repo, c.tag, High)
+			_, err := g.Check(bg, repo, Tag(c.tag), Policy{Threshold: High})
 			var e *Error
 			if !errors.As(err, &e) || !strings.Contains(err.Error(), c.want) || e.Next != c.next {
 				t.Errorf("err %v, want one saying %q (next %v)", err, c.want, c.next)
@@ -158,14 +214,14 @@ func accessDenied(action string) error {
 func TestEnhancedScanningIsGatedToo(t *testing.T) {
 	a, g, _ := account(t, true, awsfake.ScanResult{Status: ecrtypes.ScanStatusActive, Enhanced: true, Counts: map[string]int32{"HIGH": 1, "UNTRIAGED": 3}})
 	a.AddImage(repo, "v1")
-	r, err := g.Check(bg, repo, "v1", High)
+	r, err := g.Check(bg, repo, Tag("v1"), Policy{Threshold: High})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Scanner != "enhanced" || r.Failing != 1 || r.Counts["UNTRIAGED"] != 3 || len(r.Worst) != 1 || r.Worst[0].Name != "CVE-FAKE-HIGH" {
+	if r.Scanner != "enhanced" || r.Failing != 1 || r.Counts["UNTRIAGED"] != 3 || len(r.Findings) != 1 || r.Findings[0].ID != "CVE-FAKE-HIGH" {
 		t.Errorf("result %+v", r)
 	}
-	if r, _ := g.Check(bg, repo, "v1", Critical); !r.Passed() {
+	if r, _ := g.Check(bg, repo, Tag("v1"), Policy{Threshold: Critical}); !r.Passed() {
 		t.Errorf("UNTRIAGED findings failed a CRITICAL gate: %+v", r)
 	}
 }
@@ -174,7 +230,7 @@ func TestCheckAllJudgesEachImageOnce(t *testing.T) {
 	a, g, _ := account(t, true, awsfake.ScanResult{Counts: map[string]int32{"CRITICAL": 1}})
 	a.AddImage(repo, "v1", "latest")
 	a.AddImage(repo, "v2")
-	rs, err := g.CheckAll(bg, repo, []string{"v1", "latest", "v2"}, Critical)
+	rs, err := g.CheckAll(bg, repo, []Target{Tag("v1"), Tag("latest"), Tag("v2")}, Policy{Threshold: Critical})
 	if err != nil {
 		t.Fatal(err)
 	}

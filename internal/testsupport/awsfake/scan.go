@@ -24,6 +24,27 @@ type ScanResult struct {
 	Enhanced bool
 	// Duration is how long a scan stays IN_PROGRESS on the fake clock.
 	Duration time.Duration
+	// Findings, when set, are listed as they are (enhanced findings when
+	// Enhanced, else basic ones) in place of one per severity of Counts;
+	// Counts then defaults to theirs.
+	Findings []Finding
+	// Arriving is how long after Duration the scan says COMPLETE (or
+	// Status) with neither findings nor a completion time, as enhanced
+	// scanning does before Inspector's findings arrive.
+	Arriving time.Duration
+	// PageSize, when set, pages the findings: NextToken is the index of
+	// the next one.
+	PageSize int
+}
+
+// Finding is one finding a fake scan lists.
+type Finding struct {
+	ID, Severity, Package, Version string
+	// Fix is Inspector's fixAvailable (YES, NO, PARTIAL); FixedIn the
+	// version that fixes it (Inspector says NotAvailable when none does).
+	Fix, FixedIn string
+	// Status is Inspector's finding status (ACTIVE, SUPPRESSED, CLOSED).
+	Status string
 }
 
 type scan struct {
@@ -141,28 +162,70 @@ func (f *ECR) DescribeImageScanFindings(ctx context.Context, in *ecr.DescribeIma
 		if status != ecrtypes.ScanStatusComplete && status != ecrtypes.ScanStatusActive {
 			return nil
 		}
-		findings := &ecrtypes.ImageScanFindings{ImageScanCompletedAt: tp(done), FindingSeverityCounts: map[string]int32{}}
-		var severities []string
-		for sev, n := range res.Counts {
-			if n > 0 {
-				findings.FindingSeverityCounts[sev] = n
-				severities = append(severities, sev)
+		if f.a.now.Before(done.Add(res.Arriving)) {
+			out.ImageScanFindings = &ecrtypes.ImageScanFindings{}
+			return nil
+		}
+		findings := &ecrtypes.ImageScanFindings{ImageScanCompletedAt: tp(done.Add(res.Arriving)), FindingSeverityCounts: map[string]int32{}}
+		listed := res.Findings
+		counts := res.Counts
+		if listed == nil {
+			var severities []string
+			for sev, n := range res.Counts {
+				if n > 0 {
+					severities = append(severities, sev)
+				}
+			}
+			sort.Strings(severities)
+			for _, sev := range severities {
+				listed = append(listed, Finding{ID: "CVE-FAKE-" + sev, Severity: sev, Package: "fakepkg", Version: "1.0"})
+			}
+		} else if counts == nil {
+			counts = map[string]int32{}
+			for _, x := range listed {
+				counts[x.Severity]++
 			}
 		}
-		sort.Strings(severities)
-		for _, sev := range severities {
-			name := "CVE-FAKE-" + sev
+		for sev, n := range counts {
+			if n > 0 {
+				findings.FindingSeverityCounts[sev] = n
+			}
+		}
+		from := 0
+		if in.NextToken != nil {
+			fmt.Sscan(*in.NextToken, &from)
+		}
+		if from > len(listed) {
+			from = len(listed)
+		}
+		page := listed[from:]
+		if res.PageSize > 0 && len(page) > res.PageSize {
+			page = page[:res.PageSize]
+			out.NextToken = aws.String(fmt.Sprint(from + res.PageSize))
+		}
+		for _, x := range page {
 			if res.Enhanced {
-				findings.EnhancedFindings = append(findings.EnhancedFindings, ecrtypes.EnhancedImageScanFinding{
-					Severity: aws.String(sev), Title: aws.String(name + " in fakepkg"),
-					PackageVulnerabilityDetails: &ecrtypes.PackageVulnerabilityDetails{VulnerabilityId: aws.String(name),
-						VulnerablePackages: []ecrtypes.VulnerablePackage{{Name: aws.String("fakepkg"), Version: aws.String("1.0")}}},
-				})
+				e := ecrtypes.EnhancedImageScanFinding{
+					Severity: aws.String(x.Severity), Title: aws.String(x.ID + " - " + x.Package), Status: aws.String("ACTIVE"),
+					PackageVulnerabilityDetails: &ecrtypes.PackageVulnerabilityDetails{VulnerabilityId: aws.String(x.ID),
+						SourceUrl:          aws.String("https://nvd.nist.gov/vuln/detail/" + x.ID),
+						VulnerablePackages: []ecrtypes.VulnerablePackage{{Name: aws.String(x.Package), Version: aws.String(x.Version)}}},
+				}
+				if x.Fix != "" {
+					e.FixAvailable = aws.String(x.Fix)
+				}
+				if x.FixedIn != "" {
+					e.PackageVulnerabilityDetails.VulnerablePackages[0].FixedInVersion = aws.String(x.FixedIn)
+				}
+				if x.Status != "" {
+					e.Status = aws.String(x.Status)
+				}
+				findings.EnhancedFindings = append(findings.EnhancedFindings, e)
 				continue
 			}
 			findings.Findings = append(findings.Findings, ecrtypes.ImageScanFinding{
-				Name: aws.String(name), Severity: ecrtypes.FindingSeverity(sev),
-				Attributes: []ecrtypes.Attribute{{Key: aws.String("package_name"), Value: aws.String("fakepkg")}, {Key: aws.String("package_version"), Value: aws.String("1.0")}},
+				Name: aws.String(x.ID), Severity: ecrtypes.FindingSeverity(x.Severity),
+				Attributes: []ecrtypes.Attribute{{Key: aws.String("package_name"), Value: aws.String(x.Package)}, {Key: aws.String("package_version"), Value: aws.String(x.Version)}},
 			})
 		}
 		out.ImageScanFindings = findings
