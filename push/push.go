@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/push/bkdaemon"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -56,8 +57,15 @@ type Options struct {
 	Target     string
 	Labels     map[string]string
 
-	// Builder chooses the engine's builder (BuilderAuto when empty).
+	// Builder chooses the builder (BuilderAuto when empty): one of the
+	// engine's, or a standalone BuildKit daemon (Pusher.Daemon).
 	Builder Builder
+	// CacheTag is the registry cache's tag in Repository with a BuildKit
+	// daemon (DefaultCacheTag when empty).
+	CacheTag string
+	// BuildKit says where the daemon of the remote and container builders
+	// is, or which image the container runs.
+	BuildKit BuildKitOptions
 	// Secrets reach RUN --mount=type=secret (BuildKit only); SSH forwards
 	// SSH agents to RUN --mount=type=ssh.
 	Secrets []Secret
@@ -89,7 +97,28 @@ const (
 	BuilderAuto     Builder = "auto"
 	BuilderBuildKit Builder = "buildkit"
 	BuilderClassic  Builder = "classic"
+	// BuilderRemote is a BuildKit daemon the user runs; BuilderContainer
+	// one that push runs as a container on the engine. Both take
+	// Pusher.Daemon.
+	BuilderRemote    Builder = "remote"
+	BuilderContainer Builder = "container"
 )
+
+// OnDaemon says whether b builds on a standalone BuildKit daemon.
+func (b Builder) OnDaemon() bool { return b == BuilderRemote || b == BuilderContainer }
+
+// BuildKitOptions locate a standalone BuildKit daemon, checked by the
+// caller: the remote builder's address (unix:// or tcp://, with TLS files
+// for tcp), and the container builder's image.
+type BuildKitOptions struct {
+	Host string
+	// HostFrom names where Host came from (--buildkit-host, BUILDKIT_HOST).
+	HostFrom      string
+	CA, Cert, Key string
+	// Image is the container builder's image (bkdaemon.DefaultImage when
+	// empty).
+	Image string
+}
 
 // Secret is a build secret: its ID in the Dockerfile and where its value
 // is read when the build asks for it (an environment variable or a file).
@@ -115,6 +144,8 @@ type Pusher struct {
 	NewECR func(aws.Credentials) ecrAPI
 	// Engine is the Docker engine.
 	Engine engineAPI
+	// Daemon is the BuildKit daemon of the remote and container builders.
+	Daemon bkdaemon.Daemon
 
 	// Out receives one line per pushed tag; Err the progress.
 	Out io.Writer
@@ -160,6 +191,9 @@ func (p *Pusher) Run(ctx context.Context, o Options) error {
 	bc, err := prepareContext(o.Context, o.Dockerfile)
 	if err != nil {
 		return err
+	}
+	if o.Builder.OnDaemon() {
+		return p.runOnDaemon(ctx, o, bc)
 	}
 	ping, err := p.connect(ctx)
 	if err != nil {
@@ -215,6 +249,29 @@ func (p *Pusher) login(ctx context.Context, o Options, deadline time.Time) (regi
 		return registryAuth{}, nil, err
 	}
 	return reg, ecrClient, nil
+}
+
+// tagsToPush asks ECR which tags exist already, prints those as pushed
+// and returns the others, none when every tag exists (SkipExisting).
+func (p *Pusher) tagsToPush(ctx context.Context, o Options, reg registryAuth, ecrClient ecrAPI) ([]string, error) {
+	existing, err := p.existingTags(ctx, ecrClient, o.Repository, o.Tags)
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	for _, tag := range o.Tags {
+		ref := reg.ref(o.Repository, tag)
+		if digest, ok := existing[tag]; ok {
+			p.logf("%s: exists, skipped", ref)
+			fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
+			continue
+		}
+		tags = append(tags, tag)
+	}
+	if len(tags) == 0 {
+		p.logf("every tag already exists in %s: nothing to build", o.Repository)
+	}
+	return tags, nil
 }
 
 // buildWhileLoggingIn runs the AWS half and the build together. The build
@@ -298,23 +355,8 @@ func (p *Pusher) loginThenBuild(ctx context.Context, o Options, bc buildContext,
 	req.registry.open(reg)
 	tags := o.Tags
 	if o.SkipExisting {
-		existing, err := p.existingTags(ctx, ecrClient, o.Repository, o.Tags)
-		if err != nil {
-			return registryAuth{}, nil, err
-		}
-		tags = nil
-		for _, tag := range o.Tags {
-			ref := reg.ref(o.Repository, tag)
-			if digest, ok := existing[tag]; ok {
-				p.logf("%s: exists, skipped", ref)
-				fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
-				continue
-			}
-			tags = append(tags, tag)
-		}
-		if len(tags) == 0 {
-			p.logf("every tag already exists in %s: nothing to build", o.Repository)
-			return reg, nil, nil
+		if tags, err = p.tagsToPush(ctx, o, reg, ecrClient); err != nil || len(tags) == 0 {
+			return reg, nil, err
 		}
 	}
 	for _, tag := range tags {

@@ -48,6 +48,13 @@ type pushFlags struct {
 	NoCache   bool
 	Network   string
 	Platform  string
+	// A standalone BuildKit daemon (pushdaemon.go).
+	BuildKitHost  string
+	BuildKitCA    string
+	BuildKitCert  string
+	BuildKitKey   string
+	BuildKitImage string
+	CacheTag      string
 }
 
 func newPushCmd(g *Globals) *cobra.Command {
@@ -98,16 +105,18 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 	fl.BoolVar(&f.Scan, "scan", false, "after pushing, gate on ECR's scan of the image, as 'containerise scan' does (needs --fail-on)")
 	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding is at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
 	fl.DurationVar(&f.ScanWait, "scan-wait", DefaultScanWait, "with --scan: how long to wait for the scan to complete")
-	fl.StringVar(&f.Builder, "builder", string(push.BuilderAuto), "auto (BuildKit when the engine offers it, else the classic builder), buildkit or classic")
+	fl.StringVar(&f.Builder, "builder", string(push.BuilderAuto), "auto (the engine's BuildKit when it offers it, else its classic builder), buildkit, classic, remote (a BuildKit daemon you run, at --buildkit-host) or container (a BuildKit container push runs on the engine)")
 	fl.StringArrayVar(&f.Secrets, "secret", nil, "build secret for RUN --mount=type=secret: id=ID,env=VAR or id=ID,src=FILE (BuildKit); repeatable")
 	fl.StringArrayVar(&f.SSH, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK), or ID=SOCKET|KEY[,...] (BuildKit); repeatable")
 	fl.StringArrayVar(&f.CacheFrom, "cache-from", nil, "another image whose layers the build may reuse, besides the tags being pushed; repeatable")
 	fl.BoolVar(&f.NoCache, "no-cache", false, "build from scratch: pull no cache source and reuse no layer the engine has")
 	fl.StringVar(&f.Network, "network", "default", "network of RUN steps: default, host or none")
-	fl.StringVar(&f.Platform, "platform", "", "target platform os/arch[/variant] (default: the engine's); several, comma-separated, need BuildKit and the containerd image store")
+	fl.StringVar(&f.Platform, "platform", "", "target platform os/arch[/variant] (default: the builder's); several, comma-separated, need --builder remote or container, or an engine with the containerd image store")
+	addDaemonFlags(fl, f)
 	groupFlags(cmd,
 		flagGroup{"What to push", []string{"repository", "tag", "skip-existing"}},
 		flagGroup{"The build", []string{"context", "file", "build-arg", "target", "label", "builder", "secret", "ssh", "cache-from", "no-cache", "network", "platform"}},
+		flagGroup{"BuildKit daemon (--builder remote or container)", daemonFlagNames},
 		flagGroup{"Credentials", []string{"role-arn", "auth", "circleci-org-id", "wait"}},
 		flagGroup{"Scan gate", []string{"scan", "fail-on", "scan-wait"}},
 	)
@@ -163,6 +172,7 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 	o.Context, o.Dockerfile, o.BuildArgs, o.Target, o.Labels = f.Context, f.File, buildArgs, f.Target, labels
 	o.Builder, o.Secrets, o.SSH, o.CacheFrom, o.NoCache = build.Builder, build.Secrets, build.SSH, build.CacheFrom, f.NoCache
 	o.Network, o.Platforms = build.Network, build.Platforms
+	o.BuildKit, o.CacheTag = build.BuildKit, build.CacheTag
 	o.SkipExisting, o.Wait = f.SkipExisting, f.Wait
 	return o, nil
 }
