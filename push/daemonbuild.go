@@ -358,7 +358,8 @@ func cacheExportWarning(ref, why string) string {
 	lower := strings.ToLower(why)
 	switch {
 	case strings.Contains(lower, "immutable") || strings.Contains(lower, "tag_invalid"):
-		msg += "; the repository's tags are immutable: exempt the cache tag from immutability (an ECR exclusion filter), or push with --no-cache"
+		tag := ref[strings.LastIndex(ref, ":")+1:]
+		msg += "; the repository's tags are immutable: exempt the cache tag (rerun setup with --mutable-tag " + tag + "), or push with --no-cache"
 	case isAuthFailure(lower) || strings.Contains(lower, "forbidden"):
 		msg += "; the role needs the push actions on the cache tag (rerun setup)"
 	}
