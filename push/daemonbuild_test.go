@@ -21,7 +21,9 @@ func (d *fakeDaemon) Connect(context.Context) (*bkdaemon.Conn, error) {
 	return nil, d.err
 }
 
-func (d *fakeDaemon) String() string { return "the BuildKit daemon at tcp://buildkitd:1234 (--buildkit-host)" }
+func (d *fakeDaemon) String() string {
+	return "the BuildKit daemon at tcp://buildkitd:1234 (--buildkit-host)"
+}
 
 // TestDaemonUnreachableFailsBeforeAWS: remote never needs the engine;
 // container reaches the engine first; both reach their daemon before AWS

@@ -30,7 +30,9 @@ type fakeEngine struct {
 	calls []string
 }
 
-func (f *fakeEngine) call(format string, args ...any) { f.calls = append(f.calls, fmt.Sprintf(format, args...)) }
+func (f *fakeEngine) call(format string, args ...any) {
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
 
 func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
 	f.call("inspect %s", id)
