@@ -114,3 +114,34 @@ func TestCacheExportWarningSaysWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineAdvisesContainerForBuildStages: on an engine that cannot export
+// a registry cache, a multi-stage Dockerfile gets one line saying that
+// --builder container would cache its build stages; a single-stage one,
+// --no-cache, or an engine with the containerd image store gets none.
+func TestEngineAdvisesContainerForBuildStages(t *testing.T) {
+	const multi = "FROM local/busybox:latest AS deps\nRUN echo deps\n# FROM in a comment\nFROM local/busybox:latest\nCOPY --from=deps /etc/hostname /x\n"
+	const advice = "--builder container would cache them in the registry"
+	for _, tt := range []struct {
+		name, dockerfile, driverType string
+		noCache, want                bool
+	}{
+		{name: "multi-stage", dockerfile: multi, want: true},
+		{name: "single stage", dockerfile: "FROM local/busybox:latest\nRUN echo one\n"},
+		{name: "multi-stage, no cache", dockerfile: multi, noCache: true},
+		{name: "multi-stage, containerd store", dockerfile: multi, driverType: "io.containerd.snapshotter.v1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, awsfake.Config{})
+			writeFiles(t, w.opts.Context, map[string]string{"Dockerfile": tt.dockerfile})
+			w.engine.DriverType = tt.driverType
+			w.opts.NoCache = tt.noCache
+			if err := w.run(); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Count(w.err.String(), advice); got != map[bool]int{true: 1}[tt.want] {
+				t.Errorf("advice said %d times, want it %v:\n%s", got, tt.want, w.err)
+			}
+		})
+	}
+}

@@ -203,6 +203,7 @@ func (p *Pusher) Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	p.adviseOnStages(ctx, o, bc)
 	req := buildRequest{builder: builder, registry: newRegistryGate(o.RoleARN, p.Debugf)}
 	deadline := time.Now().Add(o.Wait)
 	var (
