@@ -26,6 +26,7 @@ type circleCIOptions struct {
 	tags                                        []string
 	auth                                        authFlags
 	orgID                                       string // keyless: the organization push checks the token against
+	builder                                     string // "auto" or "container": push's --builder
 }
 
 func newCircleCIConfigCmd(g *Globals) *cobra.Command {
@@ -84,6 +85,7 @@ Every value lands in the job's shell quoted, and is checked first (exit 2):
 	f.StringVar(&o.file, "file", "", "Dockerfile, relative to the repository root (default: Dockerfile in the context)")
 	f.StringVar(&o.goImage, "image", "cimg/go:1.26", "the job's Docker image reference (needs Go to install containerise)")
 	f.StringVar(&o.install, "install-version", "", "containerise version to install: latest, a tag like v1.2.3 or v1.2.3-rc.1, or a commit hash (default: this binary's release, or latest)")
+	f.StringVar(&o.builder, "builder", "auto", "push's builder: auto (the remote engine's own), or container (a BuildKit container on it, which caches a multi-stage Dockerfile's build stages in the registry)")
 	o.auth.add(f, false)
 	return cmd
 }
@@ -114,6 +116,9 @@ func (o circleCIOptions) validate() error {
 	}
 	if err := checkRelativePath("--context", o.context); err != nil {
 		return err
+	}
+	if o.builder != "auto" && o.builder != "container" {
+		return clierror.Usagef("--builder %q: want auto or container", o.builder)
 	}
 	if o.file != "" {
 		if err := checkRelativePath("--file", o.file); err != nil {
@@ -205,6 +210,9 @@ func pushCommand(o circleCIOptions) string {
 	}
 	if o.file != "" {
 		words = append(words, "--file", shellQuote(o.file))
+	}
+	if o.builder == "container" {
+		words = append(words, "--builder", "container")
 	}
 	return strings.Join(words, " ")
 }
