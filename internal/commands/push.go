@@ -390,6 +390,32 @@ COPY --link, ...) and reads <Dockerfile>.dockerignore beside the Dockerfile
 in place of the context's .dockerignore. Progress goes to stderr as docker
 buildx build shows it: a live view at a terminal, plain lines in CI.
 
+BuildKit daemons: --builder remote and --builder container build on a
+standalone BuildKit daemon, through BuildKit's client with the same session
+(context, secrets, SSH, the ECR token for the ECR registry only), in one build
+for every tag and platform, pushed straight from the daemon.
+  remote     a BuildKit service you run and share between jobs (buildkitd on a
+             host or in Kubernetes), at --buildkit-host or BUILDKIT_HOST:
+             unix:///PATH, or tcp://HOST:PORT with --buildkit-ca and, for
+             mutual TLS, --buildkit-cert and --buildkit-key. It is reached
+             before AWS is asked anything.
+  container  for a cold CI engine (setup_remote_docker) and a multi-stage
+             Dockerfile: push runs --buildkit-image as the container
+             containerise-buildkit on the job's engine (host network), reuses
+             it on later pushes and recreates it for another image. It runs
+             privileged, or, where the engine refuses that, with CAP_SYS_ADMIN,
+             seccomp and AppArmor unconfined and /sys/fs/cgroup writable; push
+             says which.
+Both keep a registry cache in max mode (every build stage) at
+REPOSITORY:buildcache (--cache-tag), imported first and exported last with
+image-manifest=true,oci-mediatypes=true, the form ECR takes; a failed export is
+a warning. With immutable tags, keep the cache tag mutable (setup --mutable-tag
+buildcache); superseded cache manifests become untagged, which setup
+--expire-untagged-days cleans up. --platform linux/amd64,linux/arm64 pushes one
+OCI index under every tag and prints its digest; without QEMU on the daemon,
+only Dockerfiles that cross-build (FROM --platform=$BUILDPLATFORM) can target
+another architecture.
+
 Build secrets (BuildKit): --secret id=ID,env=VAR or id=ID,src=FILE, as docker
 buildx build spells them, reach RUN --mount=type=secret,id=ID only: never the
 image, its history, the build log or push's output. --ssh default forwards
@@ -430,6 +456,7 @@ Environment (the blog's variables, as setup prints them):
   CIRCLE_PROJECT_REPONAME, CIRCLE_BUILD_NUM
                                   name the role session for auditors
   SSH_AUTH_SOCK                   the SSH agent that --ssh default forwards
+  BUILDKIT_HOST                   --builder remote: the daemon (or --buildkit-host)
 
 Right after setup, IAM may not know the new key or role for a few seconds:
 push retries those refusals for up to --wait.
@@ -453,6 +480,15 @@ const pushExample = `  # In a CircleCI job, after setup_remote_docker:
   # Reuse layers of another image too, or build from scratch:
   containerise push --tag v3 --cache-from "$REGISTRY/team/base:latest"
   containerise push --tag v3 --no-cache
+
+  # A multi-stage Dockerfile on a cold CircleCI engine: a BuildKit container
+  # caches its build stages in the registry:
+  containerise push --tag "$CIRCLE_SHA1" --builder container
+
+  # A shared BuildKit service, over mutual TLS, for two platforms:
+  containerise push --tag v3 --builder remote --buildkit-host tcp://buildkitd:1234 \
+    --buildkit-ca ca.pem --buildkit-cert cert.pem --buildkit-key key.pem \
+    --platform linux/amd64,linux/arm64
 
   # Rerun-safe: tags already in ECR are neither built nor pushed
   # (needs setup --allow-skip-existing):
