@@ -315,27 +315,34 @@ func indexOf(t *testing.T, repo, ref string) ([]byte, string, string) {
 }
 
 // TestDaemonCacheExportWithNewTags: two pushes with new tags both export
-// the cache. With mutable tags, each rewrites REPOSITORY:buildcache. With
-// immutable tags (and no exemption for the cache tag), ECR refuses the
-// second export: push says why in a warning and still pushes its image.
+// the cache. With mutable tags, or immutable ones that exempt the cache tag
+// (setup --mutable-tag buildcache), each rewrites REPOSITORY:buildcache.
+// With immutable tags and no exemption, ECR refuses the second export: push
+// says why in a warning and still pushes its image.
 func TestDaemonCacheExportWithNewTags(t *testing.T) {
 	stamp := nonce()
-	for _, immutable := range []bool{false, true} {
-		t.Run(fmt.Sprintf("immutable=%v", immutable), func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		setup   []string
+		refused bool
+	}{
+		{"mutable", nil, false},
+		{"immutable, cache tag exempt", []string{"--immutable-tags", "--mutable-tag", "buildcache"}, false},
+		{"immutable", []string{"--immutable-tags"}, true},
+	} {
+		immutable := tc.refused
+		t.Run(tc.name, func(t *testing.T) {
 			resetAWS(t)
-			args := []string{"setup", "--output", "dotenv"}
-			if immutable {
-				args = append(args, "--immutable-tags")
-			}
+			args := append([]string{"setup", "--output", "dotenv"}, tc.setup...)
 			vars := ciVars(fxDotenv(run(t, nil, args...).Stdout))
 			if vars["AWS_IAM_ROLE_ARN"] == "" {
 				t.Fatal("setup printed no variables")
 			}
-			app := multiStageApp(t, fmt.Sprintf("%s-%v", stamp, immutable))
+			app := multiStageApp(t, fmt.Sprintf("%s-%d", stamp, len(tc.setup)))
 			var caches []string
 			for i := range 2 {
 				setSource(t, app, fmt.Sprintf("version %d\n", i))
-				tag := fmt.Sprintf("nt%d-%v-%s", i, immutable, stamp[len(stamp)-6:])
+				tag := fmt.Sprintf("nt%d-%d-%s", i, len(tc.setup), stamp[len(stamp)-6:])
 				r := runWith(t, runOpts{env: vars.env(), dir: app}, "push", "--builder", "remote", "--buildkit-host", os.Getenv("STACK_BUILDKIT_HOST"), "--tag", tag)
 				if r.Code != 0 {
 					t.Fatalf("push %d failed:\n%s", i+1, r)
@@ -347,7 +354,7 @@ func TestDaemonCacheExportWithNewTags(t *testing.T) {
 				warned := strings.Contains(r.Stderr, "warning: cache: exporting the build cache")
 				switch {
 				case !immutable && warned:
-					t.Errorf("push %d warned about the cache export with mutable tags:\n%s", i+1, r.Stderr)
+					t.Errorf("push %d warned about the cache export although its tag is mutable:\n%s", i+1, r.Stderr)
 				case immutable && i == 1 && !(warned && strings.Contains(r.Stderr, "immutable")):
 					t.Errorf("push %d over an immutable cache tag does not warn why its export failed:\n%s", i+1, r.Stderr)
 				case warned:
@@ -355,7 +362,7 @@ func TestDaemonCacheExportWithNewTags(t *testing.T) {
 				}
 			}
 			if !immutable && (caches[0] == "" || caches[0] == caches[1]) {
-				t.Errorf("with mutable tags, the second push did not export a new cache: %v", caches)
+				t.Errorf("with a mutable cache tag, the second push did not export a new cache: %v", caches)
 			}
 		})
 	}
