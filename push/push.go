@@ -1,7 +1,9 @@
 // Package push is the CI half of containerise: it assumes the push role with
 // the CI user's static keys, gets an ECR authorization token with the role's
 // credentials, builds the Dockerfile through the Docker Engine API and pushes
-// every tag, passing the registry credentials with each request.
+// every tag, passing the registry credentials with each request; or it
+// builds and pushes on a standalone BuildKit daemon (bkdaemon: remote or
+// container) through BuildKit's own client.
 //
 // Everything outside the process is reached through narrow interfaces (STS,
 // ECR, the Docker engine) injected through Pusher, so that tests replay the
@@ -177,7 +179,8 @@ func (p *Pusher) debugf(format string, args ...any) {
 // on Out: <registry>/<repository>:<tag>@sha256:<digest>.
 //
 // Order: the build inputs are checked first (a usage error, before any
-// call), then the engine is reached, its API version negotiated and the
+// call). A standalone BuildKit daemon takes it from there (runOnDaemon).
+// Otherwise the engine is reached, its API version negotiated and the
 // builder chosen (so a missing engine fails before AWS is asked anything).
 // On a cold engine (no cache source on it), AWS (STS, then ECR) comes first,
 // since the cache sources are pulled from ECR with its token: the cache
