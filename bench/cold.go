@@ -76,7 +76,13 @@ func (b *bench) scenarioCold() error {
 		return err
 	}
 	baseTar := filepath.Join(b.tmp, "base-image.tar")
-	if _, err := mustRun(b.ctx, cmdSpec{Name: "docker", Args: []string{"image", "save", "-o", baseTar, b.baseImage}}); err != nil {
+	// The stack's BuildKit image (--builder container) comes back with the
+	// base image, so that a wipe leaves the stack as it was.
+	keep := []string{b.baseImage}
+	if bk := os.Getenv("STACK_BUILDKIT_IMAGE"); bk != "" && execute(b.ctx, cmdSpec{Name: "docker", Args: []string{"image", "inspect", bk}}).Err == nil {
+		keep = append(keep, bk)
+	}
+	if _, err := mustRun(b.ctx, cmdSpec{Name: "docker", Args: append([]string{"image", "save", "-o", baseTar}, keep...)}); err != nil {
 		return err
 	}
 	// Whatever happens, the engine keeps its base image.

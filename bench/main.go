@@ -10,7 +10,7 @@
 //
 // Knobs (environment): BENCH_RUNS (runs per figure), BENCH_QUICK=1 (small
 // contexts and few runs, for a fast check), BENCH_ONLY (comma list of
-// startup,push,context,setup,scale,cold,builders), BENCH_KEEP=1 (keep the
+// startup,push,context,setup,scale,cold,builders,multistage), BENCH_KEEP=1 (keep the
 // temp folder).
 package main
 
@@ -130,6 +130,7 @@ func mainErr(repoArg, binArg string) error {
 		{"scale", b.scenarioScale},
 		{"cold", b.scenarioCold},
 		{"builders", b.scenarioBuilders},
+		{"multistage", b.scenarioMultiStage},
 	}
 	for _, s := range scenarios {
 		if !want(s.name) {

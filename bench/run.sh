@@ -2,7 +2,7 @@
 # make bench: containerise measured side by side with its peers on the local stack.
 # Run through scripts/with-stack.sh (as `make bench` does), which exports the stack's
 # environment (AWS_ENDPOINT_URL, DOCKER_HOST, STACK_*). Figures go to stdout, progress
-# to stderr. Knobs: BENCH_RUNS=N, BENCH_QUICK=1, BENCH_ONLY=push,setup,context,startup,scale,cold,builders,
+# to stderr. Knobs: BENCH_RUNS=N, BENCH_QUICK=1, BENCH_ONLY=push,setup,context,startup,scale,cold,builders,multistage,
 # BENCH_KEEP=1.
 set -euo pipefail
 

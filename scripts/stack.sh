@@ -6,6 +6,10 @@
 #     line: the project's ECR front (internal/testsupport/ecrfront, built here with go build) on
 #     127.0.0.1:443 passes registry traffic to a Distribution registry on 127.0.0.1:5001 and
 #     records what is pushed in moto's ECR, as ECR's registry and API are one
+#   - BuildKit, built from source at the version go.mod pins: a buildkitd on the host (a unix
+#     socket, for push --builder remote) and an image of buildkitd, buildctl and Debian's runc
+#     on the engine (for push --builder container); the base image is pushed to the registry
+#     too, since a standalone BuildKit daemon cannot see the engine's images
 #
 # Usage: stack.sh up|down|status|env [--print]
 #   up      install what is missing, start what is not running, reuse what is healthy
@@ -56,9 +60,23 @@ HOSTS_MARK='# containerise-stack'
 BASE_IMAGE=local/busybox:latest
 ENV_FILE=$STATE/env
 
+# BuildKit at the version go.mod requires (the client push links). Built in a scratch module
+# under the cache folder, which stays across up/down.
+BUILDKIT_VERSION=$(awk '$1 == "github.com/moby/buildkit" { print $2; exit }' "$REPO_ROOT/go.mod")
+BUILDKIT_SRC=$CACHE/buildkit-$BUILDKIT_VERSION
+BUILDKIT_BIN=$BUILDKIT_SRC/bin
+# The remote builder's daemon on the host; its state beside the engine's (large, not in /tmp).
+BUILDKITD_ROOT=$DOCKER_PARENT/buildkitd
+BUILDKITD_SOCK=$STATE/buildkitd.sock
+BUILDKITD_PIDFILE=$STATE/buildkitd.pid
+# The container builder's image, made from the same binaries.
+BUILDKIT_IMAGE=containerise-stack/buildkit:$BUILDKIT_VERSION
+# The base image where a standalone daemon reaches it: in the registry.
+BASE_REF=$REGISTRY_HOST/base/busybox:latest
+
 # Changing this list is what triggers a venv reinstall (compared with a stamp file).
 REQUIREMENTS=('moto[server]==5.2.5' boto3 docker awscli)
-APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils openssl curl ca-certificates iproute2)
+APT_PACKAGES=(docker.io docker-registry busybox-static apache2-utils openssl curl ca-certificates iproute2 runc)
 
 say() { printf 'stack: %s\n' "$*" >&2; }
 die() {
@@ -488,6 +506,104 @@ start_front() {
 	wait_until "ECR front" "$pid" "$FRONT_LOG" 30 registry_ok
 }
 
+# ---------------------------------------------------------------------------- buildkit
+
+build_buildkit() {
+	[[ -n $BUILDKIT_VERSION ]] || die "go.mod names no github.com/moby/buildkit version"
+	[[ -x $BUILDKIT_BIN/buildkitd && -x $BUILDKIT_BIN/buildctl ]] && return 0
+	command -v go >/dev/null || die "go is needed to build BuildKit"
+	say "building buildkitd and buildctl $BUILDKIT_VERSION from source (a minute or two when Go's module cache is cold)"
+	mkdir -p "$BUILDKIT_SRC/bin"
+	# A module of its own: BuildKit's go.mod has exclude directives, so go install pkg@version
+	# refuses it, while a module that requires it builds its commands.
+	printf 'module containerise-stack/buildkit\n\ngo 1.24\n\nrequire github.com/moby/buildkit %s\n' \
+		"$BUILDKIT_VERSION" >"$BUILDKIT_SRC/go.mod"
+	printf '%s\n' '//go:build tools' '' '// Package tools pins the BuildKit commands of the test stack.' 'package tools' '' \
+		'import (' '	_ "github.com/moby/buildkit/cmd/buildctl"' '	_ "github.com/moby/buildkit/cmd/buildkitd"' ')' \
+		>"$BUILDKIT_SRC/tools.go"
+	(
+		cd "$BUILDKIT_SRC" || exit 1
+		export GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0
+		go mod tidy &&
+			go build -o bin/buildctl.tmp github.com/moby/buildkit/cmd/buildctl &&
+			go build -o bin/buildkitd.tmp github.com/moby/buildkit/cmd/buildkitd &&
+			mv bin/buildctl.tmp bin/buildctl && mv bin/buildkitd.tmp bin/buildkitd
+	) >"$STATE/buildkit-build.log" 2>&1 || die_with_log "$STATE/buildkit-build.log" "building BuildKit failed"
+}
+
+# The container builder's image: busybox, buildkitd, buildctl, runc with its shared libraries
+# and the system CA bundle (which holds the registry's CA), imported as one layer. Imported
+# again when any of them changed: a label carries their hash.
+ensure_buildkit_image() {
+	local sum have tmp runc lib
+	runc=$(command -v runc) || die "runc not found (apt package runc)"
+	sum=$(cat "$BUILDKIT_BIN/buildkitd" "$BUILDKIT_BIN/buildctl" "$runc" /etc/ssl/certs/ca-certificates.crt | sha256sum | cut -c1-16)
+	have=$(dk image inspect -f '{{ index .Config.Labels "containerise.stack.sum" }}' "$BUILDKIT_IMAGE" 2>/dev/null || true)
+	[[ $have == "$sum" ]] && return 0
+	say "importing $BUILDKIT_IMAGE (buildkitd, buildctl, runc)"
+	tmp=$(mktemp -d)
+	mkdir -p "$tmp/bin" "$tmp/usr/bin" "$tmp/tmp" "$tmp/etc/ssl/certs" "$tmp/var/lib/buildkit" "$tmp/run"
+	chmod 1777 "$tmp/tmp"
+	cp "$(command -v busybox)" "$tmp/bin/busybox"
+	ln -s busybox "$tmp/bin/sh"
+	cp "$BUILDKIT_BIN/buildkitd" "$BUILDKIT_BIN/buildctl" "$runc" "$tmp/usr/bin/"
+	for lib in $(ldd "$runc" | grep -o '/[^ ]*'); do
+		cp -L --parents "$lib" "$tmp/"
+	done
+	cp /etc/ssl/certs/ca-certificates.crt "$tmp/etc/ssl/certs/"
+	tar -C "$tmp" -c . | dk import \
+		--change 'ENV PATH=/usr/bin:/bin' \
+		--change "LABEL containerise.stack.sum=$sum" \
+		--change 'ENTRYPOINT ["buildkitd"]' \
+		- "$BUILDKIT_IMAGE" >/dev/null || {
+		rm -rf "$tmp"
+		die "docker import of $BUILDKIT_IMAGE failed"
+	}
+	rm -rf "$tmp"
+}
+
+buildkitd_ok() { timeout 10 "$BUILDKIT_BIN/buildctl" --addr "unix://$BUILDKITD_SOCK" debug workers; }
+
+start_buildkitd() {
+	local pid
+	if pid=$(pid_from "$BUILDKITD_PIDFILE" buildkitd); then
+		buildkitd_ok >/dev/null 2>&1 && return 0
+		stop_pids buildkitd "$pid"
+	fi
+	rm -f "$BUILDKITD_SOCK"
+	mkdir -p "$BUILDKITD_ROOT"
+	say "starting buildkitd on unix://$BUILDKITD_SOCK"
+	daemon "$STATE/buildkitd.log" "$BUILDKIT_BIN/buildkitd" \
+		--root "$BUILDKITD_ROOT" --addr "unix://$BUILDKITD_SOCK" \
+		--oci-worker-snapshotter=native --containerd-worker=false --oci-worker-net=host
+	pid=$!
+	echo "$pid" >"$BUILDKITD_PIDFILE"
+	wait_until buildkitd "$pid" "$STATE/buildkitd.log" 60 buildkitd_ok
+}
+
+base_in_registry() {
+	[[ $(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$REGISTRY_CA" \
+		-u "$REGISTRY_USER:$REGISTRY_PASSWORD" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+		"https://$REGISTRY_HOST/v2/base/busybox/manifests/latest") == 200 ]]
+}
+
+# A standalone daemon pulls FROM images from a registry: push the local base image there,
+# with a login kept in a throwaway client config.
+push_base_image() {
+	base_in_registry && return 0
+	say "pushing $BASE_IMAGE to $BASE_REF"
+	local cfg rc=0
+	cfg=$(mktemp -d)
+	{
+		printf '%s' "$REGISTRY_PASSWORD" |
+			DOCKER_CONFIG=$cfg docker -H "unix://$DOCKER_SOCK" login -u "$REGISTRY_USER" --password-stdin "$REGISTRY_HOST" &&
+			dk tag "$BASE_IMAGE" "$BASE_REF" &&
+			DOCKER_CONFIG=$cfg docker -H "unix://$DOCKER_SOCK" push "$BASE_REF"
+	} >"$STATE/base-push.log" 2>&1 || rc=$?
+	rm -rf "$cfg"
+	[[ $rc == 0 ]] || die_with_log "$STATE/base-push.log" "pushing $BASE_REF failed"
+}
+
 # ---------------------------------------------------------------------------- env file
 
 write_env() {
@@ -511,6 +627,11 @@ write_env() {
 		STACK_BASE_IMAGE "$BASE_IMAGE"
 		STACK_DIR "$STATE"
 		STACK_ECR_FRONT_LOG "$FRONT_LOG"
+		STACK_BASE_REF "$BASE_REF"
+		STACK_BUILDKIT_HOST "unix://$BUILDKITD_SOCK"
+		STACK_BUILDKIT_IMAGE "$BUILDKIT_IMAGE"
+		STACK_BUILDKITD "$BUILDKIT_BIN/buildkitd"
+		STACK_BUILDCTL "$BUILDKIT_BIN/buildctl"
 	)
 	{
 		echo "# containerise test stack; source me. Written by scripts/stack.sh up."
@@ -549,6 +670,10 @@ cmd_up() {
 	ensure_base_image
 	start_registry
 	start_front
+	build_buildkit
+	ensure_buildkit_image
+	start_buildkitd
+	push_base_image
 	write_env
 	say "up; source $ENV_FILE"
 }
@@ -575,6 +700,7 @@ stop_ours() {
 
 cmd_down() {
 	[[ $EUID == 0 ]] || die "run as root"
+	stop_ours buildkitd "$BUILDKITD_PIDFILE" buildkitd "--addr unix://$BUILDKITD_SOCK"
 	stop_ours "ECR front" "$FRONT_PIDFILE" "$FRONT_BIN" "$FRONT_BIN -listen"
 	stop_ours registry "$STATE/registry.pid" "$REGISTRY_DIR/config.yml" \
 		"docker-registry serve $REGISTRY_DIR/config.yml"
@@ -594,8 +720,9 @@ cmd_down() {
 	fi
 	remove_created
 	unmount_tree "$DOCKER_ROOT"
+	unmount_tree "$BUILDKITD_ROOT"
 	unmount_tree "$STATE"
-	rm -rf --one-file-system "$DOCKER_ROOT"
+	rm -rf --one-file-system "$DOCKER_ROOT" "$BUILDKITD_ROOT"
 	rmdir "$DOCKER_PARENT" 2>/dev/null || true
 	if [[ -e $STATE/$OURS ]]; then
 		rm -rf --one-file-system "$STATE"
@@ -635,6 +762,12 @@ cmd_status() {
 		echo "front:    running (pid $pid) at https://$REGISTRY_HOST, recording pushes in moto"
 	else
 		echo "front:    not running"
+		ok=1
+	fi
+	if pid=$(pid_from "$BUILDKITD_PIDFILE" buildkitd) && buildkitd_ok >/dev/null 2>&1; then
+		echo "buildkit: running (pid $pid) at unix://$BUILDKITD_SOCK"
+	else
+		echo "buildkit: not running"
 		ok=1
 	fi
 	if grep -qxF "$(hosts_line)" /etc/hosts; then

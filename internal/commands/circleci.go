@@ -29,6 +29,7 @@ type circleCIOptions struct {
 	// The scan gate, on when failOn is set (push --scan).
 	failOn, ignoreFile string
 	onlyFixable        bool
+	builder            string // "auto" or "container": push's --builder
 }
 
 // scanReport is where the job's gate writes its JUnit report, under the
@@ -103,6 +104,7 @@ the findings show in the job's Tests tab.`,
 	f.StringVar(&o.failOn, "fail-on", "", "turn the scan gate on: the job fails when ECR's scan finds a finding at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL), and uploads a JUnit report")
 	f.BoolVar(&o.onlyFixable, "only-fixable", false, "with --fail-on: count only findings with a fix available")
 	f.StringVar(&o.ignoreFile, "ignore-file", "", "with --fail-on: the gate's ignore file, relative to the repository root")
+	f.StringVar(&o.builder, "builder", "auto", "push's builder: auto (the remote engine's own), or container (a BuildKit container on it, which caches a multi-stage Dockerfile's build stages in the registry)")
 	o.auth.add(f, false)
 	return cmd
 }
@@ -133,6 +135,9 @@ func (o circleCIOptions) validate() error {
 	}
 	if err := checkRelativePath("--context", o.context); err != nil {
 		return err
+	}
+	if o.builder != "auto" && o.builder != "container" {
+		return clierror.Usagef("--builder %q: want auto or container", o.builder)
 	}
 	if o.file != "" {
 		if err := checkRelativePath("--file", o.file); err != nil {
@@ -247,6 +252,9 @@ func pushCommand(o circleCIOptions) string {
 			words = append(words, "--ignore-file", shellQuote(o.ignoreFile))
 		}
 		words = append(words, "--junit", scanReport)
+	}
+	if o.builder == "container" {
+		words = append(words, "--builder", "container")
 	}
 	return strings.Join(words, " ")
 }

@@ -40,6 +40,13 @@ type pushFlags struct {
 	NoCache   bool
 	Network   string
 	Platform  string
+	// A standalone BuildKit daemon (pushdaemon.go).
+	BuildKitHost  string
+	BuildKitCA    string
+	BuildKitCert  string
+	BuildKitKey   string
+	BuildKitImage string
+	CacheTag      string
 }
 
 func newPushCmd(g *Globals) *cobra.Command {
@@ -91,16 +98,18 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding counts at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
 	fl.DurationVar(&f.ScanWait, "scan-wait", DefaultScanWait, "with --scan: how long to wait for the scan to complete")
 	f.policyFlags.add(fl, "with --scan: ")
-	fl.StringVar(&f.Builder, "builder", string(push.BuilderAuto), "auto (BuildKit when the engine offers it, else the classic builder), buildkit or classic")
+	fl.StringVar(&f.Builder, "builder", string(push.BuilderAuto), "auto (the engine's BuildKit when it offers it, else its classic builder), buildkit, classic, remote (a BuildKit daemon you run, at --buildkit-host) or container (a BuildKit container push runs on the engine)")
 	fl.StringArrayVar(&f.Secrets, "secret", nil, "build secret for RUN --mount=type=secret: id=ID,env=VAR or id=ID,src=FILE (BuildKit); repeatable")
 	fl.StringArrayVar(&f.SSH, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK), or ID=SOCKET|KEY[,...] (BuildKit); repeatable")
 	fl.StringArrayVar(&f.CacheFrom, "cache-from", nil, "another image whose layers the build may reuse, besides the tags being pushed; repeatable")
 	fl.BoolVar(&f.NoCache, "no-cache", false, "build from scratch: pull no cache source and reuse no layer the engine has")
 	fl.StringVar(&f.Network, "network", "default", "network of RUN steps: default, host or none")
-	fl.StringVar(&f.Platform, "platform", "", "target platform os/arch[/variant] (default: the engine's); several, comma-separated, need BuildKit and the containerd image store")
+	fl.StringVar(&f.Platform, "platform", "", "target platform os/arch[/variant] (default: the builder's); several, comma-separated, need --builder remote or container, or an engine with the containerd image store")
+	addDaemonFlags(fl, f)
 	groupFlags(cmd,
 		flagGroup{"What to push", []string{"repository", "tag", "skip-existing"}},
 		flagGroup{"The build", []string{"context", "file", "build-arg", "target", "label", "builder", "secret", "ssh", "cache-from", "no-cache", "network", "platform"}},
+		flagGroup{"BuildKit daemon (--builder remote or container)", daemonFlagNames},
 		flagGroup{"Credentials", []string{"role-arn", "auth", "circleci-org-id", "wait"}},
 		flagGroup{"Scan gate", []string{"scan", "fail-on", "scan-wait", "only-fixable", "ignore", "ignore-file", "junit"}},
 	)
@@ -144,6 +153,7 @@ func (f *pushFlags) options(g *Globals, getenv func(string) string) (push.Option
 	o.Context, o.Dockerfile, o.BuildArgs, o.Target, o.Labels = f.Context, f.File, buildArgs, f.Target, labels
 	o.Builder, o.Secrets, o.SSH, o.CacheFrom, o.NoCache = build.Builder, build.Secrets, build.SSH, build.CacheFrom, f.NoCache
 	o.Network, o.Platforms = build.Network, build.Platforms
+	o.BuildKit, o.CacheTag = build.BuildKit, build.CacheTag
 	o.SkipExisting, o.Wait = f.SkipExisting, f.Wait
 	return o, nil
 }
@@ -269,6 +279,32 @@ COPY --link, ...) and reads <Dockerfile>.dockerignore beside the Dockerfile
 in place of the context's .dockerignore. Progress goes to stderr as docker
 buildx build shows it: a live view at a terminal, plain lines in CI.
 
+BuildKit daemons: --builder remote and --builder container build on a
+standalone BuildKit daemon, through BuildKit's client with the same session
+(context, secrets, SSH, the ECR token for the ECR registry only), in one build
+for every tag and platform, pushed straight from the daemon.
+  remote     a BuildKit service you run and share between jobs (buildkitd on a
+             host or in Kubernetes), at --buildkit-host or BUILDKIT_HOST:
+             unix:///PATH, or tcp://HOST:PORT with --buildkit-ca and, for
+             mutual TLS, --buildkit-cert and --buildkit-key. It is reached
+             before AWS is asked anything.
+  container  for a cold CI engine (setup_remote_docker) and a multi-stage
+             Dockerfile: push runs --buildkit-image as the container
+             containerise-buildkit on the job's engine (host network), reuses
+             it on later pushes and recreates it for another image. It runs
+             privileged, or, where the engine refuses that, with CAP_SYS_ADMIN,
+             seccomp and AppArmor unconfined and /sys/fs/cgroup writable; push
+             says which.
+Both keep a registry cache in max mode (every build stage) at
+REPOSITORY:buildcache (--cache-tag), imported first and exported last with
+image-manifest=true,oci-mediatypes=true, the form ECR takes; a failed export is
+a warning. With immutable tags, keep the cache tag mutable (setup --mutable-tag
+buildcache); superseded cache manifests become untagged, which setup
+--expire-untagged-days cleans up. --platform linux/amd64,linux/arm64 pushes one
+OCI index under every tag and prints its digest; without QEMU on the daemon,
+only Dockerfiles that cross-build (FROM --platform=$BUILDPLATFORM) can target
+another architecture.
+
 Build secrets (BuildKit): --secret id=ID,env=VAR or id=ID,src=FILE, as docker
 buildx build spells them, reach RUN --mount=type=secret,id=ID only: never the
 image, its history, the build log or push's output. --ssh default forwards
@@ -309,6 +345,7 @@ Environment (the blog's variables, as setup prints them):
   CIRCLE_PROJECT_REPONAME, CIRCLE_BUILD_NUM
                                   name the role session for auditors
   SSH_AUTH_SOCK                   the SSH agent that --ssh default forwards
+  BUILDKIT_HOST                   --builder remote: the daemon (or --buildkit-host)
 
 Right after setup, IAM may not know the new key or role for a few seconds:
 push retries those refusals for up to --wait.
@@ -332,6 +369,15 @@ const pushExample = `  # In a CircleCI job, after setup_remote_docker:
   # Reuse layers of another image too, or build from scratch:
   containerise push --tag v3 --cache-from "$REGISTRY/team/base:latest"
   containerise push --tag v3 --no-cache
+
+  # A multi-stage Dockerfile on a cold CircleCI engine: a BuildKit container
+  # caches its build stages in the registry:
+  containerise push --tag "$CIRCLE_SHA1" --builder container
+
+  # A shared BuildKit service, over mutual TLS, for two platforms:
+  containerise push --tag v3 --builder remote --buildkit-host tcp://buildkitd:1234 \
+    --buildkit-ca ca.pem --buildkit-cert cert.pem --buildkit-key key.pem \
+    --platform linux/amd64,linux/arm64
 
   # Rerun-safe: tags already in ECR are neither built nor pushed
   # (needs setup --allow-skip-existing):

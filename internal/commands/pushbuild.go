@@ -20,6 +20,8 @@ type buildFlags struct {
 	CacheFrom []string
 	Network   string
 	Platforms []string
+	BuildKit  push.BuildKitOptions
+	CacheTag  string
 }
 
 // buildOptions checks --builder, --secret, --ssh, --cache-from, --network
@@ -30,12 +32,15 @@ func (f *pushFlags) buildOptions(getenv func(string) string) (buildFlags, error)
 	switch builder := push.Builder(f.Builder); builder {
 	case "":
 		b.Builder = push.BuilderAuto
-	case push.BuilderAuto, push.BuilderBuildKit, push.BuilderClassic:
+	case push.BuilderAuto, push.BuilderBuildKit, push.BuilderClassic, push.BuilderRemote, push.BuilderContainer:
 		b.Builder = builder
 	default:
-		return b, clierror.Usagef("--builder %q: want auto, buildkit or classic", f.Builder)
+		return b, clierror.Usagef("--builder %q: want auto, buildkit, classic, remote or container", f.Builder)
 	}
 	var err error
+	if b.BuildKit, b.CacheTag, err = f.daemonOptions(b.Builder, getenv); err != nil {
+		return b, err
+	}
 	if b.Secrets, err = secrets(f.Secrets, getenv); err != nil {
 		return b, err
 	}

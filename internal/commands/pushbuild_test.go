@@ -73,7 +73,7 @@ func TestPushBuildFlagsRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{name: "unknown builder", args: []string{"--builder", "buildx"}, want: `--builder "buildx": want auto, buildkit or classic`},
+		{name: "unknown builder", args: []string{"--builder", "buildx"}, want: `--builder "buildx": want auto, buildkit, classic, remote or container`},
 		{name: "secret without id", args: []string{"--secret", "env=X"}, want: "no id="},
 		{name: "secret that is not key=value", args: []string{"--secret", "mysecret"}, want: `"mysecret" is not KEY=VALUE`},
 		{name: "secret with an unknown key", args: []string{"--secret", "id=a,path=/x"}, want: `unknown key "path"`},

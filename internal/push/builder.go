@@ -95,20 +95,36 @@ func buildKitOnly(o Options) string {
 // images in containerd's image store, the only store that holds an image
 // for several platforms under one name.
 func (p *Pusher) checkMultiPlatform(ctx context.Context, platforms []string) error {
-	info, err := p.Engine.Info(ctx)
+	store, err := p.imageStore(ctx)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return err
 		}
 		return fmt.Errorf("asking %s about its image store (for the platforms %s): %v", p.engineDescription(), strings.Join(platforms, ","), err)
 	}
+	if store == containerdStore {
+		return nil
+	}
+	return fmt.Errorf("platforms %s: building several platforms at once needs an engine that keeps images in the containerd image store, and %s uses the %s storage driver; build one platform per push with this engine, enable the containerd image store (Docker 24 or later), or use --builder container",
+		strings.Join(platforms, ","), p.engineDescription(), store)
+}
+
+// containerdStore is imageStore's answer for the containerd image store.
+const containerdStore = "containerd"
+
+// imageStore names where the engine keeps images: containerdStore, or the
+// graph driver's name.
+func (p *Pusher) imageStore(ctx context.Context) (string, error) {
+	info, err := p.Engine.Info(ctx)
+	if err != nil {
+		return "", err
+	}
 	for _, kv := range info.DriverStatus {
 		if len(kv) == 2 && kv[0] == "driver-type" && kv[1] == "io.containerd.snapshotter.v1" {
-			return nil
+			return containerdStore, nil
 		}
 	}
-	return fmt.Errorf("platforms %s: building several platforms at once needs an engine that keeps images in the containerd image store, and %s uses the %s storage driver; build one platform per push, or enable the containerd image store (Docker 24 or later)",
-		strings.Join(platforms, ","), p.engineDescription(), info.Driver)
+	return info.Driver, nil
 }
 
 // build builds the Dockerfile once with the chosen builder and returns the

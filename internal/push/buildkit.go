@@ -176,22 +176,7 @@ func sharedKey(dir string) string {
 // and the image ID or the error is returned. The error names the step that
 // failed, as BuildKit names it ("[3/4] RUN make").
 func (p *Pusher) followBuildKit(ctx context.Context, body io.Reader) (string, error) {
-	mode := progressui.PlainMode
-	var out io.Writer = p.Err
-	if p.Terminal {
-		mode, out = progressui.TtyMode, terminalWriter{Writer: p.Err, fd: p.TerminalFd}
-	}
-	display, err := progressui.NewDisplay(out, mode)
-	if err != nil {
-		display, _ = progressui.NewDisplay(p.Err, progressui.PlainMode)
-	}
-	statuses := make(chan *bkclient.SolveStatus)
-	shown := make(chan struct{})
-	go func() {
-		defer close(shown)
-		// Not ctx: the display must drain every status sent to it.
-		_, _ = display.UpdateFrom(context.Background(), statuses)
-	}()
+	statuses, shown := p.startDisplay()
 
 	var (
 		imageID    string
@@ -249,6 +234,21 @@ func (p *Pusher) followBuildKit(ctx context.Context, body io.Reader) (string, er
 		return "", errNoImageID
 	}
 	return imageID, nil
+}
+
+// newDisplay is BuildKit's display of progress on stderr: a live view at a
+// terminal, plain lines otherwise.
+func (p *Pusher) newDisplay() (progressui.Display, error) {
+	mode := progressui.PlainMode
+	var out io.Writer = p.Err
+	if p.Terminal {
+		mode, out = progressui.TtyMode, terminalWriter{Writer: p.Err, fd: p.TerminalFd}
+	}
+	display, err := progressui.NewDisplay(out, mode)
+	if err != nil {
+		return progressui.NewDisplay(p.Err, progressui.PlainMode)
+	}
+	return display, nil
 }
 
 // decodeTrace reads one BuildKit progress message of the Engine API: a JSON

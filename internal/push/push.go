@@ -1,7 +1,9 @@
 // Package push is the CI half of containerise: it assumes the push role with
 // the CI user's static keys, gets an ECR authorization token with the role's
 // credentials, builds the Dockerfile through the Docker Engine API and pushes
-// every tag, passing the registry credentials with each request.
+// every tag, passing the registry credentials with each request; or it
+// builds and pushes on a standalone BuildKit daemon (bkdaemon: remote or
+// container) through BuildKit's own client.
 //
 // Everything outside the process is reached through narrow interfaces (STS,
 // ECR, the Docker engine) injected through Pusher, so that tests replay the
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/containerise/containerise/internal/push/bkdaemon"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/containerise/containerise/internal/ci/circleci"
@@ -58,8 +61,15 @@ type Options struct {
 	Target     string
 	Labels     map[string]string
 
-	// Builder chooses the engine's builder (BuilderAuto when empty).
+	// Builder chooses the builder (BuilderAuto when empty): one of the
+	// engine's, or a standalone BuildKit daemon (Pusher.Daemon).
 	Builder Builder
+	// CacheTag is the registry cache's tag in Repository with a BuildKit
+	// daemon (DefaultCacheTag when empty).
+	CacheTag string
+	// BuildKit says where the daemon of the remote and container builders
+	// is, or which image the container runs.
+	BuildKit BuildKitOptions
 	// Secrets reach RUN --mount=type=secret (BuildKit only); SSH forwards
 	// SSH agents to RUN --mount=type=ssh.
 	Secrets []Secret
@@ -91,7 +101,28 @@ const (
 	BuilderAuto     Builder = "auto"
 	BuilderBuildKit Builder = "buildkit"
 	BuilderClassic  Builder = "classic"
+	// BuilderRemote is a BuildKit daemon the user runs; BuilderContainer
+	// one that push runs as a container on the engine. Both take
+	// Pusher.Daemon.
+	BuilderRemote    Builder = "remote"
+	BuilderContainer Builder = "container"
 )
+
+// OnDaemon says whether b builds on a standalone BuildKit daemon.
+func (b Builder) OnDaemon() bool { return b == BuilderRemote || b == BuilderContainer }
+
+// BuildKitOptions locate a standalone BuildKit daemon, checked by the
+// caller: the remote builder's address (unix:// or tcp://, with TLS files
+// for tcp), and the container builder's image.
+type BuildKitOptions struct {
+	Host string
+	// HostFrom names where Host came from (--buildkit-host, BUILDKIT_HOST).
+	HostFrom      string
+	CA, Cert, Key string
+	// Image is the container builder's image (bkdaemon.DefaultImage when
+	// empty).
+	Image string
+}
 
 // Secret is a build secret: its ID in the Dockerfile and where its value
 // is read when the build asks for it (an environment variable or a file).
@@ -117,6 +148,8 @@ type Pusher struct {
 	NewECR func(aws.Credentials) ecrAPI
 	// Engine is the Docker engine.
 	Engine engineAPI
+	// Daemon is the BuildKit daemon of the remote and container builders.
+	Daemon bkdaemon.Daemon
 
 	// Out receives one line per pushed tag; Err the progress.
 	Out io.Writer
@@ -148,7 +181,8 @@ func (p *Pusher) debugf(format string, args ...any) {
 // on Out: <registry>/<repository>:<tag>@sha256:<digest>.
 //
 // Order: the build inputs are checked first (a usage error, before any
-// call), then the engine is reached, its API version negotiated and the
+// call). A standalone BuildKit daemon takes it from there (runOnDaemon).
+// Otherwise the engine is reached, its API version negotiated and the
 // builder chosen (so a missing engine fails before AWS is asked anything).
 // On a cold engine (no cache source on it), AWS (STS, then ECR) comes first,
 // since the cache sources are pulled from ECR with its token: the cache
@@ -176,6 +210,9 @@ func (p *Pusher) Push(ctx context.Context, o Options) ([]Pushed, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Builder.OnDaemon() {
+		return p.runOnDaemon(ctx, o, bc)
+	}
 	ping, err := p.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -184,6 +221,7 @@ func (p *Pusher) Push(ctx context.Context, o Options) ([]Pushed, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.adviseOnStages(ctx, o, bc)
 	req := buildRequest{builder: builder, registry: newRegistryGate(o.RoleARN, p.Debugf)}
 	deadline := time.Now().Add(o.Wait)
 	var (
@@ -231,6 +269,32 @@ func (p *Pusher) login(ctx context.Context, o Options, deadline time.Time) (regi
 		return registryAuth{}, nil, err
 	}
 	return reg, ecrClient, nil
+}
+
+// tagsToPush asks ECR which tags exist already, prints those as pushed
+// and returns the others, none when every tag exists (SkipExisting).
+func (p *Pusher) tagsToPush(ctx context.Context, o Options, reg registryAuth, ecrClient ecrAPI, skipped *[]Pushed) ([]string, error) {
+	existing, err := p.existingTags(ctx, ecrClient, o.Repository, o.Tags)
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	for _, tag := range o.Tags {
+		ref := reg.ref(o.Repository, tag)
+		if digest, ok := existing[tag]; ok {
+			p.logf("%s: exists, skipped", ref)
+			fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
+			if skipped != nil {
+				*skipped = append(*skipped, Pushed{Tag: tag, Digest: digest})
+			}
+			continue
+		}
+		tags = append(tags, tag)
+	}
+	if len(tags) == 0 {
+		p.logf("every tag already exists in %s: nothing to build", o.Repository)
+	}
+	return tags, nil
 }
 
 // buildWhileLoggingIn runs the AWS half and the build together. The build
@@ -314,24 +378,8 @@ func (p *Pusher) loginThenBuild(ctx context.Context, o Options, bc buildContext,
 	req.registry.open(reg)
 	tags := o.Tags
 	if o.SkipExisting {
-		existing, err := p.existingTags(ctx, ecrClient, o.Repository, o.Tags)
-		if err != nil {
-			return registryAuth{}, nil, err
-		}
-		tags = nil
-		for _, tag := range o.Tags {
-			ref := reg.ref(o.Repository, tag)
-			if digest, ok := existing[tag]; ok {
-				p.logf("%s: exists, skipped", ref)
-				fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
-				*skipped = append(*skipped, Pushed{Tag: tag, Digest: digest})
-				continue
-			}
-			tags = append(tags, tag)
-		}
-		if len(tags) == 0 {
-			p.logf("every tag already exists in %s: nothing to build", o.Repository)
-			return reg, nil, nil
+		if tags, err = p.tagsToPush(ctx, o, reg, ecrClient, skipped); err != nil || len(tags) == 0 {
+			return reg, nil, err
 		}
 	}
 	for _, tag := range tags {
