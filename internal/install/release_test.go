@@ -24,32 +24,15 @@ func TestMakeReleaseInstallsInABareShell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dist := filepath.Join(t.TempDir(), "dist")
+	dist := makeRelease(t, repo, version)
 
-	// The repository's own release configuration, narrowed to one target
-	// and pointed at the temporary dist.
-	raw, err := os.ReadFile(filepath.Join(repo, ".goreleaser.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["dist"] = dist
-	cfg["builds"].([]any)[0].(map[string]any)["targets"] = []string{"linux_amd64"}
-	narrowed, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(t.TempDir(), "goreleaser.yaml")
-	if err := os.WriteFile(cfgFile, narrowed, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mk := exec.Command("make", "release", "VERSION="+version, "RELEASE_FLAGS=--config "+cfgFile)
-	mk.Dir = repo
-	if out, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("make release: %v\n%s", err, out)
+	// Reproducible: a second release of the same commit is byte for byte
+	// the same.
+	again := makeRelease(t, repo, version)
+	first, _ := os.ReadFile(filepath.Join(dist, Checksums(version)))
+	second, _ := os.ReadFile(filepath.Join(again, Checksums(version)))
+	if len(first) == 0 || string(first) != string(second) {
+		t.Errorf("two releases of one commit differ:\n%s\n%s", first, second)
 	}
 
 	archive := filepath.Join(dist, Archive(version, "linux", "amd64"))
@@ -85,4 +68,38 @@ func TestMakeReleaseInstallsInABareShell(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkInstallStep(t, root, version)
+}
+
+// makeRelease runs make release for linux/amd64 only into a new temporary
+// dist and returns it.
+func makeRelease(t *testing.T, repo, version string) string {
+	t.Helper()
+	dist := filepath.Join(t.TempDir(), "dist")
+	// The repository's own release configuration, narrowed to one target
+	// and pointed at the temporary dist.
+	raw, err := os.ReadFile(filepath.Join(repo, ".goreleaser.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["dist"] = dist
+	cfg["builds"].([]any)[0].(map[string]any)["targets"] = []string{"linux_amd64"}
+	narrowed, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "goreleaser.yaml")
+	if err := os.WriteFile(cfgFile, narrowed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mk := exec.Command("make", "release", "VERSION="+version, "RELEASE_FLAGS=--config "+cfgFile)
+	mk.Dir = repo
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("make release: %v\n%s", err, out)
+	}
+
+	return dist
 }
