@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // stepTools are the only programs the release step may use: what a small
@@ -177,10 +178,12 @@ func checkInstallStep(t *testing.T, root, version string) {
 	if _, err := sh.run(t, "go version"); err == nil {
 		t.Fatal("the bare shell has Go: the test would not show the step needs none")
 	}
+	start := time.Now()
 	out, err := sh.run(t, step.Command)
 	if err != nil {
 		t.Fatalf("the install step failed: %v\n%s", err, out)
 	}
+	t.Logf("the install step took %s (a figure, not a check)", time.Since(start).Round(time.Millisecond))
 	later, err := sh.run(t, "containerise --version")
 	if err != nil || !strings.HasPrefix(later, "containerise "+version+" (commit ") {
 		t.Fatalf("a later step's containerise --version: %v\n%s", err, later)
