@@ -8,17 +8,20 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/containerise/containerise/internal/buildinfo"
 	"github.com/containerise/containerise/internal/commands"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// A release build stamps these with -ldflags "-X main.version=..." (see
+// .goreleaser.yaml); a `go install` leaves them empty and the toolchain's
+// build information says the module version instead.
+var version, commit, date string
 
 func main() {
 	// Ctrl-C or a CI cancel stops in-flight API calls and Docker streams
 	// through the context instead of killing the process mid-write.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := commands.Execute(ctx, version, os.Stdin, os.Stdout, os.Stderr)
+	code := commands.Execute(ctx, buildinfo.Read(version, commit, date), os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

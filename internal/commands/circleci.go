@@ -14,18 +14,17 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
 )
 
-// installPath is what `go install` fetches in CI.
-const installPath = "github.com/containerise/containerise/cmd/containerise"
-
 type circleCIOptions struct {
-	repository, context, file, goImage, install string
-	tags                                        []string
-	auth                                        authFlags
-	orgID                                       string // keyless: the organization push checks the token against
+	repository, context, file, image string
+	install                          install.Options
+	tags                             []string
+	auth                             authFlags
+	orgID                            string // keyless: the organization push checks the token against
 	// The scan gate, on when failOn is set (push --scan).
 	failOn, ignoreFile string
 	onlyFixable        bool
@@ -62,10 +61,22 @@ Every value lands in the job's shell quoted, and is checked first (exit 2):
                      of it and expand in the job
   --context, --file  a path relative to the repository root, without control
                      characters or '<<' (CircleCI's parameter syntax)
-  --image            a Docker image reference, e.g. cimg/go:1.26
-  --install-version  'latest'; a release tag vMAJOR.MINOR.PATCH with an
-                     optional pre-release (v1.2.3, v1.2.3-rc.1); or a commit
-                     hash of 7 to 40 lowercase hex digits
+  --image            a Docker image reference, e.g. cimg/base:current
+  --install-version  a release tag vMAJOR.MINOR.PATCH with an optional
+                     pre-release (v1.2.3, v1.2.3-rc.1); a commit hash of 7 to
+                     40 lowercase hex digits; or 'latest'
+  --release-url      an https:// address holding one folder per release tag
+
+Installing: the job downloads the release archive for its platform and the
+release's checksums file from --release-url (BASE/v1.2.3/...), refuses an
+archive whose SHA-256 does not match, and unpacks containerise into
+$HOME/.local/bin for the later steps (through $BASH_ENV): no Go, no compile,
+no sudo, on a small image (cimg/base:current). The release is this binary's
+own version unless --install-version names another. A commit hash or
+'latest' has no release: the job builds it with 'go install' on cimg/go.
+A development build of containerise (no release version) has no release of
+its own either, so it writes the 'go install' of latest and says so on
+stderr: give --install-version to pin a release.
 
 Scan gate: --fail-on SEVERITY makes the job run 'push --scan --fail-on
 SEVERITY' (with --only-fixable and --ignore-file passed on), write a JUnit
@@ -73,7 +84,8 @@ report to ` + scanReport + ` and upload it with store_test_results, so
 the findings show in the job's Tests tab.`,
 		Example: `  containerise circleci-config > .circleci/config.yml
   containerise circleci-config --repository my-app --tag v1 --tag '${CIRCLE_SHA1}'
-  containerise circleci-config --install-version v1.4.0 --image cimg/go:1.26
+  containerise circleci-config --install-version v1.4.0
+  containerise circleci-config --release-url https://downloads.example.com/containerise
   containerise circleci-config --auth oidc --circleci-org-id <org UUID>
   containerise circleci-config --fail-on HIGH --only-fixable --ignore-file .scanignore`,
 		Args: noArgs,
@@ -86,6 +98,10 @@ the findings show in the job's Tests tab.`,
 				return err
 			}
 			o.orgID = circle.OrgID
+			o.install.Binary = g.Version()
+			if note := o.install.StepFor(install.BashEnv).Note; note != "" {
+				g.Logf("%s", note)
+			}
 			out, err := circleCIConfig(o, g.Version())
 			if err != nil {
 				return err
@@ -99,8 +115,9 @@ the findings show in the job's Tests tab.`,
 	f.StringArrayVar(&o.tags, "tag", []string{"v1"}, "image tag (repeatable); ${CIRCLE_SHA1} and other CircleCI variables expand in the job")
 	f.StringVar(&o.context, "context", ".", "build context, relative to the repository root")
 	f.StringVar(&o.file, "file", "", "Dockerfile, relative to the repository root (default: Dockerfile in the context)")
-	f.StringVar(&o.goImage, "image", "cimg/go:1.26", "the job's Docker image reference (needs Go to install containerise)")
-	f.StringVar(&o.install, "install-version", "", "containerise version to install: latest, a tag like v1.2.3 or v1.2.3-rc.1, or a commit hash (default: this binary's release, or latest)")
+	f.StringVar(&o.image, "image", "", "the job's Docker image reference (default: "+install.ReleaseImage+" for a release, "+install.SourceImage+" to build from source)")
+	f.StringVar(&o.install.Version, "install-version", "", "containerise release to install, like v1.2.3 or v1.2.3-rc.1; a commit hash or latest builds from source with go install (default: this binary's release)")
+	f.StringVar(&o.install.ReleaseURL, "release-url", install.DefaultReleaseURL, "where the job downloads releases from: BASE/v1.2.3/<archive> and its checksums file")
 	f.StringVar(&o.failOn, "fail-on", "", "turn the scan gate on: the job fails when ECR's scan finds a finding at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL), and uploads a JUnit report")
 	f.BoolVar(&o.onlyFixable, "only-fixable", false, "with --fail-on: count only findings with a fix available")
 	f.StringVar(&o.ignoreFile, "ignore-file", "", "with --fail-on: the gate's ignore file, relative to the repository root")
@@ -115,11 +132,6 @@ var (
 	circleRef = regexp.MustCompile(`\$\{CIRCLE_[A-Z0-9_]+\}`)
 	// shellSafe values need no quoting in a POSIX shell argument.
 	shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=@+-]+$`)
-	// releaseTag is vMAJOR.MINOR.PATCH with an optional semver pre-release;
-	// Go rejects build metadata in module versions, so none is allowed.
-	releaseTag = regexp.MustCompile(`^v(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$`)
-	// commitHash is a full or abbreviated git commit, as `go install` takes it.
-	commitHash = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
 )
 
 // validate checks every value before it is put into the YAML document and
@@ -144,8 +156,8 @@ func (o circleCIOptions) validate() error {
 			return err
 		}
 	}
-	if _, err := reference.ParseNormalizedNamed(o.goImage); err != nil {
-		return clierror.Usagef("--image %q is invalid (%v): use a Docker image reference such as cimg/go:1.26 or registry.example.com/team/go@sha256:<digest>", o.goImage, err)
+	if _, err := reference.ParseNormalizedNamed(o.image); o.image != "" && err != nil {
+		return clierror.Usagef("--image %q is invalid (%v): use a Docker image reference such as cimg/base:current or registry.example.com/team/base@sha256:<digest>", o.image, err)
 	}
 	if o.failOn != "" {
 		if _, err := failOn(o.failOn); err != nil {
@@ -159,10 +171,7 @@ func (o circleCIOptions) validate() error {
 			return err
 		}
 	}
-	if o.install != "" && !validInstallVersion(o.install) {
-		return clierror.Usagef("--install-version %q is invalid: use latest, a release tag such as v1.2.3 or v1.2.3-rc.1, or a commit hash of 7-40 lowercase hex digits", o.install)
-	}
-	return nil
+	return o.install.Validate()
 }
 
 // checkCircleTag accepts a Docker tag in which ${CIRCLE_...} references may
@@ -194,10 +203,6 @@ func checkRelativePath(flag, p string) error {
 		return clierror.Usagef("%s %q is invalid: CircleCI would replace '<< ... >>' with a pipeline parameter; rename the path", flag, p)
 	}
 	return nil
-}
-
-func validInstallVersion(v string) bool {
-	return v == "latest" || releaseTag.MatchString(v) || commitHash.MatchString(v)
 }
 
 // shellQuote quotes one argument for the job's POSIX shell: inside single
@@ -259,17 +264,6 @@ func pushCommand(o circleCIOptions) string {
 	return strings.Join(words, " ")
 }
 
-// installVersion is --install-version, else this binary's release, else latest.
-func installVersion(o circleCIOptions, version string) string {
-	if o.install != "" {
-		return o.install
-	}
-	if releaseTag.MatchString(version) && !strings.Contains(version, "-") {
-		return version
-	}
-	return "latest"
-}
-
 // YAML node builders. Strings carry the !!str tag so that the encoder
 // quotes any value YAML would otherwise read as another type.
 func yStr(s string) *yaml.Node {
@@ -293,16 +287,23 @@ func withComment(n *yaml.Node, comment string) *yaml.Node {
 func circleCIConfig(o circleCIOptions, version string) ([]byte, error) {
 	pushLine := yStr(pushCommand(o) + "\n")
 	pushLine.Style = yaml.LiteralStyle
+	o.install.Binary = version
+	step := o.install.StepFor(install.BashEnv)
+	installLine := yStr(step.Command)
+	installLine.Style = yaml.LiteralStyle
+	if o.image == "" {
+		o.image = step.Image
+	}
 
 	job := yMap(
-		yStr("docker"), ySeq(yMap(yStr("image"), yStr(o.goImage))),
+		yStr("docker"), ySeq(yMap(yStr("image"), yStr(o.image))),
 		yStr("steps"), ySeq(
 			yStr("checkout"),
 			withComment(yStr("setup_remote_docker"),
 				"A remote engine: containerise reads DOCKER_HOST, DOCKER_TLS_VERIFY\nand DOCKER_CERT_PATH, which this step sets."),
 			yMap(yStr("run"), yMap(
-				yStr("name"), yStr("Install containerise"),
-				yStr("command"), yStr("go install "+installPath+"@"+installVersion(o, version)),
+				yStr("name"), yStr(step.Name),
+				yStr("command"), installLine,
 			)),
 			yMap(yStr("run"), yMap(
 				yStr("name"), yStr("Build and push to ECR"),

@@ -47,6 +47,18 @@ func (c circleConfig) runCommands(t *testing.T) map[string]string {
 	return cmds
 }
 
+// install returns the job's install step: its name and command.
+func (c circleConfig) install(t *testing.T) (name, command string) {
+	t.Helper()
+	for name, cmd := range c.runCommands(t) {
+		if strings.HasPrefix(name, "Install containerise") {
+			return name, cmd
+		}
+	}
+	t.Fatalf("the job has no install step")
+	return "", ""
+}
+
 // circleCIConfigOf runs circleci-config and parses what it printed,
 // refusing any top-level key beyond the three a config needs.
 func circleCIConfigOf(t *testing.T, args ...string) (circleConfig, string) {
@@ -92,7 +104,7 @@ func shellArgv(t *testing.T, command string) []string {
 
 func TestCircleCIConfigIsValidYAMLThatRunsPush(t *testing.T) {
 	cfg, out := circleCIConfigOf(t, "--repository", "my-app", "--tag", "v1", "--tag", "${CIRCLE_SHA1}", "--context", "app dir")
-	if cfg.Version != "2.1" || len(cfg.Jobs["containerise"].Steps) != 4 || cfg.Jobs["containerise"].Docker[0].Image != "cimg/go:1.26" {
+	if cfg.Version != "2.1" || len(cfg.Jobs["containerise"].Steps) != 4 || cfg.Jobs["containerise"].Docker[0].Image != "cimg/base:current" {
 		t.Errorf("unexpected config:\n%s", out)
 	}
 	if _, ok := cfg.Workflows["containerise"]; !ok {
@@ -104,8 +116,16 @@ func TestCircleCIConfigIsValidYAMLThatRunsPush(t *testing.T) {
 		}
 	}
 	cmds := cfg.runCommands(t)
-	if got, want := cmds["Install containerise"], "go install github.com/containerise/containerise/cmd/containerise@v1.2.3"; got != want {
-		t.Errorf("install command %q, want %q", got, want)
+	// A release binary installs its own release, without Go (the step
+	// itself runs in internal/install's tests).
+	name, install := cfg.install(t)
+	if name != "Install containerise v1.2.3" || !strings.Contains(install, "version='v1.2.3'") ||
+		!strings.Contains(install, "base='https://github.com/containerise/containerise/releases/download'") ||
+		!strings.Contains(install, `>> "$BASH_ENV"`) || strings.Contains(install, "go install") {
+		t.Errorf("install step %q:\n%s", name, install)
+	}
+	if out, err := exec.Command("bash", "-n", "-c", install).CombinedOutput(); err != nil {
+		t.Errorf("the install step is not valid bash: %v\n%s", err, out)
 	}
 	push := cmds["Build and push to ECR"]
 	if want := `containerise push --auth keys --repository my-app --tag v1 --tag "${CIRCLE_SHA1}" --context 'app dir'` + "\n"; push != want {
@@ -140,17 +160,34 @@ func TestCircleCIConfigValuesAreInertInTheShell(t *testing.T) {
 }
 
 func TestCircleCIConfigInstallVersion(t *testing.T) {
-	for _, v := range []string{"latest", "v1.4.0", "v0.0.1", "v1.2.3-rc.1", "v2.0.0-beta-2.x", "9f2c1a7", "0123456789abcdef0123456789abcdef01234567"} {
-		cfg, _ := circleCIConfigOf(t, "--install-version", v)
-		if got, want := cfg.runCommands(t)["Install containerise"], "go install github.com/containerise/containerise/cmd/containerise@"+v; got != want {
-			t.Errorf("--install-version %s: install command %q, want %q", v, got, want)
+	// A release installs from its download, on a small image without Go.
+	for _, v := range []string{"v1.4.0", "v0.0.1", "v1.2.3-rc.1", "v2.0.0-beta-2.x"} {
+		cfg, _ := circleCIConfigOf(t, "--install-version", v, "--release-url", "https://downloads.example.com/containerise/")
+		name, install := cfg.install(t)
+		if name != "Install containerise "+v || !strings.Contains(install, "version='"+v+"'") ||
+			!strings.Contains(install, "base='https://downloads.example.com/containerise'") || cfg.Jobs["containerise"].Docker[0].Image != "cimg/base:current" {
+			t.Errorf("--install-version %s: image %s, install step %q:\n%s", v, cfg.Jobs["containerise"].Docker[0].Image, name, install)
 		}
 	}
-	// A development build installs the latest release.
-	var out, errw bytes.Buffer
-	if code := execute(context.Background(), "v1.2.3-4-gabcdef", []string{"circleci-config"}, strings.NewReader(""), &out, &errw); code != 0 ||
-		!strings.Contains(out.String(), "cmd/containerise@latest\n") {
-		t.Errorf("a development build's config should install latest: exit %d\n%s%s", code, out.String(), errw.String())
+	// A commit or latest has no release: go install from source, on an
+	// image with Go, and the step says so.
+	for _, v := range []string{"latest", "9f2c1a7", "0123456789abcdef0123456789abcdef01234567"} {
+		cfg, _ := circleCIConfigOf(t, "--install-version", v)
+		name, install := cfg.install(t)
+		if name != "Install containerise (from source)" || !strings.HasSuffix(install, "\ngo install github.com/containerise/containerise/cmd/containerise@"+v+"\n") ||
+			!strings.Contains(install, "# No release for") || cfg.Jobs["containerise"].Docker[0].Image != "cimg/go:1.26" {
+			t.Errorf("--install-version %s: image %s, install step %q:\n%s", v, cfg.Jobs["containerise"].Docker[0].Image, name, install)
+		}
+	}
+	// A development build has no release of its own: it builds the latest
+	// source, and says on stderr how to pin a release.
+	for _, dev := range []string{"v1.2.3-4-gabcdef1", "dev", "98be098"} {
+		var out, errw bytes.Buffer
+		if code := execute(context.Background(), dev, []string{"circleci-config"}, strings.NewReader(""), &out, &errw); code != 0 ||
+			!strings.Contains(out.String(), "cmd/containerise@latest\n") || !strings.Contains(out.String(), "cimg/go:1.26") ||
+			!strings.Contains(errw.String(), "is not a release") || !strings.Contains(errw.String(), "--install-version") {
+			t.Errorf("%s: a development build's config should go install latest and say so: exit %d\n%s%s", dev, code, out.String(), errw.String())
+		}
 	}
 }
 
@@ -186,10 +223,14 @@ func TestCircleCIConfigRefusesBadInput(t *testing.T) {
 		{[]string{"--install-version", "main"}, "--install-version"},
 		{[]string{"--install-version", "ABCDEF1"}, "--install-version"},
 		{[]string{"--install-version", "abc12"}, "--install-version"},
+		{[]string{"--release-url", "http://example.com/releases"}, "--release-url"},
+		{[]string{"--release-url", "https://example.com/r'$(id)'"}, "--release-url"},
+		{[]string{"--release-url", "https://user:pw@example.com/r"}, "--release-url"},
+		{[]string{"--release-url", "https://example.com/r?x=1"}, "--release-url"},
+		{[]string{"--release-url", "example.com/r"}, "--release-url"},
 		{[]string{"--image", "cimg/go:1.26\nevil: key"}, "--image"},
 		{[]string{"--image", "cimg/go:1.26 ; id"}, "--image"},
 		{[]string{"--image", "Cimg/Go"}, "--image"},
-		{[]string{"--image", ""}, "--image"},
 		{[]string{"--context", "app\nevil: key"}, "--context"},
 		{[]string{"--context", "app\rx"}, "--context"},
 		{[]string{"--context", ""}, "--context"},

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/internal/buildinfo"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/validate"
@@ -189,14 +190,21 @@ func exitCodeOf(err error) int { return clierror.Code(classify(err)) }
 
 // Execute runs the command line and returns the exit code. An error is
 // printed exactly once, here.
-func Execute(ctx context.Context, version string, in io.Reader, out, errw io.Writer) int {
-	return execute(ctx, version, nil, in, out, errw)
+func Execute(ctx context.Context, build buildinfo.Info, in io.Reader, out, errw io.Writer) int {
+	return executeBuild(ctx, build, nil, in, out, errw)
 }
 
-// execute runs args (nil: the process's own) as the binary would.
+// execute runs args (nil: the process's own) as a binary of that version
+// would.
 func execute(ctx context.Context, version string, args []string, in io.Reader, out, errw io.Writer) int {
-	g := &Globals{In: in, Out: out, Err: errw, version: version}
-	root := NewRoot(version, g)
+	return executeBuild(ctx, buildinfo.Info{Version: version}, args, in, out, errw)
+}
+
+func executeBuild(ctx context.Context, build buildinfo.Info, args []string, in io.Reader, out, errw io.Writer) int {
+	g := &Globals{In: in, Out: out, Err: errw, version: build.Version}
+	root := NewRoot(build.Version, g)
+	// --version says the commit and date too, when known.
+	root.SetVersionTemplate(build.String() + "\n")
 	if args != nil {
 		root.SetArgs(args)
 	}
