@@ -19,7 +19,9 @@ import (
 
 const schema = "testdata/ci.schema.json"
 
-func providerARN(issuer string) string { return policies.OIDCProviderARN("aws", "123456789012", issuer) }
+func providerARN(issuer string) string {
+	return policies.OIDCProviderARN("aws", "123456789012", issuer)
+}
 
 func trustOf(s gitlab.Selector) string {
 	return policies.Document{Version: policies.Version, Statement: []policies.Statement{s.Statement(providerARN(s.Issuer()))}}.JSON()
@@ -33,7 +35,9 @@ func token(name string, j citoken.GitLab, want bool) trusteval.Token {
 	return trusteval.Token{Name: name, Provider: providerARN(c["iss"].(string)), Claims: c, Want: want}
 }
 
-func branch(project, ref string) citoken.GitLab { return citoken.GitLab{ProjectPath: project, Ref: ref} }
+func branch(project, ref string) citoken.GitLab {
+	return citoken.GitLab{ProjectPath: project, Ref: ref}
+}
 
 func TestTrustOfAProjectsMainBranch(t *testing.T) {
 	s := gitlab.Selector{Projects: []string{"acme/app"}, Branches: []string{"main"}}
