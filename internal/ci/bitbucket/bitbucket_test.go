@@ -186,3 +186,9 @@ func TestSchemaCatchesABrokenConfig(t *testing.T) {
 		t.Fatal("Bitbucket's schema passed oidc: yes-please")
 	}
 }
+
+// Both sides of the seam.
+var (
+	_ ci.Selector = bitbucket.Selector{}
+	_ ci.Provider = bitbucket.Provider{}
+)

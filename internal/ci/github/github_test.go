@@ -361,3 +361,9 @@ func TestActionlintCatchesABrokenWorkflow(t *testing.T) {
 		t.Fatalf("actionlint passed a workflow granting id-token: writ (%v)", err)
 	}
 }
+
+// Both sides of the seam.
+var (
+	_ ci.Selector = github.Selector{}
+	_ ci.Provider = github.Provider{}
+)

@@ -209,3 +209,9 @@ func TestSchemaCatchesABrokenConfig(t *testing.T) {
 		t.Fatal("GitLab's schema passed a job with the key id_token")
 	}
 }
+
+// Both sides of the seam.
+var (
+	_ ci.Selector = gitlab.Selector{}
+	_ ci.Provider = gitlab.Provider{}
+)
