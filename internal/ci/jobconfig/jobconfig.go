@@ -11,11 +11,13 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/distribution/reference"
 	"gopkg.in/yaml.v3"
 
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/internal/validate"
 )
 
 // InstallPath is what `go install` fetches in CI.
@@ -25,34 +27,35 @@ var (
 	releaseTag = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
 	commitHash = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
 	shellSafe  = regexp.MustCompile(`^[A-Za-z0-9_./:=@%+,-]+$`)
-	plainTag   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	// A tag may name the CI's own variables, ${NAME}, between plain parts.
-	refTag  = regexp.MustCompile(`^(?:[A-Za-z0-9_.-]|\$\{[A-Z][A-Z0-9_]*\})+$`)
 	varRef  = regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)\}`)
 	roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
 )
 
-// Check validates the options every CI embeds. varPrefixes are the
-// prefixes of the CI's own variables a tag may reference as ${NAME}
-// ("GITHUB_"). Errors are usage errors.
+// Check validates the options every CI embeds, with the rules the other
+// commands use (internal/validate). varPrefixes are the prefixes of the
+// CI's own variables a tag may reference as ${NAME} ("GITHUB_"). Errors
+// are usage errors.
 func Check(o ci.ConfigOptions, varPrefixes ...string) error {
-	if o.Repository == "" {
-		return clierror.Usagef("--repository is required")
-	}
-	if !shellSafe.MatchString(o.Repository) {
-		return clierror.Usagef("--repository %q holds characters an ECR repository name cannot", o.Repository)
+	if err := validate.Repository("--repository", o.Repository); err != nil {
+		return err
 	}
 	for _, t := range o.Tags {
-		if plainTag.MatchString(t) {
+		refs := varRef.FindAllStringSubmatch(t, -1)
+		if len(refs) == 0 {
+			if err := validate.Tag("--tag", t); err != nil {
+				return err
+			}
 			continue
 		}
-		if !refTag.MatchString(t) {
-			return clierror.Usagef("--tag %q is invalid: use letters, digits, '_', '.', '-' and ${NAME} references to the CI's variables", t)
-		}
-		for _, m := range varRef.FindAllStringSubmatch(t, -1) {
+		for _, m := range refs {
 			if !hasAnyPrefix(m[1], varPrefixes) {
 				return clierror.Usagef("--tag %q references ${%s}: only the CI's own variables (%s...) may be used", t, m[1], strings.Join(varPrefixes, "..., "))
 			}
+		}
+		// A reference stands for letters and digits (a SHA, a number).
+		if validate.Tag("--tag", varRef.ReplaceAllString(t, "x")) != nil || strings.Contains(varRef.ReplaceAllString(t, ""), "$") {
+			return clierror.Usagef("--tag %q is invalid: outside its ${NAME} references a tag has only letters, digits, '_', '.' and '-', and does not start with '.' or '-'", t)
 		}
 	}
 	if o.RoleARN != "" && !roleARN.MatchString(o.RoleARN) {
@@ -63,14 +66,16 @@ func Check(o ci.ConfigOptions, varPrefixes ...string) error {
 			continue
 		}
 		if path.IsAbs(p.v) || strings.HasPrefix(path.Clean(p.v), "..") || !shellSafe.MatchString(p.v) {
-			return clierror.Usagef("%s %q must be a plain path inside the repository", p.flag, p.v)
+			return clierror.Usagef("%s %q must be a plain path inside the repository (letters, digits and ./_-)", p.flag, p.v)
 		}
 	}
 	if o.Install != "" && o.Install != "latest" && !releaseTag.MatchString(o.Install) && !commitHash.MatchString(o.Install) {
 		return clierror.Usagef("--install-version %q is invalid: use latest, a release tag such as v1.2.3, or a commit hash of 7-40 lowercase hex digits", o.Install)
 	}
-	if o.Image != "" && !shellSafe.MatchString(o.Image) {
-		return clierror.Usagef("--image %q is not an image reference", o.Image)
+	if o.Image != "" {
+		if _, err := reference.ParseNormalizedNamed(o.Image); err != nil || !shellSafe.MatchString(o.Image) {
+			return clierror.Usagef("--image %q is not a Docker image reference such as golang:1.26", o.Image)
+		}
 	}
 	return nil
 }
