@@ -17,8 +17,9 @@ import (
 	"github.com/containerise/containerise/policies"
 )
 
+var schema = schemacheck.Schema(schemacheck.BitbucketSchema)
+
 const (
-	schema        = "testdata/pipelines.schema.json"
 	workspaceUUID = "{1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b}"
 	otherWSUUID   = "{9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d}"
 	repoUUID      = "{437da666-7aab-4b60-a947-ec542536ca0d}"

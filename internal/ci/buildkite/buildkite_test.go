@@ -19,7 +19,7 @@ import (
 	"github.com/containerise/containerise/policies"
 )
 
-const schema = "testdata/pipeline.schema.json"
+var schema = schemacheck.Schema(schemacheck.BuildkiteSchema)
 
 func providerARN(issuer string) string {
 	return policies.OIDCProviderARN("aws", "123456789012", issuer)

@@ -17,7 +17,7 @@ import (
 	"github.com/containerise/containerise/policies"
 )
 
-const schema = "testdata/ci.schema.json"
+var schema = schemacheck.Schema(schemacheck.GitLabSchema)
 
 func providerARN(issuer string) string {
 	return policies.OIDCProviderARN("aws", "123456789012", issuer)
