@@ -68,8 +68,8 @@ func Check(t testing.TB, trust string, tokens []Token) []Verdict {
 		if v.Admitted != v.Want {
 			mark = "WRONG"
 		}
-		fmt.Fprintf(&b, "  %-8s %-16s %-5s sub=%v aud=%v  [%s]\n",
-			word(v.Admitted), v.Decision, mark, v.Claims["sub"], v.Claims["aud"], v.Name)
+		fmt.Fprintf(&b, "  %-7s %-5s %s\n  %13s sub=%v aud=%v (%s)\n",
+			word(v.Admitted), mark, v.Name, "", v.Claims["sub"], v.Claims["aud"], v.Decision)
 	}
 	t.Log(b.String())
 	for _, v := range verdicts {
