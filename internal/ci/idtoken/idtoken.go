@@ -42,9 +42,13 @@ func Parse(raw, source string) (*ci.Token, error) {
 	return tok, nil
 }
 
+// ClockSkew is how far the job's clock may be ahead of the issuer's: a
+// token that expired less than this ago is left for STS to judge.
+const ClockSkew = time.Minute
+
 // Check judges the claims the role's trust depends on: the issuer must be
 // issuer, the audience must include audience (when not empty), and the
-// token must not have expired at now.
+// token must not have expired at now (give or take ClockSkew).
 func Check(tok *ci.Token, issuer, audience string, now time.Time) error {
 	c := tok.Claims
 	if issuer != "" && strings.TrimSuffix(c.Issuer, "/") != strings.TrimSuffix(issuer, "/") {
@@ -56,7 +60,7 @@ func Check(tok *ci.Token, issuer, audience string, now time.Time) error {
 	if c.Expires.IsZero() {
 		return fmt.Errorf("the OIDC token in %s has no expiry (exp), so STS would refuse it", tok.Source)
 	}
-	if !now.Before(c.Expires) {
+	if now.After(c.Expires.Add(ClockSkew)) {
 		return fmt.Errorf("the OIDC token in %s expired at %s: request a fresh one in the step that pushes", tok.Source, c.Expires.UTC().Format(time.RFC3339))
 	}
 	return nil

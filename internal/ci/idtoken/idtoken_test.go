@@ -31,7 +31,7 @@ func TestCheck(t *testing.T) {
 		"wrong issuer":   {func(c jwt.MapClaims) { c["iss"] = "https://evil.example.com" }, "issued by"},
 		"wrong audience": {func(c jwt.MapClaims) { c["aud"] = "other" }, "audience"},
 		"no expiry":      {func(c jwt.MapClaims) { delete(c, "exp") }, "no expiry"},
-		"expired":        {func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Second).Unix() }, "expired"},
+		"expired":        {func(c jwt.MapClaims) { c["exp"] = now.Add(-idtoken.ClockSkew - time.Second).Unix() }, "expired"},
 	} {
 		c := base()
 		tc.change(c)
