@@ -221,6 +221,10 @@ ensure_packages() {
 	if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 		missing+=(python3 python3-venv)
 	fi
+	# The trust-policy tests run an IAM simulator from npm (internal/testsupport/trusteval).
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		missing+=(nodejs npm)
+	fi
 	[[ ${#missing[@]} -gt 0 ]] || return 0
 
 	say "installing packages: ${missing[*]}"

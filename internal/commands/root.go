@@ -158,6 +158,7 @@ Results go to stdout, progress to stderr. Exit status: 0 success, 1 failure,
 		newTeardownCmd(g),
 		newPoliciesCmd(g),
 		newCircleCIConfigCmd(g),
+		newCIConfigCmd(g),
 		newScanCmd(g),
 	)
 	return root

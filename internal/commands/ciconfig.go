@@ -1,0 +1,170 @@
+package commands
+
+import (
+	"fmt"
+	"github.com/containerise/containerise/internal/install"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/containerise/containerise/internal/ci"
+	"github.com/containerise/containerise/internal/ci/bitbucket"
+	"github.com/containerise/containerise/internal/ci/buildkite"
+	"github.com/containerise/containerise/internal/ci/github"
+	"github.com/containerise/containerise/internal/ci/gitlab"
+	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/internal/provision"
+)
+
+// configProviders are the CIs ci-config writes through the CI provider
+// seam; CircleCI is written by circleci-config's own code.
+var configProviders = map[string]ci.Provider{
+	"github":    github.Provider{},
+	"gitlab":    gitlab.Provider{},
+	"bitbucket": bitbucket.Provider{},
+	"buildkite": buildkite.Provider{},
+}
+
+type ciConfigOptions struct {
+	ci, auth, roleARN                         string
+	repository, context, file, image, install string
+	tags                                      []string
+	gitlabAudience, circleOrg                 string
+}
+
+func ciNames() string {
+	all := []string{"circleci"}
+	for n := range configProviders {
+		all = append(all, n)
+	}
+	sort.Strings(all[1:])
+	return strings.Join(all, "|")
+}
+
+func newCIConfigCmd(g *Globals) *cobra.Command {
+	o := ciConfigOptions{}
+	cmd := &cobra.Command{
+		Use:   "ci-config",
+		Short: "Print a CI config (GitHub Actions, GitLab, Bitbucket, Buildkite, CircleCI) that installs containerise and pushes",
+		Long: `Print a complete configuration for one CI, ready to commit where it says
+(stderr names the path): one job that installs containerise with 'go install'
+and runs 'containerise push'.
+
+  --ci github     .github/workflows/containerise.yml; keyless, the workflow
+                  grants 'permissions: id-token: write'
+  --ci gitlab     .gitlab-ci.yml; keyless, the job's id_tokens asks for an
+                  ID token for --gitlab-audience (default sts.amazonaws.com)
+  --ci bitbucket  bitbucket-pipelines.yml; keyless, the step says oidc: true
+  --ci buildkite  .buildkite/pipeline.yml; push asks the agent for the token
+  --ci circleci   .circleci/config.yml, as 'containerise circleci-config'
+
+With --auth oidc (the default) the job holds no key: push exchanges the job's
+OIDC token for the role. The role comes from --role-arn, embedded, or else
+from the CI's usual variable (GitHub: ${{ vars.AWS_IAM_ROLE_ARN }}; the other
+CIs: the AWS_IAM_ROLE_ARN variable of the project). With --auth keys the job
+reads the CI user's keys from the CI's secrets.
+
+Tags default to the CI's commit (${GITHUB_SHA}, ${CI_COMMIT_SHA},
+${BITBUCKET_COMMIT}, ${BUILDKITE_COMMIT}, ${CIRCLE_SHA1}); a --tag may use the
+CI's own ${NAME} variables. Every value is checked first (exit 2) and quoted
+for the job's shell.`,
+		Example: `  containerise ci-config --ci github > .github/workflows/containerise.yml
+  containerise ci-config --ci gitlab --repository my-app --tag '${CI_COMMIT_SHORT_SHA}' > .gitlab-ci.yml
+  containerise ci-config --ci bitbucket --role-arn arn:aws:iam::123456789012:role/containerise
+  containerise ci-config --ci buildkite --auth keys`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, path, err := o.render(g.Version())
+			if err != nil {
+				return err
+			}
+			if _, err := g.Out.Write(body); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Err, "ci-config: save this as %s\n", path)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.ci, "ci", "", "the CI to write a config for: "+ciNames())
+	f.StringVar(&o.auth, "auth", string(provision.AuthOIDC), "how the job assumes the role: oidc (keyless, the job's OIDC token) or keys (the CI user's access key)")
+	f.StringVar(&o.roleARN, "role-arn", "", "the role to embed (default: read from the CI's AWS_IAM_ROLE_ARN variable)")
+	f.StringVar(&o.repository, "repository", names.Repository, "ECR repository to push to")
+	f.StringArrayVar(&o.tags, "tag", nil, "image tag (repeatable; default: the CI's commit); the CI's own ${NAME} variables expand in the job")
+	f.StringVar(&o.context, "context", ".", "build context, relative to the repository root")
+	f.StringVar(&o.file, "file", "", "Dockerfile, relative to the repository root (default: Dockerfile in the context)")
+	f.StringVar(&o.image, "image", "", "the job's image, where the CI runs jobs in one (default: golang:1.26; CircleCI cimg/go:1.26)")
+	f.StringVar(&o.install, "install-version", "", "containerise version to install: latest, a tag like v1.2.3, or a commit hash (default: this binary's release, or latest)")
+	f.StringVar(&o.gitlabAudience, "gitlab-audience", "", "--ci gitlab: the audience the job's ID token asks for (default sts.amazonaws.com)")
+	f.StringVar(&o.circleOrg, "circleci-org-id", "", "--ci circleci with --auth oidc: the organization push checks the token against")
+	return cmd
+}
+
+// render checks the options and writes the config.
+func (o ciConfigOptions) render(version string) ([]byte, string, error) {
+	var keyless bool
+	switch provision.Auth(o.auth) {
+	case provision.AuthOIDC:
+		keyless = true
+	case provision.AuthKeys:
+	default:
+		return nil, "", clierror.Usagef("--auth %q is invalid: use oidc (keyless, the job's OIDC token) or keys (the CI user's access key)", o.auth)
+	}
+	if o.ci == "" {
+		return nil, "", clierror.Usagef("--ci is required: one of %s", ciNames())
+	}
+	if o.ci != "gitlab" && o.gitlabAudience != "" {
+		return nil, "", clierror.Usagef("--gitlab-audience is for --ci gitlab")
+	}
+	if o.ci != "circleci" && o.circleOrg != "" {
+		return nil, "", clierror.Usagef("--circleci-org-id is for --ci circleci")
+	}
+	if o.ci == "circleci" {
+		return o.circleCI(keyless, version)
+	}
+	p, ok := configProviders[o.ci]
+	if !ok {
+		return nil, "", clierror.Usagef("--ci %q is not a CI containerise knows: use one of %s", o.ci, ciNames())
+	}
+	if err := checkRelativePath("--context", o.context); err != nil {
+		return nil, "", err
+	}
+	c, err := p.Config(ci.ConfigOptions{
+		Keyless: keyless, RoleARN: o.roleARN, Trusted: o.gitlabAudience,
+		Repository: o.repository, Tags: o.tags, Context: o.context, File: o.file,
+		Image: o.image, Install: o.install, Version: version,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return c.Body, c.Path, nil
+}
+
+// circleCI writes CircleCI's config with circleci-config's code.
+func (o ciConfigOptions) circleCI(keyless bool, version string) ([]byte, string, error) {
+	if o.roleARN != "" {
+		return nil, "", clierror.Usagef("--role-arn is not embedded in a CircleCI config: the job reads AWS_IAM_ROLE_ARN from the project's environment variables or a context")
+	}
+	c := circleCIOptions{repository: o.repository, context: o.context, file: o.file, image: o.image, tags: o.tags}
+	c.install.Version, c.install.ReleaseURL, c.builder = o.install, install.DefaultReleaseURL, "auto"
+	if len(c.tags) == 0 {
+		c.tags = []string{"${CIRCLE_SHA1}"}
+	}
+	c.auth.mode = string(provision.AuthKeys)
+	if keyless {
+		c.auth.mode = string(provision.AuthOIDC)
+	}
+	c.auth.org = o.circleOrg
+	if err := c.validate(); err != nil {
+		return nil, "", err
+	}
+	_, circle, err := c.auth.options(false)
+	if err != nil {
+		return nil, "", err
+	}
+	c.orgID = circle.OrgID
+	body, err := circleCIConfig(c, version)
+	return body, ".circleci/config.yml", err
+}
