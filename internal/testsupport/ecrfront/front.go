@@ -5,13 +5,16 @@
 // teardown's image count see the images push really pushed.
 //
 // What it does beside passing requests on:
+//
 //   - a manifest stored by the registry (PUT /v2/<name>/manifests/<ref>,
 //     answered 201) is recorded with ecr:PutImage: the same bytes, digest,
 //     media type and, when <ref> is a tag, the tag; then, when the
 //     repository scans on push, a scan is started (ecr:StartImageScan), as
 //     ECR does;
+//
 //   - a manifest deleted by digest (answered 202) is removed with
 //     ecr:BatchDeleteImage;
+//
 //   - before a push with the registry's credentials overwrites a tag that
 //     ECR holds immutable, it refuses as ECR does: 400 TAG_INVALID, even
 //     for the same image, and the registry never sees the push.
