@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // pushRepo is the blog's repository, setup's and push's default.
@@ -219,6 +221,9 @@ func TestPushUnreachableEngine(t *testing.T) {
 // for that host (127.0.0.2:443, its own certificate and /etc/hosts line)
 // holds another password in its htpasswd, as a registry whose credentials
 // were rotated would. The push must exit non-zero with the registry's refusal.
+// moto checks the assumption as AWS does: the role exists in that account,
+// trusts the user and lets it get an ECR token, and the user's own policy
+// lets it assume the role.
 func TestPushWrongRegistryPassword(t *testing.T) {
 	resetAWS(t)
 	vars := setupCI(t)
@@ -227,7 +232,7 @@ func TestPushWrongRegistryPassword(t *testing.T) {
 	hostsReady := startRefusingRegistry(t, host, "127.0.0.2")
 
 	app := tinyApp(t, nonce())
-	role := "arn:aws:iam::" + otherAccount + ":role/containerise"
+	role := crossAccountRole(t, otherAccount, setupAccount(t, awsClients(t)))
 	time.Sleep(time.Until(hostsReady)) // resolvers cache /etc/hosts for a few seconds
 	r := runWith(t, runOpts{env: vars.env(), dir: app}, "push", "--role-arn", role, "--tag", "refused")
 	if r.Code != 1 {
@@ -567,4 +572,31 @@ func TestPushDockerfileOutsideTheContext(t *testing.T) {
 	if got := manifestDigest(t, pushRepo, tag); got != digest {
 		t.Errorf("registry has %s:%s at %q, push printed %s", pushRepo, tag, got, digest)
 	}
+}
+
+// crossAccountRole makes role containerise in account other, trusting setup's
+// CI user of account home and allowed an ECR token, and lets that user
+// assume it, as an admin of both accounts would; it returns the role's ARN.
+func crossAccountRole(t *testing.T, other, home string) string {
+	t.Helper()
+	ctx := context.Background()
+	c := awsClients(t)
+	inOther := iam.NewFromConfig(c.Cfg, func(o *iam.Options) {
+		o.APIOptions = append(o.APIOptions, smithyhttp.AddHeaderValue("x-moto-account-id", other))
+	})
+	user := "arn:aws:iam::" + home + ":user/" + setupNames.user
+	role := "arn:aws:iam::" + other + ":role/" + setupNames.role
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + user + `"},"Action":"sts:AssumeRole"}]}`
+	if _, err := inOther.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(setupNames.role), AssumeRolePolicyDocument: aws.String(trust)}); err != nil {
+		t.Fatalf("creating %s: %v", role, err)
+	}
+	token := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:GetAuthorizationToken","Resource":"*"}]}`
+	if _, err := inOther.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(setupNames.role), PolicyName: aws.String("ecr-token"), PolicyDocument: aws.String(token)}); err != nil {
+		t.Fatalf("granting %s an ECR token: %v", role, err)
+	}
+	assume := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"` + role + `"}]}`
+	if _, err := c.IAM.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String(setupNames.user), PolicyName: aws.String("cross-account"), PolicyDocument: aws.String(assume)}); err != nil {
+		t.Fatalf("letting %s assume %s: %v", user, role, err)
+	}
+	return role
 }

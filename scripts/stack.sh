@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local stand-in for AWS + ECR so containerise can be tested end to end with no network:
-#   - moto_server (IAM, STS, ECR APIs) on 127.0.0.1:5000
+#   - moto (IAM, STS, ECR APIs) on 127.0.0.1:5000, in its auth mode: signatures and policies
+#     are checked as AWS does (scripts/moto_strict.py)
 #   - a private dockerd (own socket, data root and exec root, so it never meets another engine)
 #   - a registry answering over TLS at the ECR host name that moto hands out, via an /etc/hosts
 #     line: the project's ECR front (internal/testsupport/ecrfront, built here with go build) on
@@ -41,6 +42,11 @@ FRONT_PIDFILE=$STATE/ecrfront.pid
 FRONT_LOG=$STATE/ecrfront.log
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# moto checks every call's signature and the caller's policies, as AWS does; these
+# credentials stand for the account's root user (see scripts/moto_strict.py).
+MOTO_LAUNCHER=$REPO_ROOT/scripts/moto_strict.py
+ROOT_KEY_ID=AKIASTACKROOT0000000
+ROOT_SECRET=stack-root-secret-not-for-anything-else
 MOTO_HOST=127.0.0.1
 MOTO_PORT=5000
 MOTO_URL=http://$MOTO_HOST:$MOTO_PORT
@@ -275,14 +281,17 @@ moto_ok() { curl -fsS -o /dev/null --max-time 3 "$MOTO_URL/moto-api/"; }
 
 start_moto() {
 	local pid
-	if pid=$(pid_from "$STATE/moto.pid" moto_server); then
+	if pid=$(pid_from "$STATE/moto.pid" moto_strict.py); then
 		moto_ok && return 0
 		stop_pids moto "$pid" # ours but not answering: restart it
+	elif pid=$(pid_from "$STATE/moto.pid" moto_server); then
+		stop_pids "moto (not in auth mode)" "$pid" # an older stack's: restart it strict
 	fi
 	port_in_use "$MOTO_HOST" "$MOTO_PORT" &&
 		die "$MOTO_HOST:$MOTO_PORT is taken by a process that is not this stack's moto"
-	say "starting moto on $MOTO_URL"
-	daemon "$STATE/moto.log" "$VENV/bin/moto_server" -H "$MOTO_HOST" -p "$MOTO_PORT"
+	say "starting moto on $MOTO_URL, in its auth mode (scripts/moto_strict.py)"
+	daemon "$STATE/moto.log" env STACK_ROOT_ACCESS_KEY_ID="$ROOT_KEY_ID" STACK_ROOT_SECRET_ACCESS_KEY="$ROOT_SECRET" \
+		"$VENV/bin/python" "$MOTO_LAUNCHER" -H "$MOTO_HOST" -p "$MOTO_PORT"
 	pid=$!
 	echo "$pid" >"$STATE/moto.pid"
 	wait_until moto "$pid" "$STATE/moto.log" 30 moto_ok
@@ -495,14 +504,15 @@ build_front() {
 start_front() {
 	local pid
 	if pid=$(pid_from "$FRONT_PIDFILE" "$FRONT_BIN"); then
-		registry_ok && return 0
+		# It records in moto with the root credentials; an older stack's front had others.
+		registry_ok && tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "AWS_ACCESS_KEY_ID=$ROOT_KEY_ID" && return 0
 		stop_pids "ECR front" "$pid"
 	fi
 	port_in_use 127.0.0.1 443 && die "127.0.0.1:443 is taken by a process that is not this stack's ECR front"
 	build_front
 	say "starting the ECR front on https://$REGISTRY_HOST (127.0.0.1:443)"
 	# The password goes by environment, never on a command line.
-	daemon "$FRONT_LOG" env AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing ECRFRONT_REGISTRY_PASSWORD="$REGISTRY_PASSWORD" \
+	daemon "$FRONT_LOG" env AWS_ACCESS_KEY_ID="$ROOT_KEY_ID" AWS_SECRET_ACCESS_KEY="$ROOT_SECRET" ECRFRONT_REGISTRY_PASSWORD="$REGISTRY_PASSWORD" \
 		"$FRONT_BIN" -listen 127.0.0.1:443 -cert "$REGISTRY_CA" -key "$REGISTRY_DIR/tls/key.pem" \
 		-registry "http://$REGISTRY_BACKEND" -moto "$MOTO_URL" -account "$ACCOUNT" -user "$REGISTRY_USER"
 	pid=$!
@@ -614,8 +624,8 @@ write_env() {
 	local tmp=$ENV_FILE.tmp name i
 	local -a vars=(
 		AWS_ENDPOINT_URL "$MOTO_URL"
-		AWS_ACCESS_KEY_ID testing
-		AWS_SECRET_ACCESS_KEY testing
+		AWS_ACCESS_KEY_ID "$ROOT_KEY_ID"
+		AWS_SECRET_ACCESS_KEY "$ROOT_SECRET"
 		AWS_REGION "$REGION"
 		AWS_DEFAULT_REGION "$REGION"
 		DOCKER_HOST "unix://$DOCKER_SOCK"
@@ -711,7 +721,9 @@ cmd_down() {
 	stop_ours dockerd "$DOCKER_PIDFILE" dockerd "--host unix://$DOCKER_SOCK"
 	# dockerd normally takes its containerd along; a killed one leaves it behind.
 	stop_ours "leftover containerd" /dev/null - "$DOCKER_EXEC/containerd/"
-	stop_ours moto "$STATE/moto.pid" moto_server \
+	stop_ours moto "$STATE/moto.pid" moto_strict.py \
+		"moto_strict.py -H $MOTO_HOST -p $MOTO_PORT"
+	stop_ours "moto (not in auth mode)" /dev/null - \
 		"$VENV/bin/moto_server -H $MOTO_HOST -p $MOTO_PORT"
 
 	remove_hosts_line
@@ -738,7 +750,7 @@ cmd_down() {
 
 cmd_status() {
 	local ok=0 pid
-	if pid=$(pid_from "$STATE/moto.pid" moto_server) && moto_ok; then
+	if pid=$(pid_from "$STATE/moto.pid" moto_strict.py) && moto_ok; then
 		echo "moto:     running (pid $pid) at $MOTO_URL"
 	else
 		echo "moto:     not running"

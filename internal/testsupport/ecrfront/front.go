@@ -5,21 +5,27 @@
 // teardown's image count see the images push really pushed.
 //
 // What it does beside passing requests on:
+//
 //   - a manifest stored by the registry (PUT /v2/<name>/manifests/<ref>,
 //     answered 201) is recorded with ecr:PutImage: the same bytes, digest,
 //     media type and, when <ref> is a tag, the tag; then, when the
 //     repository scans on push, a scan is started (ecr:StartImageScan), as
 //     ECR does;
+//
 //   - a manifest deleted by digest (answered 202) is removed with
 //     ecr:BatchDeleteImage;
+//
 //   - before a push with the registry's credentials overwrites a tag that
 //     ECR holds immutable, it refuses as ECR does: 400 TAG_INVALID, even
 //     for the same image, and the registry never sees the push.
 //
+//   - a push with the registry's credentials to a repository that ECR does
+//     not know is refused as ECR refuses it, 404 NAME_UNKNOWN, at its first
+//     blob upload or manifest; pulls pass, so a base image kept in the
+//     registry outlives a reset of moto.
+//
 // The account and region come from the host name the client used
-// (<account>.dkr.ecr.<region>.amazonaws.com), as ECR's do. A push to a
-// repository ECR does not know is stored and not recorded: the test stack
-// is lenient there, where ECR would refuse it.
+// (<account>.dkr.ecr.<region>.amazonaws.com), as ECR's do.
 package ecrfront
 
 import (
@@ -99,6 +105,7 @@ func (f *Front) logf(format string, args ...any) {
 var (
 	hostRE     = regexp.MustCompile(`^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?(?::[0-9]+)?$`)
 	manifestRE = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
+	uploadRE   = regexp.MustCompile(`^/v2/(.+)/blobs/uploads/?$`)
 )
 
 // ECR's registries accept manifests up to 4 MiB.
@@ -123,6 +130,12 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h := hostRE.FindStringSubmatch(r.Host); h != nil && f.ECR != nil {
 		api, region = f.ECR(h[1], h[2]), h[2]
 	}
+	if repo := pushTarget(r, m); repo != "" && api != nil && f.authorised(r) && !f.exists(r.Context(), api, repo) {
+		registryError(w, http.StatusNotFound, "NAME_UNKNOWN", fmt.Sprintf(
+			"The repository with name '%s' does not exist in the registry with id '%s'", repo, hostRE.FindStringSubmatch(r.Host)[1]))
+		f.logf("refused a push to %s: ECR %s has no such repository", repo, region)
+		return
+	}
 	if m == nil || api == nil || (r.Method != http.MethodPut && r.Method != http.MethodDelete) {
 		f.proxy.ServeHTTP(w, r)
 		return
@@ -136,6 +149,26 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func isDigest(ref string) bool { return strings.Contains(ref, ":") }
+
+// pushTarget is the repository a request starts writing to: a blob upload
+// or a manifest; "" for anything else.
+func pushTarget(r *http.Request, manifest []string) string {
+	if r.Method == http.MethodPut && manifest != nil {
+		return manifest[1]
+	}
+	if u := uploadRE.FindStringSubmatch(r.URL.Path); u != nil && r.Method == http.MethodPost {
+		return u[1]
+	}
+	return ""
+}
+
+// exists reports whether ECR knows repo; when ECR cannot say, the push is
+// let through for the registry to judge.
+func (f *Front) exists(ctx context.Context, api ECR, repo string) bool {
+	_, err := api.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{repo}})
+	var noRepo *ecrtypes.RepositoryNotFoundException
+	return !errors.As(err, &noRepo)
+}
 
 func (f *Front) putManifest(w http.ResponseWriter, r *http.Request, api ECR, region, repo, ref string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifest+1))

@@ -234,16 +234,39 @@ func TestDeletedManifestLeavesECR(t *testing.T) {
 	}
 }
 
-func TestOtherTrafficPassesThrough(t *testing.T) {
+func TestPushToAnUnknownRepositoryIsRefusedAsECRDoes(t *testing.T) {
 	api := &fakeECR{}
+	reg, front := start(t, api)
+	for _, c := range []struct{ method, path string }{
+		{http.MethodPost, "/v2/nope/blobs/uploads/"},
+		{http.MethodPut, "/v2/nope/manifests/v1"},
+	} {
+		if resp := do(t, front, c.method, c.path, "secret", manifest); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s %s answered %d, want 404 NAME_UNKNOWN", c.method, c.path, resp.StatusCode)
+		}
+	}
+	if len(reg.requests()) != 0 || strings.Contains(api.ops(), "PutImage") {
+		t.Errorf("a refused push reached the registry %v or ECR %q", reg.requests(), api.ops())
+	}
+	// Pulls pass: the registry answers them.
+	if resp := do(t, front, http.MethodGet, "/v2/nope/manifests/v1", "secret", ""); resp.StatusCode == http.StatusNotFound || len(reg.requests()) != 1 {
+		t.Errorf("a pull was judged by the front: %d, %v", resp.StatusCode, reg.requests())
+	}
+}
+
+func TestOtherTrafficPassesThrough(t *testing.T) {
+	api := &fakeECR{repo: &ecrtypes.Repository{RepositoryName: aws.String("app")}}
 	reg, front := start(t, api)
 	resp := do(t, front, http.MethodPost, "/v2/app/blobs/uploads/", "secret", "")
 	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Location") != "https://"+host+"/v2/app/blobs/uploads/u1" {
 		t.Errorf("upload answered %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if api.ops() != "" || len(reg.requests()) != 1 {
+	if api.ops() != "DescribeRepositories" || len(reg.requests()) != 1 {
 		t.Errorf("ECR calls %q, registry requests %v", api.ops(), reg.requests())
 	}
+	api.mu.Lock()
+	api.calls = nil
+	api.mu.Unlock()
 	// Another account's registry: stored, not recorded.
 	req, _ := http.NewRequest(http.MethodPut, front.URL+"/v2/app/manifests/v1", strings.NewReader(manifest))
 	req.Host = strings.Replace(host, "123456789012", "111122223333", 1)
