@@ -609,6 +609,9 @@ push_base_image() {
 	local cfg rc=0
 	cfg=$(mktemp -d)
 	{
+		# The ECR front refuses a push to a repository ECR does not know, as ECR does.
+		AWS_ACCESS_KEY_ID=$ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$ROOT_SECRET AWS_ENDPOINT_URL=$MOTO_URL \
+			"$VENV/bin/aws" ecr create-repository --region "$REGION" --repository-name base/busybox >/dev/null 2>&1 || true
 		printf '%s' "$REGISTRY_PASSWORD" |
 			DOCKER_CONFIG=$cfg docker -H "unix://$DOCKER_SOCK" login -u "$REGISTRY_USER" --password-stdin "$REGISTRY_HOST" &&
 			dk tag "$BASE_IMAGE" "$BASE_REF" &&
