@@ -271,8 +271,8 @@ func (p *Pusher) login(ctx context.Context, o Options, deadline time.Time) (regi
 	return reg, ecrClient, nil
 }
 
-// tagsToPush asks ECR which tags exist already, prints those as pushed
-// and returns the others, none when every tag exists (SkipExisting).
+// tagsToPush asks ECR which tags exist already, prints those as pushed,
+// adds them to skipped, and returns the others, none when every tag exists (SkipExisting).
 func (p *Pusher) tagsToPush(ctx context.Context, o Options, reg registryAuth, ecrClient ecrAPI, skipped *[]Pushed) ([]string, error) {
 	existing, err := p.existingTags(ctx, ecrClient, o.Repository, o.Tags)
 	if err != nil {
@@ -284,9 +284,7 @@ func (p *Pusher) tagsToPush(ctx context.Context, o Options, reg registryAuth, ec
 		if digest, ok := existing[tag]; ok {
 			p.logf("%s: exists, skipped", ref)
 			fmt.Fprintf(p.Out, "%s@%s\n", ref, digest)
-			if skipped != nil {
-				*skipped = append(*skipped, Pushed{Tag: tag, Digest: digest})
-			}
+			*skipped = append(*skipped, Pushed{Tag: tag, Digest: digest})
 			continue
 		}
 		tags = append(tags, tag)
