@@ -23,6 +23,11 @@ func Branch(flag, name string) error {
 	if why := refRule(short); why != "" {
 		return bad(flag, name, "a git branch name "+why)
 	}
+	// CircleCI's v2 subject ends /vcs-ref/<ref>; the trust refuses any
+	// subject naming /vcs-ref/ twice, so such a branch could never push.
+	if strings.Contains("refs/heads/"+short, "/vcs-ref/") {
+		return bad(flag, name, "a branch name does not put '/vcs-ref/' in its ref: CircleCI's token subject uses it as a separator, so the role's trust would refuse every job of that branch")
+	}
 	return nil
 }
 

@@ -123,3 +123,19 @@ func TestCircleCIIDsAndBranches(t *testing.T) {
 		}
 	}
 }
+
+// A branch whose ref holds CircleCI's subject separator could never pass
+// the trust's guard: it is refused up front, as a usage error.
+func TestBranchWithCircleCISeparatorIsRefused(t *testing.T) {
+	for _, b := range []string{"x/vcs-ref/refs/heads/main", "vcs-ref/main", "refs/heads/vcs-ref/x"} {
+		err := Branch("--branch", b)
+		if err == nil || clierror.Code(err) != clierror.ExitUsage || !strings.Contains(err.Error(), "/vcs-ref/") {
+			t.Errorf("--branch %q: %v", b, err)
+		}
+	}
+	for _, b := range []string{"main", "release/vcs-refs", "vcs-ref"} {
+		if err := Branch("--branch", b); err != nil {
+			t.Errorf("--branch %q refused: %v", b, err)
+		}
+	}
+}
