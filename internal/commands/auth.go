@@ -7,8 +7,8 @@ import (
 
 	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
-	"github.com/containerise/containerise/internal/provision"
 	"github.com/containerise/containerise/internal/validate"
+	"github.com/containerise/containerise/provision"
 )
 
 // authFlags choose how CI assumes the role: the blog's user keys, or

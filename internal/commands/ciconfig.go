@@ -15,7 +15,7 @@ import (
 	"github.com/containerise/containerise/internal/ci/gitlab"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
-	"github.com/containerise/containerise/internal/provision"
+	"github.com/containerise/containerise/provision"
 )
 
 // configProviders are the CIs ci-config writes through the CI provider

@@ -8,8 +8,8 @@ import (
 	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
-	"github.com/containerise/containerise/internal/push"
 	"github.com/containerise/containerise/internal/validate"
+	"github.com/containerise/containerise/push"
 )
 
 // ciCredentials are how push and scan act as the CI role: the role, and

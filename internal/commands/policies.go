@@ -8,10 +8,10 @@ import (
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
-	"github.com/containerise/containerise/internal/provision"
 	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/policies"
+	"github.com/containerise/containerise/provision"
 )
 
 type policiesOptions struct {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
-	"github.com/containerise/containerise/internal/push"
 	"github.com/containerise/containerise/internal/validate"
+	"github.com/containerise/containerise/push"
 )
 
 // pushFlags holds the push command's flag values.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
-	"github.com/containerise/containerise/internal/push"
 	"github.com/containerise/containerise/internal/testsupport/circletoken"
+	"github.com/containerise/containerise/push"
 )
 
 const (

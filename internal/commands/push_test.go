@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/containerise/containerise/internal/clierror"
-	"github.com/containerise/containerise/internal/push"
+	"github.com/containerise/containerise/push"
 )
 
 const (

@@ -9,7 +9,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/containerise/containerise/internal/clierror"
-	"github.com/containerise/containerise/internal/push"
+	"github.com/containerise/containerise/push"
 )
 
 // buildFlags are push's build options once checked.

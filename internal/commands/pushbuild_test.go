@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/containerise/containerise/internal/clierror"
-	"github.com/containerise/containerise/internal/push"
+	"github.com/containerise/containerise/push"
 )
 
 func TestPushBuildDefaults(t *testing.T) {

@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/containerise/containerise/internal/clierror"
-	"github.com/containerise/containerise/internal/push"
-	"github.com/containerise/containerise/internal/push/bkdaemon"
 	"github.com/containerise/containerise/internal/validate"
+	"github.com/containerise/containerise/push"
+	"github.com/containerise/containerise/push/bkdaemon"
 )
 
 // envBuildKitHost is the daemon address buildctl reads too.

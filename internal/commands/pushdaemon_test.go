@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/containerise/containerise/internal/clierror"
-	"github.com/containerise/containerise/internal/push"
+	"github.com/containerise/containerise/push"
 )
 
 // writeTLSPair writes a self-signed certificate and its key as PEM files.

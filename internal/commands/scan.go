@@ -20,9 +20,9 @@ import (
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
-	"github.com/containerise/containerise/internal/push"
 	"github.com/containerise/containerise/internal/scan"
 	"github.com/containerise/containerise/internal/validate"
+	"github.com/containerise/containerise/push"
 )
 
 // DefaultScanWait bounds the wait for ECR's scan; a basic scan usually

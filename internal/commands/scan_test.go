@@ -19,9 +19,9 @@ import (
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
-	"github.com/containerise/containerise/internal/push"
 	"github.com/containerise/containerise/internal/scan"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
+	"github.com/containerise/containerise/push"
 )
 
 type scanRun struct {

@@ -24,8 +24,8 @@ import (
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/prompt"
-	"github.com/containerise/containerise/internal/provision"
 	"github.com/containerise/containerise/internal/resource"
+	"github.com/containerise/containerise/provision"
 )
 
 // setupOptions are setup's flags.

@@ -19,10 +19,10 @@ import (
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
-	"github.com/containerise/containerise/internal/provision"
 	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/policies"
+	"github.com/containerise/containerise/provision"
 )
 
 // setupRun runs `setup args...` against a fake account.

@@ -18,7 +18,7 @@ import (
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/prompt"
 	"github.com/containerise/containerise/internal/resource"
-	"github.com/containerise/containerise/internal/teardown"
+	"github.com/containerise/containerise/teardown"
 )
 
 type teardownOptions struct {

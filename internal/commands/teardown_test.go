@@ -13,9 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/containerise/containerise/internal/managed"
-	"github.com/containerise/containerise/internal/teardown"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/policies"
+	"github.com/containerise/containerise/teardown"
 )
 
 // teardownRun is one run of `containerise teardown` over a fake account.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/containerise/containerise/internal/hint"
 	"github.com/containerise/containerise/internal/names"
-	"github.com/containerise/containerise/internal/provision"
+	"github.com/containerise/containerise/provision"
 )
 
 // The domain packages suggest ways forward; the command words each with

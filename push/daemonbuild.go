@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/containerise/containerise/internal/push/bkdaemon"
+	"github.com/containerise/containerise/push/bkdaemon"
 )
 
 // DefaultCacheTag is the tag of the registry cache in the repository.

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/containerise/containerise/internal/push/bkdaemon"
+	"github.com/containerise/containerise/push/bkdaemon"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/containerise/containerise/internal/ci/circleci"

@@ -10,7 +10,7 @@ import (
 // TestDefaultImageIsTheClientsRelease: the container builder's default
 // image is the BuildKit release whose client push links (go.mod).
 func TestDefaultImageIsTheClientsRelease(t *testing.T) {
-	mod, err := os.ReadFile("../../../go.mod")
+	mod, err := os.ReadFile("../../go.mod")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containerise/containerise/internal/push/bkdaemon"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
+	"github.com/containerise/containerise/push/bkdaemon"
 )
 
 // fakeDaemon is a daemon that cannot be reached.

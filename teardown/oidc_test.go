@@ -11,10 +11,10 @@ import (
 
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/ci/circleci"
-	"github.com/containerise/containerise/internal/provision"
 	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/policies"
+	"github.com/containerise/containerise/provision"
 )
 
 const (
