@@ -468,7 +468,9 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
-	if o := circleCIOf(res); o != "" {
+	if o := circleCIOf(res); o != "" && res.CircleCIHolds != "" {
+		fmt.Fprintf(w, "\nCircleCI environment variables, in %s (setup did not finish; read back):\n", o)
+	} else if o != "" {
 		fmt.Fprintf(w, "\nCircleCI environment variables, kept in %s:\n", o)
 	} else {
 		fmt.Fprintln(w, "\nCircleCI environment variables:")
@@ -484,11 +486,16 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 		return
 	}
 	key := v.AccessKeyID
-	if key == "" {
+	switch {
+	case key == "" && res.CircleCIHolds != "":
+		key = "(unknown: see the note below)"
+	case key == "":
 		key = "(the new key's ID)"
 	}
 	fmt.Fprintf(w, "  %s=%s\n", names.EnvAccessKeyID, key)
 	switch {
+	case res.CircleCIHolds != "":
+		fmt.Fprintf(w, "  %s: not shown; see the note below for whose secret CircleCI holds\n", names.EnvSecretAccessKey)
 	case res.SecretIn != "":
 		fmt.Fprintf(w, "  %s: written to %s, not shown\n", names.EnvSecretAccessKey, res.SecretIn)
 	case res.SecretAvailable:

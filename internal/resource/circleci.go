@@ -73,9 +73,10 @@ type CircleCIVariables struct {
 	shown     map[string]string
 	updated   map[string]time.Time
 
-	// Whether CircleCI holds the secret of the key this run created.
-	secretHeld bool
-	keyWrite   *Step
+	// What CircleCI holds of the key this run created (see rotation.go).
+	secretState, idState Delivery
+	keyAttempted         bool
+	keyWrite             *Step
 }
 
 // NewCircleCIVariables are the variables for target.
@@ -254,6 +255,7 @@ func (c *CircleCIVariables) Reconcile(p *Plan) {
 				}
 				// The secret first: were the ID's write to fail, CircleCI
 				// would hold the new secret, and setup keeps that key.
+				c.keyAttempted = true
 				return c.write(ctx, p.Env, keyVars, map[string]string{names.EnvSecretAccessKey: secret, names.EnvAccessKeyID: id})
 			}})
 		return
@@ -310,7 +312,8 @@ func (c *CircleCIVariables) removeKeyVariables(p *Plan, ready *Step) {
 }
 
 // write writes the variables in order, then reads them back and checks
-// CircleCI holds them.
+// CircleCI holds them. A write that fails is read back at once: if CircleCI
+// shows it written (its answer was lost), the next one follows.
 func (c *CircleCIVariables) write(ctx context.Context, env *Env, order []string, values map[string]string) error {
 	rep := &c.report
 	started := time.Now().Add(-time.Minute) // CircleCI's clock may lag ours
@@ -322,11 +325,21 @@ func (c *CircleCIVariables) write(ctx context.Context, env *Env, order []string,
 		} else {
 			_, err = c.API.SetContextEnvVar(ctx, c.contextID, name, values[name])
 		}
+		state := Written
 		if err != nil {
-			return c.fail("writing "+name, err)
+			held, known := c.landed(ctx, name, values[name], started, err)
+			switch {
+			case held:
+				env.logf("CircleCI's answer to writing %s was lost, but it shows %s written; going on", name, name)
+			case known:
+				state = NotWritten
+			default:
+				state = MaybeWritten
+			}
 		}
-		if name == names.EnvSecretAccessKey {
-			c.secretHeld = true
+		c.delivered(name, state)
+		if state != Written {
+			return c.fail("writing "+name, err)
 		}
 	}
 	if err := c.verify(ctx, order, values, started); err != nil {
@@ -334,6 +347,16 @@ func (c *CircleCIVariables) write(ctx context.Context, env *Env, order []string,
 	}
 	rep.Status = Updated
 	return nil
+}
+
+// delivered records what CircleCI holds of the new key's variables.
+func (c *CircleCIVariables) delivered(name string, state Delivery) {
+	switch name {
+	case names.EnvSecretAccessKey:
+		c.secretState = state
+	case names.EnvAccessKeyID:
+		c.idState = state
+	}
 }
 
 // verify reads the variables back: a project's must show each value's last
@@ -359,9 +382,9 @@ func (c *CircleCIVariables) verify(ctx context.Context, order []string, values m
 	return nil
 }
 
-// SecretHeld reports whether CircleCI holds the secret of the key this run
-// created.
-func (c *CircleCIVariables) SecretHeld() bool { return c.secretHeld }
+// SecretHeld reports whether CircleCI holds, or may hold, the secret of
+// the key this run created: then that key must stay.
+func (c *CircleCIVariables) SecretHeld() bool { return c.secretState != NotWritten }
 
 // Delete leaves CircleCI alone: teardown removes what is in AWS.
 func (c *CircleCIVariables) Delete(p *Plan) {}

@@ -77,6 +77,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		dropConnection(w)
 		return
 	case f != nil && f.Status != 0:
+		if f.Applied {
+			s.handle(httptest.NewRecorder(), r, body, token, authorized)
+		}
 		if f.RetryAfter != "" {
 			w.Header().Set("Retry-After", f.RetryAfter)
 		}
