@@ -319,6 +319,8 @@ func (c *CircleCIVariables) write(ctx context.Context, env *Env, order []string,
 	started := time.Now().Add(-time.Minute) // CircleCI's clock may lag ours
 	for _, name := range order {
 		env.logf("writing %s to CircleCI %s", name, rep.Name)
+		_, existed := c.shown[name]
+		prev := c.updated[name]
 		var err error
 		if c.Target.Project != "" {
 			_, err = c.API.SetProjectEnvVar(ctx, c.Target.Project, name, values[name])
@@ -327,7 +329,7 @@ func (c *CircleCIVariables) write(ctx context.Context, env *Env, order []string,
 		}
 		state := Written
 		if err != nil {
-			held, known := c.landed(ctx, name, values[name], started, err)
+			held, known := c.landed(ctx, name, values[name], prev, existed, err)
 			switch {
 			case held:
 				env.logf("CircleCI's answer to writing %s was lost, but it shows %s written; going on", name, name)

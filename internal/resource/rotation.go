@@ -64,29 +64,31 @@ func (c *CircleCIVariables) KeyDelivery() (secret, id Delivery, attempted bool) 
 }
 
 // landed tells, after a write of name failed with err, whether CircleCI
-// holds value all the same (its answer was lost): read back, a project's
-// last four characters must match, a context's variable must have been
-// updated since the write began. known is false when the read-back failed
-// and err does not prove the write refused.
-func (c *CircleCIVariables) landed(ctx context.Context, name, value string, since time.Time, err error) (held, known bool) {
-	refused := false
-	if kind, ok := circleci.KindOf(err); ok {
-		switch kind {
-		case circleci.KindUnauthorized, circleci.KindForbidden, circleci.KindNotFound, circleci.KindRejected, circleci.KindRateLimited:
-			refused = true // CircleCI answered that it did nothing
-		}
-	} else {
-		refused = true // refused before any request (an invalid name)
+// holds value all the same (its answer was lost). A refusal is believed:
+// CircleCI answered that it did nothing. Otherwise read back: a project's
+// last four characters must match; a context's variable must be new, or
+// updated since it was last read (prev, when it existed). known is false
+// when the read-back failed too.
+func (c *CircleCIVariables) landed(ctx context.Context, name, value string, prev time.Time, existed bool, err error) (held, known bool) {
+	kind, ok := circleci.KindOf(err)
+	if !ok {
+		return false, true // refused before any request (an invalid name)
+	}
+	switch kind {
+	case circleci.KindUnauthorized, circleci.KindForbidden, circleci.KindNotFound, circleci.KindRejected, circleci.KindRateLimited:
+		return false, true
 	}
 	if rerr := c.readVariables(ctx); rerr != nil {
-		return false, refused
+		return false, false
+	}
+	shown, ok := c.shown[name]
+	if !ok {
+		return false, true
 	}
 	if c.Target.Project != "" {
-		shown, ok := c.shown[name]
-		return ok && circleci.CompareMasked(value, shown) != circleci.MaskDiffers, true
+		return circleci.CompareMasked(value, shown) != circleci.MaskDiffers, true
 	}
-	_, ok := c.shown[name]
-	return ok && !c.updated[name].Before(since), true
+	return !existed || c.updated[name].After(prev), true
 }
 
 // NamedKey tells which of the user's keys CircleCI's key ID variable
