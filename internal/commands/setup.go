@@ -101,6 +101,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 	o.grants.add(f)
 	o.settings.add(f)
 	o.ci.add(f)
+	o.ci.addRestrict(f)
 	o.auth.add(f, true)
 	f.DurationVar(&o.PropagationWait, "wait", provision.DefaultPropagationWait, "how long to wait for IAM to accept a new user or OIDC provider as the role's principal")
 	groupFlags(cmd,
@@ -108,7 +109,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 		flagGroup{"How CI assumes the role", []string{"auth", "circleci-org-id", "circleci-project-id", "any-project", "branch"}},
 		flagGroup{"What the role may do", []string{"permissions", "allow-skip-existing", "registry-cache", "allow-scan"}},
 		flagGroup{"Repository settings (not given: left as they are)", []string{"scan-on-push", "immutable-tags", "mutable-tag", "keep-images", "expire-untagged-days", "kms-key"}},
-		flagGroup{"Where the variables go", []string{"output", "env-file", "circleci-project", "circleci-context", "circleci-org", "circleci-context-id", "create-context", "circleci-host"}},
+		flagGroup{"Where the variables go", []string{"output", "env-file", "circleci-project", "circleci-context", "circleci-org", "circleci-context-id", "create-context", "context-project", "circleci-host"}},
 		flagGroup{"Keys and confirmation", []string{"rotate-key", "yes", "dry-run", "wait"}},
 	)
 	return cmd
@@ -139,6 +140,15 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 	}
 	if o.CircleCI, err = o.ci.target(getenv); err != nil {
 		return err
+	}
+	if t := o.CircleCI; t != nil && t.CreateContext {
+		if o.Keyless() {
+			t.RestrictToIDs = o.OIDC.ProjectIDs
+		} else if len(t.RestrictTo) == 0 {
+			return clierror.Usagef("--create-context needs --context-project SLUG (repeatable): the project whose jobs may use the context; " +
+				"setup restricts the context it creates to it, so that the key does not reach every project of the organization " +
+				"(for a context open to all, create it in CircleCI yourself and leave out --create-context)")
+		}
 	}
 	if o.CircleCI != nil && o.envFile != "" {
 		return clierror.Usagef("--env-file cannot be used with a CircleCI target: the secret goes to CircleCI and nowhere else")
@@ -748,7 +758,7 @@ const setupExample = `  # First time, with the blog's names; store the printed v
   containerise setup --circleci-project gh/acme/app --rotate-key --yes
 
   # ... or into an organization's context, created if need be
-  containerise setup --circleci-context aws-push --circleci-org gh/acme --create-context
+  containerise setup --circleci-context aws-push --circleci-org gh/acme --create-context --context-project gh/acme/app
 
   # Keyless: CircleCI jobs of one project assume the role with their OIDC token
   containerise setup --auth oidc --circleci-org-id <org UUID> --circleci-project-id <project UUID>

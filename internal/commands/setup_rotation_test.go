@@ -191,7 +191,7 @@ func TestSetupHalfFailedRotationIntoAContextConverges(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newCIWorld(t)
-			args := []string{"--circleci-context", "aws-push", "--circleci-org", "gh/acme", "--create-context"}
+			args := []string{"--circleci-context", "aws-push", "--circleci-org", "gh/acme", "--create-context", "--context-project", ciProject}
 			if r := w.setup(args...); r.err != nil {
 				t.Fatal(r.message)
 			}

@@ -26,6 +26,9 @@ type CircleCIAPI interface {
 	ListContextEnvVars(ctx context.Context, contextID string) ([]circleci.ContextEnvVar, error)
 	SetContextEnvVar(ctx context.Context, contextID, name, value string) (circleci.ContextEnvVar, error)
 	DeleteContextEnvVar(ctx context.Context, contextID, name string) error
+	GetProject(ctx context.Context, slug string) (circleci.Project, error)
+	ListContextRestrictions(ctx context.Context, contextID string) ([]circleci.ContextRestriction, error)
+	RestrictContextToProject(ctx context.Context, contextID, projectID string) (circleci.ContextRestriction, error)
 }
 
 var _ CircleCIAPI = (*circleci.Client)(nil)
@@ -38,6 +41,10 @@ type CircleCITarget struct {
 	Owner         circleci.Owner
 	ContextID     string
 	CreateContext bool
+	// RestrictTo (project slugs) and RestrictToIDs (project IDs) are the
+	// projects a context setup creates is restricted to.
+	RestrictTo    []string
+	RestrictToIDs []string
 }
 
 // String names the target for people: "project gh/acme/app", "context ci".
@@ -72,6 +79,10 @@ type CircleCIVariables struct {
 	contextID string
 	shown     map[string]string
 	updated   map[string]time.Time
+	// restrictTo: the projects' IDs to restrict the context to (names for
+	// people); restricted: the project IDs it is restricted to now.
+	restrictTo map[string]string
+	restricted map[string]bool
 
 	// What CircleCI holds of the key this run created (see rotation.go).
 	secretState, idState Delivery
@@ -136,10 +147,13 @@ func (c *CircleCIVariables) Observe(ctx context.Context, env *Env, purpose Purpo
 		c.contextID = got.ID
 		if !found {
 			c.shown, c.updated = map[string]string{}, map[string]time.Time{}
-			return nil
+			return c.observeRestrictions(ctx, false)
 		}
 	}
-	return c.readVariables(ctx)
+	if err := c.readVariables(ctx); err != nil {
+		return err
+	}
+	return c.observeRestrictions(ctx, c.Target.Project == "")
 }
 
 // readVariables reads what CircleCI shows of the target's variables.
@@ -206,6 +220,8 @@ func (c *CircleCIVariables) Reconcile(p *Plan) {
 			return nil
 		}})
 	}
+
+	ready = c.reconcileRestrictions(p, ready)
 
 	fixed := map[string]string{
 		names.EnvRoleARN: c.Role.ARN(), names.EnvRegion: c.Region, names.EnvDefaultRegion: c.Region,
