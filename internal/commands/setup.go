@@ -94,7 +94,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 	f.StringVar(&o.Role, "role", names.Role, "IAM role CI assumes to push")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, json or dotenv")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan and make no change")
-	f.BoolVar(&o.RotateKey, "rotate-key", false, "create a new access key and delete the old one after confirmation")
+	f.BoolVar(&o.RotateKey, "rotate-key", false, "create a new access key and delete the old one after confirmation (into CircleCI, a user with two keys first loses the one CircleCI's key ID does not name)")
 	f.BoolVarP(&o.yes, "yes", "y", false,
 		"confirm without asking what takes away or changes what someone else may use: --rotate-key's deletion of the old key (once the new one is written), a keyless setup's deletion of the user it no longer needs, a change to an OIDC provider or a key for a user containerise did not create, the removal of key variables from CircleCI")
 	f.StringVar(&o.envFile, "env-file", "", "also write the variables, secret included, to this file (mode 0600)")
@@ -563,9 +563,12 @@ type setupJSON struct {
 	Variables       map[string]string `json:"variables"`
 	SecretAvailable bool              `json:"secret_available"`
 	// SecretWrittenTo names where the new secret went instead (CircleCI).
-	SecretWrittenTo string   `json:"secret_written_to,omitempty"`
-	Notes           []string `json:"notes"`
-	Warnings        []string `json:"warnings"`
+	SecretWrittenTo string `json:"secret_written_to,omitempty"`
+	// CircleCIHolds says, after a failure while writing the key, what
+	// CircleCI holds of it (read back).
+	CircleCIHolds string   `json:"circleci_holds,omitempty"`
+	Notes         []string `json:"notes"`
+	Warnings      []string `json:"warnings"`
 }
 
 type setupResource struct {
@@ -582,7 +585,7 @@ type setupResource struct {
 func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error {
 	doc := setupJSON{
 		Account: res.Account, Region: res.Region, DryRun: res.DryRun, SecretAvailable: res.SecretAvailable, Auth: string(provision.AuthKeys),
-		SecretWrittenTo: res.SecretIn, Resources: []setupResource{}, Variables: map[string]string{},
+		SecretWrittenTo: res.SecretIn, CircleCIHolds: res.CircleCIHolds, Resources: []setupResource{}, Variables: map[string]string{},
 		Notes: []string{}, Warnings: append([]string{}, res.Warnings...),
 	}
 	if res.Keyless {
@@ -729,9 +732,13 @@ project's (or the organization's) settings. The role and region are
 written first, so a token or slug CircleCI refuses stops setup before a key
 is made; a key whose secret does not reach CircleCI is deleted again. With
 --rotate-key --yes the old key is deleted only once CircleCI holds the new
-one. A rerun writes nothing when CircleCI already holds the values (it
+one. After a failed write setup reads CircleCI back, says what it holds,
+and keeps any key whose secret it may hold; the same command again
+finishes: with two keys it first deletes the one CircleCI's key ID does not
+name. A rerun writes nothing when CircleCI already holds the values (it
 shows a project variable's last four characters, and of a context only the
-names).
+names). --create-context restricts the context it creates to the
+--context-project projects before writing to it.
 
 Output (stdout): --output text (default) lists each resource and what was
 done (created, updated, unchanged, unmanaged), then the variables;
