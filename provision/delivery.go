@@ -27,7 +27,7 @@ func (s *Setup) heldAfterFailure(newKey, oldKey string) (text, heldID string) {
 	case secret == resource.NotWritten:
 		return fmt.Sprintf("%s still holds %s: nothing of new key %s reached it, so that key was deleted again", where, before, newKey), oldKey
 	case id == resource.Written:
-		text := fmt.Sprintf("%s holds new key %s: it took both of its variables, but reading them back failed", where, newKey)
+		text := fmt.Sprintf("%s holds new key %s: it answered both of its writes, but reading them back did not confirm them", where, newKey)
 		if oldKey != "" {
 			text += fmt.Sprintf("; old key %s stays: once CI works with the new key, delete it (%s), or rerun the rotation",
 				oldKey, resource.DeleteKeyCommand(s.o.User, oldKey))

@@ -187,7 +187,7 @@ func TestSetupHalfFailedRotationIntoAContextConverges(t *testing.T) {
 		}, "holds the ID of old key {old} with the secret of new key {new}"},
 		{"both written, the read-back fails", func(id string) []circlecitest.Fault {
 			return []circlecitest.Fault{{Method: http.MethodGet, Path: "/api/v2/context/" + id + "/environment-variable", After: 1, Times: -1, Status: http.StatusBadGateway}}
-		}, "holds new key {new}: it took both of its variables, but reading them back failed"},
+		}, "holds new key {new}: it answered both of its writes, but reading them back did not confirm them"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newCIWorld(t)
