@@ -185,6 +185,12 @@ func TestSetupHalfFailedRotationIntoAContextConverges(t *testing.T) {
 		{"ID refused after the secret landed", func(id string) []circlecitest.Fault {
 			return []circlecitest.Fault{{Method: http.MethodPut, Variable: names.EnvAccessKeyID, Times: -1, Status: http.StatusForbidden}}
 		}, "holds the ID of old key {old} with the secret of new key {new}"},
+		{"secret applied with its answer lost every time, then the ID refused", func(id string) []circlecitest.Fault {
+			return []circlecitest.Fault{
+				{Method: http.MethodPut, Variable: names.EnvSecretAccessKey, Times: -1, DropAfter: true},
+				{Method: http.MethodPut, Variable: names.EnvAccessKeyID, Times: -1, Status: http.StatusBadRequest},
+			}
+		}, "holds the ID of old key {old} with the secret of new key {new}"},
 		{"both written, the read-back fails", func(id string) []circlecitest.Fault {
 			return []circlecitest.Fault{{Method: http.MethodGet, Path: "/api/v2/context/" + id + "/environment-variable", After: 1, Times: -1, Status: http.StatusBadGateway}}
 		}, "holds new key {new}: it answered both of its writes, but reading them back did not confirm them"},
@@ -276,4 +282,25 @@ func TestSetupRotationDryRunShowsTheUnusedKeyGoesFirst(t *testing.T) {
 
 func iamCreateKey(user string) *iam.CreateAccessKeyInput {
 	return &iam.CreateAccessKeyInput{UserName: aws.String(user)}
+}
+
+// The same in a context: the secret's update time shows it landed.
+func TestSetupRotationIntoAContextCarriesOnWhenOnlyTheAnswerWasLost(t *testing.T) {
+	w := newCIWorld(t)
+	args := []string{"--circleci-context", "aws-push", "--circleci-org", "gh/acme", "--create-context", "--context-project", ciProject}
+	if r := w.setup(args...); r.err != nil {
+		t.Fatal(r.message)
+	}
+	ctxID := w.ci.ContextIDs("gh/acme", "aws-push")[0]
+	oldKey := w.keys()[0]
+	w.ci.Inject(circlecitest.Fault{Method: http.MethodPut, Variable: names.EnvSecretAccessKey, Times: -1, DropAfter: true})
+	r := w.setup(append(args, "--rotate-key", "--yes")...)
+	if r.err != nil {
+		t.Fatalf("%s\n%s", r.message, r.stderr)
+	}
+	vars := w.ci.ContextVars(ctxID)
+	w.ciWorks(vars)
+	if keys := w.keys(); len(keys) != 1 || keys[0] == oldKey || keys[0] != vars[names.EnvAccessKeyID] {
+		t.Fatalf("keys %v, CircleCI's key ID %s, old key %s", keys, vars[names.EnvAccessKeyID], oldKey)
+	}
 }
