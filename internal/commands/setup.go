@@ -171,6 +171,11 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 func (o setupOptions) words(n hint.Next) string {
 	switch n {
 	case hint.RotateKey:
+		if o.yes && o.RotateKey {
+			// The same command: with --yes it also retires the key
+			// replaced, so IAM ends with one.
+			return "for a new key: " + o.rotateCommand() + " --yes"
+		}
 		return "for a new key: " + o.rotateCommand()
 	case hint.WaitLonger:
 		return "or allow longer with --wait"

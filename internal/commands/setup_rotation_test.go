@@ -118,6 +118,9 @@ func TestSetupHalfFailedRotationIntoAProjectConverges(t *testing.T) {
 			if !strings.Contains(r.stdout, says) {
 				t.Errorf("stdout does not say %q:\n%s", says, r.stdout)
 			}
+			if !strings.Contains(r.stdout, "containerise setup --rotate-key --circleci-project "+ciProject+" --yes") {
+				t.Errorf("stdout does not give the command that finishes:\n%s", r.stdout)
+			}
 			if strings.Contains(r.stdout, "kept in CircleCI") {
 				t.Errorf("stdout claims the variables are kept in CircleCI:\n%s", r.stdout)
 			}
