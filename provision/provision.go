@@ -210,6 +210,10 @@ type Result struct {
 	SecretIn string
 	// Keyless: CI assumes the role with its OIDC token; there is no key.
 	Keyless bool
+	// CircleCIHolds says what CircleCI holds of the key after a run that
+	// failed while writing it; Variables.AccessKeyID is then the ID it
+	// holds ("" when unknown).
+	CircleCIHolds string
 	// Rotation is set when this run created a key to replace one that is
 	// still active: Finish retires it.
 	Rotation *Rotation
@@ -293,6 +297,12 @@ func (s *Setup) Apply(ctx context.Context, confirmed bool) (*Result, error) {
 			errs = append(errs, err)
 		}
 	}
+	var held, heldID string
+	if s.ci != nil && s.user != nil && len(errs) > 0 {
+		if id, secret := s.user.Key(); secret != "" {
+			held, heldID = s.heldAfterFailure(id, s.user.ReplacedKey())
+		}
+	}
 	if err := s.undeliveredKey(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -300,11 +310,16 @@ func (s *Setup) Apply(ctx context.Context, confirmed bool) (*Result, error) {
 	if s.user == nil {
 		return res, advise(errors.Join(errs...))
 	}
+	if held != "" {
+		s.noteHeld(held, heldID)
+	}
 	if old := s.user.ReplacedKey(); old != "" {
 		res.Rotation = &Rotation{User: s.o.User, OldKeyID: old, NewKeyID: res.Variables.AccessKeyID, DeleteCommand: resource.DeleteKeyCommand(s.o.User, old)}
 		if len(errs) > 0 {
 			res.key.Changes = []string{"old key " + old + " kept"}
-			res.note("old access key %s of user %s is kept because setup failed; once CI uses the new key, delete it: %s", old, s.o.User, res.Rotation.DeleteCommand)
+			if held == "" {
+				res.note("old access key %s of user %s is kept because setup failed; once CI uses the new key, delete it: %s", old, s.o.User, res.Rotation.DeleteCommand)
+			}
 			res.Rotation = nil
 		}
 	}

@@ -19,6 +19,8 @@ var circleCITokenVars = []string{"CIRCLECI_TOKEN", "CIRCLE_TOKEN", "CIRCLECI_CLI
 type circleCIFlags struct {
 	project, context, org, contextID, host string
 	create                                 bool
+	// restrictTo: the projects a created context is restricted to (setup).
+	restrictTo []string
 	// The token and host, read from the environment by validate.
 	token string
 }
@@ -32,6 +34,12 @@ func (f *circleCIFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.host, "circleci-host", "", "CircleCI's address, https only (default: CIRCLECI_HOST, else https://circleci.com; CircleCI server installations have their own)")
 }
 
+// addRestrict registers --context-project (setup only).
+func (f *circleCIFlags) addRestrict(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&f.restrictTo, "context-project", nil,
+		"with --create-context: a project (slug, as for --circleci-project) whose jobs may use the context; setup restricts the context to these projects before writing to it; repeatable")
+}
+
 // target checks the flags and the token before any call; nil means the
 // variables are printed, not written to CircleCI.
 func (f *circleCIFlags) target(getenv func(string) string) (*resource.CircleCITarget, error) {
@@ -40,6 +48,9 @@ func (f *circleCIFlags) target(getenv func(string) string) (*resource.CircleCITa
 		if v != "" {
 			given++
 		}
+	}
+	if len(f.restrictTo) > 0 && f.context == "" {
+		return nil, clierror.Usagef("--context-project goes with --circleci-context and --create-context")
 	}
 	switch {
 	case given == 0:
@@ -60,6 +71,15 @@ func (f *circleCIFlags) target(getenv func(string) string) (*resource.CircleCITa
 			return nil, clierror.Usagef("--circleci-org and --create-context are for a context, not --circleci-project")
 		}
 	case f.context != "":
+		for _, slug := range f.restrictTo {
+			if err := circleci.ValidateProjectSlug(slug); err != nil {
+				return nil, clierror.Usagef("--context-project: %v", err)
+			}
+		}
+		if len(f.restrictTo) > 0 && !f.create {
+			return nil, clierror.Usagef("--context-project goes with --create-context: setup restricts only a context it creates")
+		}
+		t.RestrictTo = f.restrictTo
 		if err := circleci.ValidateContextName(f.context); err != nil {
 			return nil, clierror.Usagef("--circleci-context: %v", err)
 		}
@@ -134,6 +154,9 @@ func (f *circleCIFlags) args() string {
 	}
 	if f.create {
 		args += " --create-context"
+	}
+	for _, slug := range f.restrictTo {
+		args += " --context-project " + shellQuote(slug)
 	}
 	return args
 }

@@ -94,13 +94,14 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 	f.StringVar(&o.Role, "role", names.Role, "IAM role CI assumes to push")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, json or dotenv")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan and make no change")
-	f.BoolVar(&o.RotateKey, "rotate-key", false, "create a new access key and delete the old one after confirmation")
+	f.BoolVar(&o.RotateKey, "rotate-key", false, "create a new access key and delete the old one after confirmation (into CircleCI, a user with two keys first loses the one CircleCI's key ID does not name)")
 	f.BoolVarP(&o.yes, "yes", "y", false,
 		"confirm without asking what takes away or changes what someone else may use: --rotate-key's deletion of the old key (once the new one is written), a keyless setup's deletion of the user it no longer needs, a change to an OIDC provider or a key for a user containerise did not create, the removal of key variables from CircleCI")
 	f.StringVar(&o.envFile, "env-file", "", "also write the variables, secret included, to this file (mode 0600)")
 	o.grants.add(f)
 	o.settings.add(f)
 	o.ci.add(f)
+	o.ci.addRestrict(f)
 	o.auth.add(f, true)
 	f.DurationVar(&o.PropagationWait, "wait", provision.DefaultPropagationWait, "how long to wait for IAM to accept a new user or OIDC provider as the role's principal")
 	groupFlags(cmd,
@@ -108,7 +109,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 		flagGroup{"How CI assumes the role", []string{"auth", "circleci-org-id", "circleci-project-id", "any-project", "branch"}},
 		flagGroup{"What the role may do", []string{"permissions", "allow-skip-existing", "registry-cache", "allow-scan"}},
 		flagGroup{"Repository settings (not given: left as they are)", []string{"scan-on-push", "immutable-tags", "mutable-tag", "keep-images", "expire-untagged-days", "kms-key"}},
-		flagGroup{"Where the variables go", []string{"output", "env-file", "circleci-project", "circleci-context", "circleci-org", "circleci-context-id", "create-context", "circleci-host"}},
+		flagGroup{"Where the variables go", []string{"output", "env-file", "circleci-project", "circleci-context", "circleci-org", "circleci-context-id", "create-context", "context-project", "circleci-host"}},
 		flagGroup{"Keys and confirmation", []string{"rotate-key", "yes", "dry-run", "wait"}},
 	)
 	return cmd
@@ -140,6 +141,15 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 	if o.CircleCI, err = o.ci.target(getenv); err != nil {
 		return err
 	}
+	if t := o.CircleCI; t != nil && t.CreateContext {
+		if o.Keyless() {
+			t.RestrictToIDs = o.OIDC.ProjectIDs
+		} else if len(t.RestrictTo) == 0 {
+			return clierror.Usagef("--create-context needs --context-project SLUG (repeatable): the project whose jobs may use the context; " +
+				"setup restricts the context it creates to it, so that the key does not reach every project of the organization " +
+				"(for a context open to all, create it in CircleCI yourself and leave out --create-context)")
+		}
+	}
 	if o.CircleCI != nil && o.envFile != "" {
 		return clierror.Usagef("--env-file cannot be used with a CircleCI target: the secret goes to CircleCI and nowhere else")
 	}
@@ -161,6 +171,11 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 func (o setupOptions) words(n hint.Next) string {
 	switch n {
 	case hint.RotateKey:
+		if o.yes && o.RotateKey {
+			// The same command: with --yes it also retires the key
+			// replaced, so IAM ends with one.
+			return "for a new key: " + o.rotateCommand() + " --yes"
+		}
 		return "for a new key: " + o.rotateCommand()
 	case hint.WaitLonger:
 		return "or allow longer with --wait"
@@ -468,7 +483,9 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
-	if o := circleCIOf(res); o != "" {
+	if o := circleCIOf(res); o != "" && res.CircleCIHolds != "" {
+		fmt.Fprintf(w, "\nCircleCI environment variables, in %s (setup did not finish; read back):\n", o)
+	} else if o != "" {
 		fmt.Fprintf(w, "\nCircleCI environment variables, kept in %s:\n", o)
 	} else {
 		fmt.Fprintln(w, "\nCircleCI environment variables:")
@@ -484,11 +501,16 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 		return
 	}
 	key := v.AccessKeyID
-	if key == "" {
+	switch {
+	case key == "" && res.CircleCIHolds != "":
+		key = "(unknown: see the note below)"
+	case key == "":
 		key = "(the new key's ID)"
 	}
 	fmt.Fprintf(w, "  %s=%s\n", names.EnvAccessKeyID, key)
 	switch {
+	case res.CircleCIHolds != "":
+		fmt.Fprintf(w, "  %s: not shown; see the note below for whose secret CircleCI holds\n", names.EnvSecretAccessKey)
 	case res.SecretIn != "":
 		fmt.Fprintf(w, "  %s: written to %s, not shown\n", names.EnvSecretAccessKey, res.SecretIn)
 	case res.SecretAvailable:
@@ -546,9 +568,12 @@ type setupJSON struct {
 	Variables       map[string]string `json:"variables"`
 	SecretAvailable bool              `json:"secret_available"`
 	// SecretWrittenTo names where the new secret went instead (CircleCI).
-	SecretWrittenTo string   `json:"secret_written_to,omitempty"`
-	Notes           []string `json:"notes"`
-	Warnings        []string `json:"warnings"`
+	SecretWrittenTo string `json:"secret_written_to,omitempty"`
+	// CircleCIHolds says, after a failure while writing the key, what
+	// CircleCI holds of it (read back).
+	CircleCIHolds string   `json:"circleci_holds,omitempty"`
+	Notes         []string `json:"notes"`
+	Warnings      []string `json:"warnings"`
 }
 
 type setupResource struct {
@@ -565,7 +590,7 @@ type setupResource struct {
 func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error {
 	doc := setupJSON{
 		Account: res.Account, Region: res.Region, DryRun: res.DryRun, SecretAvailable: res.SecretAvailable, Auth: string(provision.AuthKeys),
-		SecretWrittenTo: res.SecretIn, Resources: []setupResource{}, Variables: map[string]string{},
+		SecretWrittenTo: res.SecretIn, CircleCIHolds: res.CircleCIHolds, Resources: []setupResource{}, Variables: map[string]string{},
 		Notes: []string{}, Warnings: append([]string{}, res.Warnings...),
 	}
 	if res.Keyless {
@@ -712,9 +737,13 @@ project's (or the organization's) settings. The role and region are
 written first, so a token or slug CircleCI refuses stops setup before a key
 is made; a key whose secret does not reach CircleCI is deleted again. With
 --rotate-key --yes the old key is deleted only once CircleCI holds the new
-one. A rerun writes nothing when CircleCI already holds the values (it
+one. After a failed write setup reads CircleCI back, says what it holds,
+and keeps any key whose secret it may hold; the same command again
+finishes: with two keys it first deletes the one CircleCI's key ID does not
+name. A rerun writes nothing when CircleCI already holds the values (it
 shows a project variable's last four characters, and of a context only the
-names).
+names). --create-context restricts the context it creates to the
+--context-project projects before writing to it.
 
 Output (stdout): --output text (default) lists each resource and what was
 done (created, updated, unchanged, unmanaged), then the variables;
@@ -741,7 +770,7 @@ const setupExample = `  # First time, with the blog's names; store the printed v
   containerise setup --circleci-project gh/acme/app --rotate-key --yes
 
   # ... or into an organization's context, created if need be
-  containerise setup --circleci-context aws-push --circleci-org gh/acme --create-context
+  containerise setup --circleci-context aws-push --circleci-org gh/acme --create-context --context-project gh/acme/app
 
   # Keyless: CircleCI jobs of one project assume the role with their OIDC token
   containerise setup --auth oidc --circleci-org-id <org UUID> --circleci-project-id <project UUID>

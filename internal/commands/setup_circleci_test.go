@@ -271,7 +271,7 @@ func TestSetupWritesIntoACircleCIContext(t *testing.T) {
 	if keys := w.keys(); len(keys) != 0 {
 		t.Fatalf("a key was made for a context that is not there: %v", keys)
 	}
-	r := w.setup("--circleci-context", "aws-push", "--circleci-org", "gh/acme", "--create-context")
+	r := w.setup("--circleci-context", "aws-push", "--circleci-org", "gh/acme", "--create-context", "--context-project", ciProject)
 	if r.err != nil {
 		t.Fatal(r.message)
 	}
@@ -283,7 +283,7 @@ func TestSetupWritesIntoACircleCIContext(t *testing.T) {
 	w.ciWorks(vars)
 	w.noSecretOrToken(r, vars)
 	w.ci.ResetRequests()
-	if again := w.setup("--circleci-context", "aws-push", "--circleci-org", "gh/acme", "--create-context"); again.err != nil || len(w.ci.Writes()) != 0 {
+	if again := w.setup("--circleci-context", "aws-push", "--circleci-org", "gh/acme", "--create-context", "--context-project", ciProject); again.err != nil || len(w.ci.Writes()) != 0 {
 		t.Fatalf("rerun: %v, writes %v", again.message, w.ci.Writes())
 	}
 	// By ID, the same.

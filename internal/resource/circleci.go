@@ -26,6 +26,9 @@ type CircleCIAPI interface {
 	ListContextEnvVars(ctx context.Context, contextID string) ([]circleci.ContextEnvVar, error)
 	SetContextEnvVar(ctx context.Context, contextID, name, value string) (circleci.ContextEnvVar, error)
 	DeleteContextEnvVar(ctx context.Context, contextID, name string) error
+	GetProject(ctx context.Context, slug string) (circleci.Project, error)
+	ListContextRestrictions(ctx context.Context, contextID string) ([]circleci.ContextRestriction, error)
+	RestrictContextToProject(ctx context.Context, contextID, projectID string) (circleci.ContextRestriction, error)
 }
 
 var _ CircleCIAPI = (*circleci.Client)(nil)
@@ -38,6 +41,10 @@ type CircleCITarget struct {
 	Owner         circleci.Owner
 	ContextID     string
 	CreateContext bool
+	// RestrictTo (project slugs) and RestrictToIDs (project IDs) are the
+	// projects a context setup creates is restricted to.
+	RestrictTo    []string
+	RestrictToIDs []string
 }
 
 // String names the target for people: "project gh/acme/app", "context ci".
@@ -72,10 +79,15 @@ type CircleCIVariables struct {
 	contextID string
 	shown     map[string]string
 	updated   map[string]time.Time
+	// restrictTo: the projects' IDs to restrict the context to (names for
+	// people); restricted: the project IDs it is restricted to now.
+	restrictTo map[string]string
+	restricted map[string]bool
 
-	// Whether CircleCI holds the secret of the key this run created.
-	secretHeld bool
-	keyWrite   *Step
+	// What CircleCI holds of the key this run created (see rotation.go).
+	secretState, idState Delivery
+	keyAttempted         bool
+	keyWrite             *Step
 }
 
 // NewCircleCIVariables are the variables for target.
@@ -135,10 +147,13 @@ func (c *CircleCIVariables) Observe(ctx context.Context, env *Env, purpose Purpo
 		c.contextID = got.ID
 		if !found {
 			c.shown, c.updated = map[string]string{}, map[string]time.Time{}
-			return nil
+			return c.observeRestrictions(ctx, false)
 		}
 	}
-	return c.readVariables(ctx)
+	if err := c.readVariables(ctx); err != nil {
+		return err
+	}
+	return c.observeRestrictions(ctx, c.Target.Project == "")
 }
 
 // readVariables reads what CircleCI shows of the target's variables.
@@ -206,6 +221,8 @@ func (c *CircleCIVariables) Reconcile(p *Plan) {
 		}})
 	}
 
+	ready = c.reconcileRestrictions(p, ready)
+
 	fixed := map[string]string{
 		names.EnvRoleARN: c.Role.ARN(), names.EnvRegion: c.Region, names.EnvDefaultRegion: c.Region,
 	}
@@ -254,6 +271,7 @@ func (c *CircleCIVariables) Reconcile(p *Plan) {
 				}
 				// The secret first: were the ID's write to fail, CircleCI
 				// would hold the new secret, and setup keeps that key.
+				c.keyAttempted = true
 				return c.write(ctx, p.Env, keyVars, map[string]string{names.EnvSecretAccessKey: secret, names.EnvAccessKeyID: id})
 			}})
 		return
@@ -310,23 +328,36 @@ func (c *CircleCIVariables) removeKeyVariables(p *Plan, ready *Step) {
 }
 
 // write writes the variables in order, then reads them back and checks
-// CircleCI holds them.
+// CircleCI holds them. A write that fails is read back at once: if CircleCI
+// shows it written (its answer was lost), the next one follows.
 func (c *CircleCIVariables) write(ctx context.Context, env *Env, order []string, values map[string]string) error {
 	rep := &c.report
 	started := time.Now().Add(-time.Minute) // CircleCI's clock may lag ours
 	for _, name := range order {
 		env.logf("writing %s to CircleCI %s", name, rep.Name)
+		_, existed := c.shown[name]
+		prev := c.updated[name]
 		var err error
 		if c.Target.Project != "" {
 			_, err = c.API.SetProjectEnvVar(ctx, c.Target.Project, name, values[name])
 		} else {
 			_, err = c.API.SetContextEnvVar(ctx, c.contextID, name, values[name])
 		}
+		state := Written
 		if err != nil {
-			return c.fail("writing "+name, err)
+			held, known := c.landed(ctx, name, values[name], prev, existed, err)
+			switch {
+			case held:
+				env.logf("CircleCI's answer to writing %s was lost, but it shows %s written; going on", name, name)
+			case known:
+				state = NotWritten
+			default:
+				state = MaybeWritten
+			}
 		}
-		if name == names.EnvSecretAccessKey {
-			c.secretHeld = true
+		c.delivered(name, state)
+		if state != Written {
+			return c.fail("writing "+name, err)
 		}
 	}
 	if err := c.verify(ctx, order, values, started); err != nil {
@@ -334,6 +365,16 @@ func (c *CircleCIVariables) write(ctx context.Context, env *Env, order []string,
 	}
 	rep.Status = Updated
 	return nil
+}
+
+// delivered records what CircleCI holds of the new key's variables.
+func (c *CircleCIVariables) delivered(name string, state Delivery) {
+	switch name {
+	case names.EnvSecretAccessKey:
+		c.secretState = state
+	case names.EnvAccessKeyID:
+		c.idState = state
+	}
 }
 
 // verify reads the variables back: a project's must show each value's last
@@ -359,9 +400,9 @@ func (c *CircleCIVariables) verify(ctx context.Context, order []string, values m
 	return nil
 }
 
-// SecretHeld reports whether CircleCI holds the secret of the key this run
-// created.
-func (c *CircleCIVariables) SecretHeld() bool { return c.secretHeld }
+// SecretHeld reports whether CircleCI holds, or may hold, the secret of
+// the key this run created: then that key must stay.
+func (c *CircleCIVariables) SecretHeld() bool { return c.secretState != NotWritten }
 
 // Delete leaves CircleCI alone: teardown removes what is in AWS.
 func (c *CircleCIVariables) Delete(p *Plan) {}

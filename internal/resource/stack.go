@@ -188,6 +188,9 @@ func (st *Stack) setup(api CircleCIAPI) {
 	if s.CircleCI != nil {
 		st.Variables = NewCircleCIVariables(api, *s.CircleCI, s.Region, st.Role, st.User)
 		st.resources = append(st.resources, st.Variables)
+		if st.User != nil {
+			st.User.NamedKey = st.Variables.NamedKey
+		}
 	}
 }
 

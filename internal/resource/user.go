@@ -25,6 +25,10 @@ type User struct {
 	// RotateKey: create a new key although the user has one; the old key is
 	// left for the caller to retire once the new one is delivered.
 	RotateKey bool
+	// NamedKey, when CI's variables are read (CircleCI), tells which of the
+	// user's keys CI's key ID names ("" and why when it cannot tell): a
+	// rotation that finds two keys deletes the other first.
+	NamedKey func(keys []iamtypes.AccessKeyMetadata) (id, why string)
 
 	report, keyReport Report
 
@@ -44,6 +48,7 @@ type User struct {
 	keyStep     *Step // creates its access key
 	initialKeys map[string]bool
 	oldKey      string // the key a rotation replaces
+	room        *Step  // deletes the key CI does not use, when there are two
 	keyID       string
 	secret      string
 	// Teardown: detachments by policy ARN.
@@ -207,13 +212,29 @@ func (u *User) Reconcile(p *Plan) {
 			confirm = "create an access key for user " + u.Name + ", which containerise did not create"
 		}
 	case u.RotateKey && len(u.keys) >= 2:
-		p.Refuse(&Error{Kind: KindUser, Name: u.Name,
-			Doing: "rotating the access key of user " + u.Name,
-			Err:   fmt.Errorf("the user already has %d access keys (%s), the most AWS allows", len(u.keys), keyList(u.keys)),
-			Hint:  fmt.Sprintf("delete the one CI no longer uses, e.g. '%s', then rerun", DeleteKeyCommand(u.Name, aws.ToString(u.keys[0].AccessKeyId))),
-			Next:  hint.RotateKey,
-		})
-		return
+		unused, why := u.unusedKey()
+		if unused == "" {
+			p.Refuse(&Error{Kind: KindUser, Name: u.Name,
+				Doing: "rotating the access key of user " + u.Name,
+				Err:   fmt.Errorf("the user already has %d access keys (%s), the most AWS allows%s", len(u.keys), keyList(u.keys), why),
+				Hint:  fmt.Sprintf("delete the one CI no longer uses, e.g. '%s', then rerun", DeleteKeyCommand(u.Name, aws.ToString(u.keys[0].AccessKeyId))),
+				Next:  hint.RotateKey,
+			})
+			return
+		}
+		u.oldKey = u.otherKey(unused)
+		key.Status, key.Managed, key.Name = WouldCreate, true, "(new)"
+		key.Changes = []string{fmt.Sprintf("first deletes %s, which CI's key ID does not name", unused),
+			fmt.Sprintf("replaces %s, deleted after confirmation", u.oldKey)}
+		u.room = p.Add(key, &Step{Action: fmt.Sprintf("delete access key %s of user %s, which CI's key ID does not name", unused, u.Name), Call: "iam:DeleteAccessKey",
+			Do: func(ctx context.Context) error {
+				p.Env.logf("deleting access key %s of IAM user %s: CI's key ID names %s, so no job can sign in with it", unused, u.Name, u.oldKey)
+				_, err := p.Env.IAM.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(u.Name), AccessKeyId: aws.String(unused)})
+				if err != nil && !awsx.IsNotFound(err) {
+					return u.fail(fmt.Sprintf("deleting access key %s of user %s (unused by CI, to make room for a new key)", unused, u.Name), "iam:DeleteAccessKey", err)
+				}
+				return nil
+			}})
 	case u.RotateKey:
 		u.oldKey = aws.ToString(u.keys[0].AccessKeyId)
 		key.Status, key.Managed, key.Name = WouldCreate, true, "(new)"
@@ -232,10 +253,7 @@ func (u *User) Reconcile(p *Plan) {
 		}
 		return
 	}
-	var needs []*Step
-	if u.ready != nil {
-		needs = []*Step{u.ready}
-	}
+	needs := stepsOf(u.ready, u.room)
 	u.keyStep = p.Add(key, &Step{Action: "create an access key for user " + u.Name, Call: "iam:CreateAccessKey", Needs: needs,
 		Confirm: confirm,
 		Declined: func() {
@@ -397,6 +415,29 @@ func (u *User) settleKeyRace(ctx context.Context, env *Env, mine string) (string
 		return mine, err
 	}
 	return mine, nil
+}
+
+// unusedKey is, of the user's two keys, the one CI's key ID does not name,
+// or "" and why that cannot be told.
+func (u *User) unusedKey() (string, string) {
+	if u.NamedKey == nil || len(u.keys) != 2 {
+		return "", ""
+	}
+	named, why := u.NamedKey(u.keys)
+	if named == "" {
+		return "", ", and it cannot be told which one CI uses: " + why
+	}
+	return u.otherKey(named), ""
+}
+
+// otherKey is the one of the user's two keys that is not id.
+func (u *User) otherKey(id string) string {
+	for _, k := range u.keys {
+		if other := aws.ToString(k.AccessKeyId); other != id {
+			return other
+		}
+	}
+	return ""
 }
 
 // DeleteKeyCommand is the aws CLI command deleting a key.

@@ -38,6 +38,10 @@ type Fault struct {
 	Status     int
 	Message    string
 	RetryAfter string
+	// Applied, with Status, handles the request first (its change is
+	// made) and then answers Status: a failure that hides a success, as
+	// when CircleCI's side fails after storing the value.
+	Applied bool
 	// Drop closes the connection without an answer and without handling
 	// the request: nothing changes on the server.
 	Drop bool

@@ -77,6 +77,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		dropConnection(w)
 		return
 	case f != nil && f.Status != 0:
+		if f.Applied {
+			s.handle(httptest.NewRecorder(), r, body, token, authorized)
+		}
 		if f.RetryAfter != "" {
 			w.Header().Set("Retry-After", f.RetryAfter)
 		}
@@ -205,6 +208,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, body []byte, tok
 		}
 		u := s.tokens[token]
 		writeJSON(w, http.StatusOK, map[string]string{"id": u.id, "login": u.login, "name": u.login})
+	case len(p) == 4 && p[0] == "project":
+		s.getProject(w, r, token, canonical(strings.Join(p[1:4], "/")))
 	case len(p) >= 5 && p[0] == "project" && p[4] == "envvar":
 		s.projectEnvVar(w, r, body, token, canonical(strings.Join(p[1:4], "/")), p[5:])
 	case len(p) == 1 && p[0] == "context":
@@ -395,6 +400,8 @@ func (s *Server) contextRoutes(w http.ResponseWriter, r *http.Request, body []by
 	switch {
 	case len(tail) == 0 && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, c.json())
+	case len(tail) >= 1 && tail[0] == "restrictions":
+		s.restrictionRoutes(w, r, body, c, tail[1:])
 	case len(tail) == 1 && tail[0] == "environment-variable" && r.Method == http.MethodGet:
 		writePage(s, w, r, sortedKeys(c.vars), info)
 	case len(tail) == 2 && tail[0] == "environment-variable" && r.Method == http.MethodPut:

@@ -66,14 +66,15 @@ type org struct {
 }
 
 type project struct {
-	slug string
-	vars map[string]string
+	id, slug string
+	vars     map[string]string
 }
 
 type ctxState struct {
 	id, name, orgID string
 	created         time.Time
 	vars            map[string]*ctxVar
+	restrictions    []restriction
 }
 
 type ctxVar struct {
@@ -215,7 +216,7 @@ func (s *Server) AddProject(slug string) {
 		return
 	}
 	s.addOrgLocked(orgOf(slug))
-	s.projects[slug] = &project{slug: slug, vars: map[string]string{}}
+	s.projects[slug] = &project{id: newUUID(), slug: slug, vars: map[string]string{}}
 }
 
 // AddContext adds a context to an organisation (added if needed) and
@@ -229,6 +230,9 @@ func (s *Server) AddContext(orgSlug, name string) string {
 
 func (s *Server) addContextLocked(o *org, name string) *ctxState {
 	c := &ctxState{id: newUUID(), name: name, orgID: o.id, created: s.now(), vars: map[string]*ctxVar{}}
+	// As CircleCI does: a new context is open to all the organisation's
+	// members, through a group restriction naming the organisation.
+	c.restrictions = []restriction{{id: newUUID(), typ: "group", value: o.id, name: "All members"}}
 	s.contexts[c.id] = c
 	return c
 }
