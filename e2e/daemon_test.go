@@ -315,22 +315,24 @@ func indexOf(t *testing.T, repo, ref string) ([]byte, string, string) {
 }
 
 // TestDaemonCacheExportWithNewTags: two pushes with new tags both export
-// the cache. With mutable tags, or immutable ones that exempt the cache tag
-// (setup --mutable-tag buildcache), each rewrites REPOSITORY:buildcache.
-// With immutable tags and no exemption, ECR refuses the second export: push
-// says why in a warning and still pushes its image.
+// the cache. With mutable tags, or immutable ones from setup
+// --immutable-tags, which keeps push's cache tag (buildcache) mutable, each
+// rewrites REPOSITORY:buildcache. When push's cache tag is not the one
+// setup exempted, ECR refuses the second export: push says why and what to
+// rerun in a warning, and still pushes its image.
 func TestDaemonCacheExportWithNewTags(t *testing.T) {
 	stamp := nonce()
-	for _, tc := range []struct {
-		name    string
-		setup   []string
-		refused bool
+	for i, tc := range []struct {
+		name     string
+		setup    []string
+		cacheTag string
+		refused  bool
 	}{
-		{"mutable", nil, false},
-		{"immutable, cache tag exempt", []string{"--immutable-tags", "--mutable-tag", "buildcache"}, false},
-		{"immutable", []string{"--immutable-tags"}, true},
+		{"mutable", nil, "", false},
+		{"immutable, cache tag exempt by setup", []string{"--immutable-tags"}, "", false},
+		{"immutable, cache tag exempt by pattern", []string{"--immutable-tags", "--mutable-tag", "buildcache"}, "", false},
+		{"immutable, push's cache tag not setup's", []string{"--immutable-tags"}, "othercache", true},
 	} {
-		immutable := tc.refused
 		t.Run(tc.name, func(t *testing.T) {
 			resetAWS(t)
 			args := append([]string{"setup", "--output", "dotenv"}, tc.setup...)
@@ -338,30 +340,34 @@ func TestDaemonCacheExportWithNewTags(t *testing.T) {
 			if vars["AWS_IAM_ROLE_ARN"] == "" {
 				t.Fatal("setup printed no variables")
 			}
-			app := multiStageApp(t, fmt.Sprintf("%s-%d", stamp, len(tc.setup)))
+			cacheTag, pushArgs := "buildcache", []string{"push", "--builder", "remote", "--buildkit-host", os.Getenv("STACK_BUILDKIT_HOST")}
+			if tc.cacheTag != "" {
+				cacheTag, pushArgs = tc.cacheTag, append(pushArgs, "--cache-tag", tc.cacheTag)
+			}
+			app := multiStageApp(t, fmt.Sprintf("%s-%d", stamp, i))
 			var caches []string
-			for i := range 2 {
-				setSource(t, app, fmt.Sprintf("version %d\n", i))
-				tag := fmt.Sprintf("nt%d-%d-%s", i, len(tc.setup), stamp[len(stamp)-6:])
-				r := runWith(t, runOpts{env: vars.env(), dir: app}, "push", "--builder", "remote", "--buildkit-host", os.Getenv("STACK_BUILDKIT_HOST"), "--tag", tag)
+			for n := range 2 {
+				setSource(t, app, fmt.Sprintf("version %d\n", n))
+				tag := fmt.Sprintf("nt%d-%d-%s", n, i, stamp[len(stamp)-6:])
+				r := runWith(t, runOpts{env: vars.env(), dir: app}, append(pushArgs, "--tag", tag)...)
 				if r.Code != 0 {
-					t.Fatalf("push %d failed:\n%s", i+1, r)
+					t.Fatalf("push %d failed:\n%s", n+1, r)
 				}
 				if manifestDigest(t, pushRepo, tag) == "" {
-					t.Errorf("push %d left no %s", i+1, tag)
+					t.Errorf("push %d left no %s", n+1, tag)
 				}
-				caches = append(caches, manifestDigest(t, pushRepo, "buildcache"))
+				caches = append(caches, manifestDigest(t, pushRepo, cacheTag))
 				warned := strings.Contains(r.Stderr, "warning: cache: exporting the build cache")
 				switch {
-				case !immutable && warned:
-					t.Errorf("push %d warned about the cache export although its tag is mutable:\n%s", i+1, r.Stderr)
-				case immutable && i == 1 && !(warned && strings.Contains(r.Stderr, "immutable")):
-					t.Errorf("push %d over an immutable cache tag does not warn why its export failed:\n%s", i+1, r.Stderr)
+				case !tc.refused && warned:
+					t.Errorf("push %d warned about the cache export although its tag is mutable:\n%s", n+1, r.Stderr)
+				case tc.refused && n == 1 && !(warned && strings.Contains(r.Stderr, "immutable") && strings.Contains(r.Stderr, "rerun setup --immutable-tags --cache-tag "+tc.cacheTag)):
+					t.Errorf("push %d over an immutable cache tag does not warn why its export failed and what to rerun:\n%s", n+1, r.Stderr)
 				case warned:
-					t.Logf("push %d: %s", i+1, r.Stderr[strings.Index(r.Stderr, "warning: cache"):])
+					t.Logf("push %d: %s", n+1, r.Stderr[strings.Index(r.Stderr, "warning: cache"):])
 				}
 			}
-			if !immutable && (caches[0] == "" || caches[0] == caches[1]) {
+			if !tc.refused && (caches[0] == "" || caches[0] == caches[1]) {
 				t.Errorf("with a mutable cache tag, the second push did not export a new cache: %v", caches)
 			}
 		})

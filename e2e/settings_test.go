@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,8 +87,13 @@ func TestSetupSettingsThroughTheRealAPI(t *testing.T) {
 	if !repo.ImageScanningConfiguration.ScanOnPush {
 		t.Error("the repository does not scan on push")
 	}
-	if repo.ImageTagMutability != ecrtypes.ImageTagMutabilityImmutableWithExclusion || len(repo.ImageTagMutabilityExclusionFilters) != 1 ||
-		aws.ToString(repo.ImageTagMutabilityExclusionFilters[0].Filter) != "latest" {
+	// latest, and push's cache tag, which setup keeps mutable by default.
+	var filters []string
+	for _, f := range repo.ImageTagMutabilityExclusionFilters {
+		filters = append(filters, aws.ToString(f.Filter))
+	}
+	slices.Sort(filters)
+	if repo.ImageTagMutability != ecrtypes.ImageTagMutabilityImmutableWithExclusion || strings.Join(filters, ",") != "buildcache,latest" {
 		t.Errorf("tag mutability %s %+v", repo.ImageTagMutability, repo.ImageTagMutabilityExclusionFilters)
 	}
 	if e := repo.EncryptionConfiguration; e == nil || e.EncryptionType != ecrtypes.EncryptionTypeKms || aws.ToString(e.KmsKey) != keyARN {

@@ -240,3 +240,29 @@ func TestScanGatePermissions(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheTagNeedsNoGrantOfItsOwn: push's registry cache is an image under
+// a tag of the repository (buildcache). The role's statements cover the
+// repository as a whole, with no condition on tags, so the push grant
+// writes the cache and --registry-cache's reads import it.
+func TestCacheTagNeedsNoGrantOfItsOwn(t *testing.T) {
+	repoARN := "arn:aws:ecr:us-east-1:123456789012:repository/circleci-ecr-test"
+	doc := Permissions(target, PermissionOptions{RegistryCache: true})
+	granted := map[string]bool{}
+	for _, s := range doc.Statement {
+		if len(s.Condition) > 0 {
+			t.Errorf("statement %s has a condition %v: the cache tag might fall outside it", s.Sid, s.Condition)
+		}
+		for _, a := range s.Action {
+			if s.Resource[0] == repoARN {
+				granted[a] = true
+			}
+		}
+	}
+	for _, a := range []string{"ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:BatchCheckLayerAvailability",
+		"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"} {
+		if !granted[a] {
+			t.Errorf("%s is not granted on the repository, which the cache needs", a)
+		}
+	}
+}

@@ -361,7 +361,11 @@ func cacheExportWarning(ref, why string) string {
 	switch {
 	case strings.Contains(lower, "immutable") || strings.Contains(lower, "tag_invalid"):
 		tag := ref[strings.LastIndex(ref, ":")+1:]
-		msg += "; the repository's tags are immutable: exempt the cache tag (rerun setup with --mutable-tag " + tag + "), or push with --no-cache"
+		rerun := "setup --immutable-tags"
+		if tag != DefaultCacheTag {
+			rerun += " --cache-tag " + tag
+		}
+		msg += "; the repository's tags are immutable: rerun " + rerun + ", which keeps the cache tag mutable, or push with --no-cache"
 	case isAuthFailure(lower) || strings.Contains(lower, "forbidden"):
 		msg += "; the role needs the push actions on the cache tag (rerun setup)"
 	}

@@ -108,7 +108,7 @@ func TestFrontendAttrs(t *testing.T) {
 
 func TestCacheExportWarningSaysWhatToDo(t *testing.T) {
 	w := cacheExportWarning("1.dkr.ecr.us-east-1.amazonaws.com/app:cache-main", "The image tag 'cache-main' already exists in the 'app' repository and cannot be overwritten because the tag is immutable.")
-	for _, s := range []string{"warning: cache:", "the image is pushed", "--mutable-tag cache-main"} {
+	for _, s := range []string{"warning: cache:", "the image is pushed", "rerun setup --immutable-tags --cache-tag cache-main,"} {
 		if !strings.Contains(w, s) {
 			t.Errorf("%q lacks %q", w, s)
 		}

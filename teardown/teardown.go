@@ -133,26 +133,13 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 	return out, nil
 }
 
-// watch wraps a step so that it stops when interrupted, logs what it did,
-// counts NoSuchEntity as done, and fails with what to do next.
+// watch makes s one of r's deletion steps (resource.Deletion: it stops
+// when interrupted, logs what it did, counts NoSuchEntity as done, and
+// fails with what to do next).
 func (t *Teardown) watch(r *resource.Report, s *resource.Step) {
-	do := s.Do
-	s.Do = func(ctx context.Context) error {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%s %s: interrupted before %q: %w (rerun teardown to finish)", r.Kind, r.Name, s.Action, err)
-		}
-		err := do(ctx)
-		switch {
-		case err == nil:
-			t.logf("%s: done", s.Action)
-		case awsx.IsNotFound(err):
-			// Already gone: another teardown, or a person, got there first.
-			t.logf("%s: already done", s.Action)
-		default:
-			return &StepError{Resource: r, Step: s, Err: err}
-		}
-		return nil
-	}
+	resource.Deletion{Report: r, Logf: t.logf, Rerun: "teardown",
+		Fail: func(s *resource.Step, err error) error { return &StepError{Resource: r, Step: s, Err: err} },
+	}.Wrap(s)
 	if s.Skipped == nil {
 		// A step of another resource failed: say what still holds this one.
 		s.Skipped = func(_ context.Context, cause *resource.Step) error {

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"fmt"
-	"github.com/containerise/containerise/internal/install"
 	"sort"
 	"strings"
 
@@ -11,16 +10,19 @@ import (
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/bitbucket"
 	"github.com/containerise/containerise/internal/ci/buildkite"
+	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/ci/github"
 	"github.com/containerise/containerise/internal/ci/gitlab"
+	"github.com/containerise/containerise/internal/ci/jobconfig"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/provision"
 )
 
-// configProviders are the CIs ci-config writes through the CI provider
-// seam; CircleCI is written by circleci-config's own code.
+// configProviders are the CIs ci-config writes, each through the CI
+// provider seam.
 var configProviders = map[string]ci.Provider{
+	"circleci":  circleci.Provider{},
 	"github":    github.Provider{},
 	"gitlab":    gitlab.Provider{},
 	"bitbucket": bitbucket.Provider{},
@@ -34,10 +36,13 @@ type ciConfigOptions struct {
 	gitlabAudience, circleOrg                 string
 }
 
+// ciNames lists the CIs, CircleCI first.
 func ciNames() string {
-	all := []string{"circleci"}
+	all := []string{circleci.Name}
 	for n := range configProviders {
-		all = append(all, n)
+		if n != circleci.Name {
+			all = append(all, n)
+		}
 	}
 	sort.Strings(all[1:])
 	return strings.Join(all, "|")
@@ -121,18 +126,21 @@ func (o ciConfigOptions) render(version string) ([]byte, string, error) {
 	if o.ci != "circleci" && o.circleOrg != "" {
 		return nil, "", clierror.Usagef("--circleci-org-id is for --ci circleci")
 	}
-	if o.ci == "circleci" {
-		return o.circleCI(keyless, version)
-	}
 	p, ok := configProviders[o.ci]
 	if !ok {
 		return nil, "", clierror.Usagef("--ci %q is not a CI containerise knows: use one of %s", o.ci, ciNames())
 	}
-	if err := checkRelativePath("--context", o.context); err != nil {
+	if err := jobconfig.RelativePath("--context", o.context); err != nil {
 		return nil, "", err
 	}
+	// What push checks the token against: GitLab's audience, CircleCI's
+	// organisation (each refused above for the other CIs).
+	trusted := o.gitlabAudience
+	if o.ci == circleci.Name {
+		trusted = o.circleOrg
+	}
 	c, err := p.Config(ci.ConfigOptions{
-		Keyless: keyless, RoleARN: o.roleARN, Trusted: o.gitlabAudience,
+		Keyless: keyless, RoleARN: o.roleARN, Trusted: trusted,
 		Repository: o.repository, Tags: o.tags, Context: o.context, File: o.file,
 		Image: o.image, Install: o.install, Version: version,
 	})
@@ -140,31 +148,4 @@ func (o ciConfigOptions) render(version string) ([]byte, string, error) {
 		return nil, "", err
 	}
 	return c.Body, c.Path, nil
-}
-
-// circleCI writes CircleCI's config with circleci-config's code.
-func (o ciConfigOptions) circleCI(keyless bool, version string) ([]byte, string, error) {
-	if o.roleARN != "" {
-		return nil, "", clierror.Usagef("--role-arn is not embedded in a CircleCI config: the job reads AWS_IAM_ROLE_ARN from the project's environment variables or a context")
-	}
-	c := circleCIOptions{repository: o.repository, context: o.context, file: o.file, image: o.image, tags: o.tags}
-	c.install.Version, c.install.ReleaseURL, c.builder = o.install, install.DefaultReleaseURL, "auto"
-	if len(c.tags) == 0 {
-		c.tags = []string{"${CIRCLE_SHA1}"}
-	}
-	c.auth.mode = string(provision.AuthKeys)
-	if keyless {
-		c.auth.mode = string(provision.AuthOIDC)
-	}
-	c.auth.org = o.circleOrg
-	if err := c.validate(); err != nil {
-		return nil, "", err
-	}
-	_, circle, err := c.auth.options(false)
-	if err != nil {
-		return nil, "", err
-	}
-	c.orgID = circle.OrgID
-	body, err := circleCIConfig(c, version)
-	return body, ".circleci/config.yml", err
 }

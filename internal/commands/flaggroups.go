@@ -60,6 +60,6 @@ func groupFlags(cmd *cobra.Command, groups ...flagGroup) {
 // flagLabels name a spec's values by the flags that set them.
 var flagLabels = resource.Labels{
 	Repository: "--repository", Policy: "--policy", User: "--user", Role: "--role", Region: "--region",
-	MutableTag: "--mutable-tag", ImmutableTags: "--immutable-tags", KMSKey: "--kms-key",
+	MutableTag: "--mutable-tag", ImmutableTags: "--immutable-tags", KMSKey: "--kms-key", CacheTag: "--cache-tag",
 	KeepImages: "--keep-images", ExpireUntaggedDays: "--expire-untagged-days",
 }

@@ -298,10 +298,11 @@ for every tag and platform, pushed straight from the daemon.
 Both keep a registry cache in max mode (every build stage) at
 REPOSITORY:buildcache (--cache-tag), imported first and exported last with
 image-manifest=true,oci-mediatypes=true, the form ECR takes; a failed export is
-a warning. With immutable tags, keep the cache tag mutable (setup --mutable-tag
-buildcache); superseded cache manifests become untagged, which setup
---expire-untagged-days cleans up. --platform linux/amd64,linux/arm64 pushes one
-OCI index under every tag and prints its digest; without QEMU on the daemon,
+a warning. With immutable tags, setup --immutable-tags keeps the cache tag
+mutable (its --cache-tag, default buildcache, must match push's); superseded
+cache manifests become untagged, which setup --expire-untagged-days cleans up.
+--platform linux/amd64,linux/arm64 pushes one OCI index under every tag and
+prints its digest; without QEMU on the daemon,
 only Dockerfiles that cross-build (FROM --platform=$BUILDPLATFORM) can target
 another architecture.
 

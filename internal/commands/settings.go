@@ -6,9 +6,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/resource"
 	"github.com/containerise/containerise/internal/validate"
 	"github.com/containerise/containerise/policies"
+	"github.com/containerise/containerise/push"
 )
 
 // settingsFlags are setup's repository settings. A flag not given leaves
@@ -17,6 +19,7 @@ import (
 type settingsFlags struct {
 	immutableTags bool
 	mutableTags   []string
+	cacheTag      string
 	keepImages    int
 	expireDays    int
 	kmsKey        string
@@ -27,10 +30,12 @@ func (s *settingsFlags) add(f *pflag.FlagSet) {
 		"make the repository's tags immutable: a pushed tag cannot be overwritten (--immutable-tags=false makes them mutable again; not given: left as it is)")
 	f.StringArrayVar(&s.mutableTags, "mutable-tag", nil,
 		"with --immutable-tags, a tag pattern that stays mutable, such as latest or dev-* ('*' matches any characters); repeatable, at most 5")
+	f.StringVar(&s.cacheTag, "cache-tag", push.DefaultCacheTag,
+		"with --immutable-tags, the tag of push's registry cache (as push --cache-tag names it), which stays mutable so that every push can rewrite the cache; \"\" exempts no cache tag")
 	f.IntVar(&s.keepImages, "keep-images", 0,
 		"a lifecycle rule keeping the N most recently pushed images and expiring the others (0 removes setup's rule; not given: left as it is)")
 	f.IntVar(&s.expireDays, "expire-untagged-days", 0,
-		"a lifecycle rule expiring untagged images D days after their push (0 removes setup's rule; not given: left as it is)")
+		"a lifecycle rule expiring untagged images D days after their push, such as the cache manifests each push supersedes (0 removes setup's rule; not given: left as it is)")
 	f.StringVar(&s.kmsKey, "kms-key", "",
 		"encrypt a new repository with this KMS key (key ARN, alias ARN or alias/NAME); ECR sets encryption only at creation")
 }
@@ -56,6 +61,10 @@ func (s *settingsFlags) settings(cmd *cobra.Command, grants grantFlags) (resourc
 			out.MutableTags = append(out.MutableTags, p)
 		}
 	}
+	if given("cache-tag") && (out.ImmutableTags == nil || !*out.ImmutableTags) {
+		return resource.Settings{}, clierror.Usagef("--cache-tag needs --immutable-tags: it names push's cache tag, which stays mutable in an immutable repository")
+	}
+	out.CacheTag = s.cacheTag
 	for _, n := range []struct {
 		flag  string
 		value int

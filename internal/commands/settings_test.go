@@ -6,10 +6,12 @@ import (
 	"errors"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/containerise/containerise/internal/clierror"
@@ -35,7 +37,7 @@ func TestSetupSettingsInEveryFormat(t *testing.T) {
 		t.Fatalf("settings resource: %+v", last)
 	}
 	s := last.Settings
-	if !s.ScanOnPush || s.TagMutability != "IMMUTABLE_WITH_EXCLUSION" || strings.Join(s.MutableTags, ",") != "latest" ||
+	if !s.ScanOnPush || s.TagMutability != "IMMUTABLE_WITH_EXCLUSION" || strings.Join(s.MutableTags, ",") != "buildcache,latest" ||
 		s.Lifecycle == nil || *s.Lifecycle != (lifecycleJSON{Policy: "containerise", KeepImages: 10, ExpireUntaggedDays: 7}) ||
 		s.Encryption != "KMS" || s.KMSKey != keyARN {
 		t.Errorf("settings: %+v %+v", s, s.Lifecycle)
@@ -87,6 +89,9 @@ func TestSetupSettingsBadValuesExit2BeforeAnyCall(t *testing.T) {
 		{[]string{"--immutable-tags=false", "--mutable-tag", "latest"}, "--mutable-tag needs --immutable-tags"},
 		{[]string{"--immutable-tags", "--mutable-tag", "release/1"}, `--mutable-tag "release/1"`},
 		{[]string{"--immutable-tags", "--mutable-tag", "a", "--mutable-tag", "b", "--mutable-tag", "c", "--mutable-tag", "d", "--mutable-tag", "e", "--mutable-tag", "f"}, "at most 5"},
+		{[]string{"--immutable-tags", "--mutable-tag", "a", "--mutable-tag", "b", "--mutable-tag", "c", "--mutable-tag", "d", "--mutable-tag", "e"}, "the cache tag buildcache stays mutable too"},
+		{[]string{"--cache-tag", "cache"}, "--cache-tag needs --immutable-tags"},
+		{[]string{"--immutable-tags", "--cache-tag", "-cache"}, `--cache-tag "-cache"`},
 		{[]string{"--kms-key", "my-key"}, `--kms-key "my-key"`},
 		{[]string{"--kms-key", ""}, "--kms-key is empty"},
 		{[]string{"--keep-images", "many"}, "--keep-images"},
@@ -125,3 +130,43 @@ func TestSetupKMSKeyOnAnExistingRepositorySaysWhatToDo(t *testing.T) {
 }
 
 var matchString = regexp.MatchString
+
+// TestSetupExemptsTheCacheTag: with --immutable-tags, push's cache tag
+// stays mutable (an ECR exclusion filter), so that every push can rewrite
+// the cache; the settings line says which filter is the cache's. A pattern
+// that covers it stands for it, and --cache-tag "" exempts none.
+func TestSetupExemptsTheCacheTag(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		filters string
+		line    string
+	}{
+		{[]string{"--immutable-tags"}, "buildcache", "tags: immutable except buildcache (push's cache)"},
+		{[]string{"--immutable-tags", "--cache-tag", "ci-cache", "--mutable-tag", "latest"}, "ci-cache,latest", "tags: immutable except ci-cache (push's cache), latest"},
+		{[]string{"--immutable-tags", "--mutable-tag", "build*"}, "build*", "tags: immutable except build* (push's cache)"},
+		{[]string{"--immutable-tags", "--cache-tag", ""}, "", "tags: immutable)"},
+	} {
+		acct := awsfake.New(awsfake.Config{})
+		r := runSetupCmd(t, acct, append([]string{"-o", "dotenv"}, c.args...)...)
+		if r.err != nil {
+			t.Fatalf("%v: %v\n%s", c.args, r.err, r.stderr)
+		}
+		if !strings.Contains(r.stderr, c.line) {
+			t.Errorf("%v: the settings line does not say %q:\n%s", c.args, c.line, r.stderr)
+		}
+		repo := must(acct.ECR().DescribeRepositories(context.Background(), &ecr.DescribeRepositoriesInput{})).Repositories[0]
+		var filters []string
+		for _, f := range repo.ImageTagMutabilityExclusionFilters {
+			filters = append(filters, aws.ToString(f.Filter))
+		}
+		sort.Strings(filters)
+		if strings.Join(filters, ",") != c.filters {
+			t.Errorf("%v: exclusion filters %v, want %s", c.args, filters, c.filters)
+		}
+		// A rerun asks for nothing new.
+		acct.ResetCalls()
+		if again := runSetupCmd(t, acct, c.args...); again.err != nil || len(acct.Mutating()) != 0 {
+			t.Errorf("%v: rerun changed %v: %v", c.args, acct.Mutating(), again.err)
+		}
+	}
+}

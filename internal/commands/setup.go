@@ -108,7 +108,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 		flagGroup{"What to set up", []string{"repository", "policy", "user", "role"}},
 		flagGroup{"How CI assumes the role", []string{"auth", "circleci-org-id", "circleci-project-id", "any-project", "branch"}},
 		flagGroup{"What the role may do", []string{"permissions", "allow-skip-existing", "registry-cache", "allow-scan"}},
-		flagGroup{"Repository settings (not given: left as they are)", []string{"scan-on-push", "immutable-tags", "mutable-tag", "keep-images", "expire-untagged-days", "kms-key"}},
+		flagGroup{"Repository settings (not given: left as they are)", []string{"scan-on-push", "immutable-tags", "mutable-tag", "cache-tag", "keep-images", "expire-untagged-days", "kms-key"}},
 		flagGroup{"Where the variables go", []string{"output", "env-file", "circleci-project", "circleci-context", "circleci-org", "circleci-context-id", "create-context", "context-project", "circleci-host"}},
 		flagGroup{"Keys and confirmation", []string{"rotate-key", "yes", "dry-run", "wait"}},
 	)
@@ -676,9 +676,12 @@ CircleCI environment variables:
   4. the role (--role) with the policy attached, which only that user may
      assume;
   5. with the settings flags, the repository's settings: --scan-on-push,
-     --immutable-tags (with --mutable-tag patterns that stay mutable),
-     --keep-images and --expire-untagged-days (lifecycle rules), --kms-key
-     (encryption, at creation only).
+     --immutable-tags (with --mutable-tag patterns that stay mutable, and
+     push's cache tag, --cache-tag, default buildcache, so that every push
+     can rewrite its build cache), --keep-images and --expire-untagged-days
+     (lifecycle rules; the latter also cleans up the cache manifests each
+     push supersedes, which become untagged), --kms-key (encryption, at
+     creation only).
 
 Keyless (recommended): with --auth oidc, setup creates no user and no key.
 Instead it creates the IAM OpenID Connect provider of your CircleCI

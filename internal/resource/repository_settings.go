@@ -3,6 +3,7 @@ package resource
 import (
 	"context"
 	"fmt"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -29,6 +30,10 @@ type Settings struct {
 	// "dev-*") for tags that stay mutable in an immutable repository.
 	ImmutableTags *bool
 	MutableTags   []string
+	// CacheTag is the tag push keeps its registry cache under and rewrites
+	// on every push. With immutable tags it joins the exclusion filters, so
+	// the cache stays writable; empty exempts nothing more.
+	CacheTag string
 	// KeepImages and ExpireUntaggedDays are setup's lifecycle rules; 0
 	// removes the rule, and the policy once no rule of setup's is left.
 	KeepImages         *int
@@ -41,6 +46,24 @@ type Settings struct {
 // Any reports whether any setting is asked for.
 func (s Settings) Any() bool {
 	return s.ScanOnPush != nil || s.ImmutableTags != nil || s.lifecycleAsked() || s.KMSKey != ""
+}
+
+// exempt are the exclusion filters asked for: the mutable tag patterns,
+// then the cache tag unless a pattern covers it already.
+func (s Settings) exempt() []string {
+	if s.ImmutableTags == nil || !*s.ImmutableTags || s.CacheTag == "" ||
+		slices.ContainsFunc(s.MutableTags, func(p string) bool { return covers(p, s.CacheTag) }) {
+		return s.MutableTags
+	}
+	return append(slices.Clip(s.MutableTags), s.CacheTag)
+}
+
+// covers reports whether an exclusion filter matches tag. Filters hold
+// only tag characters and '*' (validate.TagFilter), and tags no '/', so
+// path.Match reads them as ECR does.
+func covers(filter, tag string) bool {
+	ok, err := path.Match(filter, tag)
+	return err == nil && ok
 }
 
 func (s Settings) lifecycleAsked() bool { return s.KeepImages != nil || s.ExpireUntaggedDays != nil }
@@ -156,7 +179,7 @@ func (s *RepositorySettings) apply(in *ecr.CreateRepositoryInput) {
 		in.ImageScanningConfiguration = &ecrtypes.ImageScanningConfiguration{ScanOnPush: *w.ScanOnPush}
 	}
 	if w.ImmutableTags != nil {
-		in.ImageTagMutability, in.ImageTagMutabilityExclusionFilters = mutability(*w.ImmutableTags, w.MutableTags)
+		in.ImageTagMutability, in.ImageTagMutabilityExclusionFilters = mutability(*w.ImmutableTags, w.exempt())
 	}
 	if w.KMSKey != "" {
 		in.EncryptionConfiguration = &ecrtypes.EncryptionConfiguration{EncryptionType: ecrtypes.EncryptionTypeKms, KmsKey: aws.String(s.keyARN)}
@@ -188,14 +211,22 @@ func filterValues(filters []ecrtypes.ImageTagMutabilityExclusionFilter) []string
 	return out
 }
 
-// describeMutability words a mutability setting: "immutable except latest".
-func describeMutability(m ecrtypes.ImageTagMutability, except []string) string {
+// describeMutability words a mutability setting: "immutable except
+// buildcache (push's cache), latest"; the filter that is the cache tag says so.
+func describeMutability(m ecrtypes.ImageTagMutability, except []string, cacheTag string) string {
 	word := "mutable"
 	if m == ecrtypes.ImageTagMutabilityImmutable || m == ecrtypes.ImageTagMutabilityImmutableWithExclusion {
 		word = "immutable"
 	}
 	if len(except) > 0 {
-		word += " except " + strings.Join(except, ", ")
+		named := make([]string, len(except))
+		for i, f := range except {
+			named[i] = f
+			if cacheTag != "" && covers(f, cacheTag) {
+				named[i] += " (push's cache)"
+			}
+		}
+		word += " except " + strings.Join(named, ", ")
 	}
 	return word
 }
@@ -284,9 +315,9 @@ func (s *RepositorySettings) reconcileNew(p *Plan) {
 		rep.Changes = append(rep.Changes, "scan on push: "+onOff(*w.ScanOnPush))
 	}
 	if w.ImmutableTags != nil {
-		m, f := mutability(*w.ImmutableTags, w.MutableTags)
+		m, f := mutability(*w.ImmutableTags, w.exempt())
 		state.TagMutability, state.MutableTags = m, filterValues(f)
-		rep.Changes = append(rep.Changes, "tags: "+describeMutability(m, state.MutableTags))
+		rep.Changes = append(rep.Changes, "tags: "+describeMutability(m, state.MutableTags, w.CacheTag))
 	}
 	retention := s.wantedRetention(policies.Retention{})
 	doc, hasPolicy := policies.LifecyclePolicy(retention)
@@ -388,10 +419,10 @@ func (s *RepositorySettings) compare(have *ecrtypes.Repository, warn func(string
 	}
 
 	if w.ImmutableTags != nil {
-		m, filters := mutability(*w.ImmutableTags, w.MutableTags)
+		m, filters := mutability(*w.ImmutableTags, w.exempt())
 		except := filterValues(filters)
 		if m != state.TagMutability || !slices.Equal(except, state.MutableTags) {
-			was, now := describeMutability(state.TagMutability, state.MutableTags), describeMutability(m, except)
+			was, now := describeMutability(state.TagMutability, state.MutableTags, w.CacheTag), describeMutability(m, except, w.CacheTag)
 			changes = append(changes, change{
 				text:   fmt.Sprintf("tags: %s (was %s)", now, was),
 				action: "make the tags of repository " + name + " " + now, call: "ecr:PutImageTagMutability",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/hint"
 )
 
@@ -104,22 +103,15 @@ func (r *Retired) planDeletion(p *Plan, rep *Report, added []*Step, needs []*Ste
 		p.Note(Note{Text: rep.Kind + " " + rep.Name + " is kept, unused (" + r.Why + "): its deletion was not confirmed, as CI may still hold its keys; " +
 			"once CI no longer uses them, delete it", Next: hint.Confirm})
 	}
-	for _, s := range mine {
-		do, s := s.Do, s
-		s.Do = func(ctx context.Context) error {
-			p.Env.logf("%s: %s", s.Action, r.Why)
-			err := do(ctx)
-			if awsx.IsNotFound(err) {
-				err = nil // deleted meanwhile
-			}
-			if err != nil {
-				return fail(rep.Kind, rep.Name, s.Action, s.Call, err)
-			}
+	deletion := Deletion{Report: rep, Logf: p.Env.logf, Rerun: "setup", Why: r.Why,
+		Fail: func(s *Step, err error) error { return fail(rep.Kind, rep.Name, s.Action, s.Call, err) },
+		Done: func(s *Step) {
 			if s == last {
 				rep.Status = Deleted
 			}
-			return nil
-		}
+		}}
+	for _, s := range mine {
+		deletion.Wrap(s)
 	}
 }
 

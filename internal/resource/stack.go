@@ -40,13 +40,14 @@ type Spec struct {
 type Labels struct {
 	Repository, Policy, User, Role, Region string
 	MutableTag, ImmutableTags, KMSKey      string
+	CacheTag                               string
 	KeepImages, ExpireUntaggedDays         string
 }
 
 // Meaning labels values by what they are, for callers without flags.
 var Meaning = Labels{
 	Repository: "the repository name", Policy: "the policy name", User: "the user name", Role: "the role name", Region: "the region",
-	MutableTag: "a mutable tag pattern", ImmutableTags: "immutable tags", KMSKey: "the KMS key",
+	MutableTag: "a mutable tag pattern", ImmutableTags: "immutable tags", KMSKey: "the KMS key", CacheTag: "the cache tag",
 	KeepImages: "the count of images to keep", ExpireUntaggedDays: "the days before untagged images expire",
 }
 
@@ -73,6 +74,15 @@ func (s Spec) ValidateSettings(l Labels) error {
 		if err := validate.TagFilter(l.MutableTag, f); err != nil {
 			return err
 		}
+	}
+	if st.CacheTag != "" {
+		if err := validate.Tag(l.CacheTag, st.CacheTag); err != nil {
+			return err
+		}
+	}
+	if n := len(st.exempt()); n > validate.MaxTagFilters {
+		return clierror.Usagef("%s given %d times, and the cache tag %s stays mutable too: ECR takes at most %d patterns: drop one, or let one cover the cache tag (build* covers buildcache)",
+			l.MutableTag, len(st.MutableTags), st.CacheTag, validate.MaxTagFilters)
 	}
 	for _, n := range []struct {
 		label string
