@@ -2,8 +2,8 @@
 // repository (with its images), the managed policy, the role, the CI user
 // (with its access keys) and, for a keyless setup, the OIDC providers the
 // role trusts, in the order AWS demands. The providers are found through
-// the role (its tag and its trust policy) and each is kept while another
-// role's trust policy names it. What to remove is wired by resource.Stack.
+// the role (its tag and its trust policy) and each is kept while a role
+// that stays trusts it. What to remove is wired by resource.Stack.
 //
 // It is the resource model's read, delete steps, apply. Plan reads
 // everything first, concurrently, and decides for each resource whether it

@@ -49,8 +49,10 @@ func newTeardownCmdWith(g *Globals, build newTeardown) *cobra.Command {
 		Long: `Remove what setup created: the ECR repository (with its images), the
 policy, the role, the CI user (with its access keys) and, after a keyless
 setup, the CircleCI OIDC provider, in the order AWS requires. The provider
-is found through the role, and kept while another role's trust policy
-names it (teardown says which).
+is found through the role, and kept while any role that stays trusts it:
+another role, or this one when it is left alone or its deletion fails
+(teardown says which). Trust policies are read in IAM's full grammar; one
+that cannot be read keeps the provider when it names the provider's ARN.
 
 Only resources tagged managed-by=containerise are deleted. A resource
 without the tag (made by hand, as in the blog) is listed and left alone
