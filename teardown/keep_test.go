@@ -200,3 +200,32 @@ func TestTeardownReadsOtherRolesTrustInIAMsGrammar(t *testing.T) {
 		})
 	}
 }
+
+// Kept for another team's role, the provider is found again by a later
+// teardown of the same role once that team's role is gone, and deleted.
+func TestTeardownRemovesTheProviderOnceTheOtherRoleIsGone(t *testing.T) {
+	w := newWorld(t)
+	w.setUp(true, false)
+	trust := circleci.Trust(w.providerARN(), circleci.Selector{OrgID: orgID, AnyProject: true})
+	must(w.a.IAM().CreateRole(context.Background(), &iam.CreateRoleInput{RoleName: aws.String("other-team-role"), AssumeRolePolicyDocument: aws.String(trust.JSON())}))
+	p, err := w.run(defaults)
+	if err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	w.wantKept(p, "other-team-role")
+	if again, err := w.td.Plan(context.Background(), defaults); err != nil || !again.Settled() {
+		t.Errorf("rerun plan while the other role stays: %v, settled %v", err, err == nil && again.Settled())
+	}
+
+	must(w.a.IAM().DeleteRole(context.Background(), &iam.DeleteRoleInput{RoleName: aws.String("other-team-role")}))
+	second, err := w.run(defaults)
+	if err != nil {
+		t.Fatalf("second teardown: %v", err)
+	}
+	if got := kinds(second); got != "repository=gone policy=gone oidc-provider=deleted role=gone user=gone" {
+		t.Errorf("second teardown: %s", got)
+	}
+	if w.providerExists() {
+		t.Error("the provider is still there")
+	}
+}

@@ -286,6 +286,8 @@ func (o *OIDCProvider) Delete(p *Plan) {
 	if !p.decide(rep, o.found, o.managed, "") {
 		return
 	}
+	role := o.Role
+	ours := role != nil && role.readAs != nil
 	if len(o.keptBy) > 0 {
 		rep.State = StateInUse
 		noun := "role " + o.keptBy[0] + "'s trust policy names"
@@ -294,17 +296,52 @@ func (o *OIDCProvider) Delete(p *Plan) {
 		}
 		rep.Blocker = fmt.Sprintf("%s it: kept for them (delete it with `aws iam delete-open-id-connect-provider --open-id-connect-provider-arn %s` once nothing uses it)",
 			noun, o.arn)
+		if ours {
+			// A teardown once they are gone finds it through the tag.
+			p.Later(func() { o.release(p) })
+		}
 		return
 	}
-	role := o.Role
-	if role == nil || role.readAs == nil || !o.roleTrusts() {
+	if !ours || !o.roleTrusts() {
 		step := p.Add(rep, o.deleteStep(p, nil))
-		if role != nil && role.readAs != nil {
+		if ours {
 			role.deleteAfter = append(role.deleteAfter, step)
 		}
 		return
 	}
-	p.Later(func() { o.afterRole(p) })
+	p.Later(func() {
+		o.release(p)
+		o.afterRole(p)
+	})
+}
+
+// release tags the provider with the role's name just before the role is
+// deleted, so that a later teardown of that role still finds it: when the
+// provider's own deletion fails or is cut off, or when other roles keep it
+// now and are gone by then.
+func (o *OIDCProvider) release(p *Plan) {
+	role := o.Role
+	if role.report.State != StateDelete || role.deleteStep == nil {
+		return
+	}
+	tag := &Step{Action: fmt.Sprintf("tag OIDC provider %s as released by role %s, so that a later teardown finds it", o.report.Name, role.Name),
+		Call: "iam:TagOpenIDConnectProvider",
+		Do: func(ctx context.Context) error {
+			_, err := p.Env.IAM.TagOpenIDConnectProvider(ctx, &iam.TagOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(o.arn),
+				Tags: []iamtypes.Tag{{Key: aws.String(releasedByKey(role.Name)), Value: aws.String(role.ARN())}}})
+			return err
+		}}
+	p.Add(&role.report, tag)
+	role.deleteStep.Needs = append(role.deleteStep.Needs, tag)
+	// Listed before the deletion it comes before.
+	steps := role.report.Steps
+	for i, s := range steps {
+		if s == role.deleteStep {
+			copy(steps[i+1:], steps[i:len(steps)-1])
+			steps[i] = tag
+			break
+		}
+	}
 }
 
 // roleTrusts reports whether the role teardown deletes trusts the provider.
@@ -329,18 +366,8 @@ func (o *OIDCProvider) afterRole(p *Plan) {
 		rep.Blocker = fmt.Sprintf("role %s still trusts it, %s", role.Name, why)
 		return
 	}
-	mark := p.Add(rep, &Step{Action: fmt.Sprintf("tag OIDC provider %s as released by role %s", rep.Name, role.Name), Call: "iam:TagOpenIDConnectProvider",
-		Do: func(ctx context.Context) error {
-			_, err := p.Env.IAM.TagOpenIDConnectProvider(ctx, &iam.TagOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(o.arn),
-				Tags: []iamtypes.Tag{{Key: aws.String(ReleasedByTag), Value: aws.String(role.Name)}}})
-			return err
-		}})
-	role.deleteStep.Needs = append(role.deleteStep.Needs, mark)
 	p.Add(rep, o.deleteStep(p, &Step{Needs: []*Step{role.deleteStep},
 		Skipped: func(_ context.Context, cause *Step) error {
-			if cause.Report == rep {
-				return nil // the tag's failure is this provider's error
-			}
 			rep.State = StateInUse
 			rep.Blocker = fmt.Sprintf("role %s still trusts it, because %q failed (see role %s); rerun teardown once that is fixed", role.Name, cause.Action, role.Name)
 			return nil
@@ -361,9 +388,13 @@ func (o *OIDCProvider) deleteStep(p *Plan, base *Step) *Step {
 	return s
 }
 
-// ReleasedByTag is the tag teardown gives a provider just before it deletes
-// the role that trusts it; its value is the role's name.
-const ReleasedByTag = "containerise:released-by-role"
+// releasedByKey is the key of the tag teardown gives a provider just
+// before it deletes a role that trusts it (its value is the role's ARN):
+// one per role, as roles share the provider. Role names may hold commas,
+// which tag keys may not.
+func releasedByKey(role string) string {
+	return "containerise/released-by-role/" + strings.ReplaceAll(role, ",", "_")
+}
 
 // Federation is the role's trustee in a keyless setup: the jobs of every
 // selector, each through its issuer's provider, one trust statement each.
@@ -525,7 +556,7 @@ func (f *FoundProviders) observeReleased(ctx context.Context, env *Env, purpose 
 				return fail(KindOIDCProvider, aws.ToString(e.Arn), "reading IAM OIDC provider "+aws.ToString(e.Arn), "iam:GetOpenIDConnectProvider", err)
 			}
 			for _, t := range out.Tags {
-				if aws.ToString(t.Key) == ReleasedByTag && aws.ToString(t.Value) == f.Role.Name {
+				if aws.ToString(t.Key) == releasedByKey(f.Role.Name) {
 					o := NewOIDCProvider("https://" + strings.TrimPrefix(aws.ToString(out.Url), "https://"))
 					o.Role = f.Role
 					mu.Lock()
