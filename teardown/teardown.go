@@ -36,6 +36,9 @@ type Teardown struct {
 	iam    resource.IAM
 	ecr    resource.ECR
 	caller awsx.CallerAPI
+	// CircleCI removes the variables setup wrote there, when Options name a
+	// CircleCI target (*circleci.Client, or a fake).
+	CircleCI resource.CircleCIAPI
 
 	logMu sync.Mutex
 	log   io.Writer
@@ -64,6 +67,9 @@ type Options struct {
 	// IncludeUnmanaged also deletes resources that lack the tag
 	// managed-by=containerise (made by hand, as in the blog).
 	IncludeUnmanaged bool
+	// CircleCI, when set, is the project or context whose variables naming
+	// the deleted key and role are removed (through Teardown.CircleCI).
+	CircleCI *resource.CircleCITarget
 }
 
 func (t *Teardown) logf(format string, args ...any) {
@@ -79,6 +85,8 @@ func (t *Teardown) logf(format string, args ...any) {
 type Plan struct {
 	Account   string
 	Resources []*resource.Report
+	// Notes say what teardown leaves in CircleCI, and why.
+	Notes []string
 
 	plan    *resource.Plan
 	applied bool
@@ -115,7 +123,10 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 		Logf: t.logf,
 		Wait: awsx.Waiter{Bound: t.conflictWait, First: t.conflictPoll, Max: 8 * time.Second},
 	}
-	st := resource.NewStack(resource.Spec{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}, resource.ForTeardown, nil)
+	if o.CircleCI != nil && t.CircleCI == nil {
+		return nil, errors.New("teardown of CircleCI variables needs a CircleCI client")
+	}
+	st := resource.NewStack(resource.Spec{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role, CircleCI: o.CircleCI}, resource.ForTeardown, t.CircleCI)
 	plan, err := resource.Observe(ctx, env, resource.ForTeardown, st.Resources()...)
 	if err != nil {
 		return nil, readError(err)
@@ -125,6 +136,9 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	plan.Delete()
 	out := &Plan{Account: plan.Identity.Account, Resources: plan.Reports(), plan: plan}
+	if st.Leftovers != nil {
+		out.Notes = st.Leftovers.Notes()
+	}
 	for _, r := range out.Resources {
 		for _, s := range r.Steps {
 			t.watch(r, s)
