@@ -115,11 +115,11 @@ func (l *CircleCILeftovers) plan(p *Plan) {
 				leave(names.EnvSecretAccessKey, "it goes with "+names.EnvAccessKeyID+", which is left")
 			}
 		default:
-			because := fmt.Sprintf("access key %s of user %s, which teardown deletes", key, l.User.Name)
+			which := fmt.Sprintf("access key %s of user %s, which teardown deletes", key, l.User.Name)
 			if hasSecret {
-				remove(names.EnvSecretAccessKey, "the secret of "+because)
+				remove(names.EnvSecretAccessKey, "the secret of "+which)
 			}
-			removeKey = remove(names.EnvAccessKeyID, because)
+			removeKey = remove(names.EnvAccessKeyID, fmt.Sprintf("it shows %s, the end of %s", shown, which))
 		}
 	} else if _, ok := v.shown[names.EnvSecretAccessKey]; ok {
 		leave(names.EnvSecretAccessKey, "no "+names.EnvAccessKeyID+" beside it says which key it is the secret of")
