@@ -2,6 +2,7 @@ package teardown
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -229,4 +230,24 @@ func TestTeardownLeavesCircleCIVariablesItCannotMatch(t *testing.T) {
 			t.Errorf("variables %s, want gone", vars.Outcome)
 		}
 	})
+}
+
+// A token CircleCI refuses stops teardown before any deletion, saying so.
+func TestTeardownWithARefusedCircleCITokenDeletesNothing(t *testing.T) {
+	w := newWorld(t)
+	w.setUp(false, false)
+	ci := w.withCircleCI()
+	ci.RemoveToken(ciToken)
+	w.a.ResetCalls()
+	_, err := w.td.Plan(context.Background(), inProject)
+	var re *ReadError
+	if !errors.As(err, &re) {
+		t.Fatalf("want a read error, got %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "nothing was deleted") || !strings.Contains(msg, "CircleCI refused the API token") {
+		t.Errorf("the error does not say what to do: %s", msg)
+	}
+	if m := w.a.Mutating(); len(m) != 0 {
+		t.Errorf("deleted despite the refusal: %v", m)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -249,7 +250,22 @@ func (e *StepError) Explain(words hint.Words) string {
 func (e *StepError) Unwrap() error { return e.Err }
 
 func stepAdvice(r *resource.Report, s *resource.Step, err error) (string, hint.Next) {
+	var re *resource.Error
+	if errors.As(err, &re) {
+		if text, next, ok := circleCIAdvice(re); ok {
+			return text, next
+		}
+	}
 	return resource.Advice(resource.TeardownDelete, r.Kind, r.Name, s.Call, err)
+}
+
+// circleCIAdvice is the way forward a failed CircleCI call carries (the
+// advice table knows AWS's errors only), worded for teardown.
+func circleCIAdvice(re *resource.Error) (string, hint.Next, bool) {
+	if re.Kind != resource.KindCircleCI || re.Hint == "" {
+		return "", hint.None, false
+	}
+	return strings.ReplaceAll(re.Hint, "rerun setup", "rerun teardown"), re.Next, true
 }
 
 // ReadError is a failed read. Nothing has been deleted when one happens:
@@ -276,7 +292,10 @@ func (e *ReadError) Explain(words hint.Words) string {
 	if re.Kind == "" {
 		what = "reading the AWS account"
 	}
-	text, next := resource.Advice(resource.TeardownRead, re.Kind, re.Name, re.Call, re.Err)
+	text, next, ok := circleCIAdvice(re)
+	if !ok {
+		text, next = resource.Advice(resource.TeardownRead, re.Kind, re.Name, re.Call, re.Err)
+	}
 	return fmt.Sprintf("%s (%s): %s (nothing was deleted; %s)", what, re.Call, awsx.Describe(re.Err), hint.Append(text, next, words))
 }
 
