@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
 	"testing"
@@ -76,6 +77,13 @@ func TestTeardownListsAContextsVariables(t *testing.T) {
 		t.Fatalf("contexts: %v", ids)
 	}
 	before := heldNames(ci.ContextVars(ids[0]))
+	dry := run(t, ci.env, "teardown", "--dry-run", "--output", "json", "--circleci-context", "aws-push", "--circleci-org", "gh/acme")
+	var doc struct {
+		Notes []string `json:"notes"`
+	}
+	if err := json.Unmarshal([]byte(dry.Stdout), &doc); dry.Code != 0 || err != nil || len(doc.Notes) != 4 {
+		t.Errorf("the JSON plan does not list what stays (%v):\n%s", err, dry)
+	}
 	td := run(t, ci.env, "teardown", "--yes", "--circleci-context", "aws-push", "--circleci-org", "gh/acme")
 	if td.Code != 0 || !strings.Contains(td.Stdout, "CircleCI shows no value of a context's variables") {
 		t.Fatalf("teardown:\n%s", td)

@@ -369,7 +369,8 @@ func (o *OIDCProvider) afterRole(p *Plan) {
 	p.Add(rep, o.deleteStep(p, &Step{Needs: []*Step{role.deleteStep},
 		Skipped: func(_ context.Context, cause *Step) error {
 			rep.State = StateInUse
-			rep.Blocker = fmt.Sprintf("role %s still trusts it, because %q failed (see role %s); rerun teardown once that is fixed", role.Name, cause.Action, role.Name)
+			rep.Blocker = fmt.Sprintf("role %s still trusts it, because %q failed (see %s %s); rerun teardown once that is fixed",
+				role.Name, cause.Action, cause.Report.Kind, cause.Report.Name)
 			return nil
 		}}))
 }
