@@ -25,8 +25,8 @@ const Version = "2012-10-17"
 
 // Document is an IAM policy document.
 type Document struct {
-	Version   string      `json:"Version"`
-	Statement []Statement `json:"Statement"`
+	Version   string     `json:"Version"`
+	Statement Statements `json:"Statement"`
 }
 
 // Statement is one IAM policy statement.
@@ -59,21 +59,6 @@ func (v Values) MarshalJSON() ([]byte, error) {
 		return json.Marshal(v[0])
 	}
 	return json.Marshal([]string(v))
-}
-
-// UnmarshalJSON reads a string or a list of strings.
-func (v *Values) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*v = Values{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return fmt.Errorf("expected a string or a list of strings: %w", err)
-	}
-	*v = many
-	return nil
 }
 
 // pushActions are what a push needs on the repository: upload the layers

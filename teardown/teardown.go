@@ -2,8 +2,8 @@
 // repository (with its images), the managed policy, the role, the CI user
 // (with its access keys) and, for a keyless setup, the OIDC providers the
 // role trusts, in the order AWS demands. The providers are found through
-// the role (its tag and its trust policy) and each is kept while another
-// role's trust policy names it. What to remove is wired by resource.Stack.
+// the role (its tag and its trust policy) and each is kept while a role
+// that stays trusts it. What to remove is wired by resource.Stack.
 //
 // It is the resource model's read, delete steps, apply. Plan reads
 // everything first, concurrently, and decides for each resource whether it
@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type Teardown struct {
 	iam    resource.IAM
 	ecr    resource.ECR
 	caller awsx.CallerAPI
+	// CircleCI removes the variables setup wrote there, when Options name a
+	// CircleCI target (*circleci.Client, or a fake).
+	CircleCI resource.CircleCIAPI
 
 	logMu sync.Mutex
 	log   io.Writer
@@ -64,6 +68,9 @@ type Options struct {
 	// IncludeUnmanaged also deletes resources that lack the tag
 	// managed-by=containerise (made by hand, as in the blog).
 	IncludeUnmanaged bool
+	// CircleCI, when set, is the project or context whose variables naming
+	// the deleted key and role are removed (through Teardown.CircleCI).
+	CircleCI *resource.CircleCITarget
 }
 
 func (t *Teardown) logf(format string, args ...any) {
@@ -79,6 +86,8 @@ func (t *Teardown) logf(format string, args ...any) {
 type Plan struct {
 	Account   string
 	Resources []*resource.Report
+	// Notes say what teardown leaves in CircleCI, and why.
+	Notes []string
 
 	plan    *resource.Plan
 	applied bool
@@ -115,7 +124,10 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 		Logf: t.logf,
 		Wait: awsx.Waiter{Bound: t.conflictWait, First: t.conflictPoll, Max: 8 * time.Second},
 	}
-	st := resource.NewStack(resource.Spec{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}, resource.ForTeardown, nil)
+	if o.CircleCI != nil && t.CircleCI == nil {
+		return nil, errors.New("teardown of CircleCI variables needs a CircleCI client")
+	}
+	st := resource.NewStack(resource.Spec{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role, CircleCI: o.CircleCI}, resource.ForTeardown, t.CircleCI)
 	plan, err := resource.Observe(ctx, env, resource.ForTeardown, st.Resources()...)
 	if err != nil {
 		return nil, readError(err)
@@ -125,6 +137,9 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	plan.Delete()
 	out := &Plan{Account: plan.Identity.Account, Resources: plan.Reports(), plan: plan}
+	if st.Leftovers != nil {
+		out.Notes = st.Leftovers.Notes()
+	}
 	for _, r := range out.Resources {
 		for _, s := range r.Steps {
 			t.watch(r, s)
@@ -222,7 +237,22 @@ func (e *StepError) Explain(words hint.Words) string {
 func (e *StepError) Unwrap() error { return e.Err }
 
 func stepAdvice(r *resource.Report, s *resource.Step, err error) (string, hint.Next) {
+	var re *resource.Error
+	if errors.As(err, &re) {
+		if text, next, ok := circleCIAdvice(re); ok {
+			return text, next
+		}
+	}
 	return resource.Advice(resource.TeardownDelete, r.Kind, r.Name, s.Call, err)
+}
+
+// circleCIAdvice is the way forward a failed CircleCI call carries (the
+// advice table knows AWS's errors only), worded for teardown.
+func circleCIAdvice(re *resource.Error) (string, hint.Next, bool) {
+	if re.Kind != resource.KindCircleCI || re.Hint == "" {
+		return "", hint.None, false
+	}
+	return strings.ReplaceAll(re.Hint, "rerun setup", "rerun teardown"), re.Next, true
 }
 
 // ReadError is a failed read. Nothing has been deleted when one happens:
@@ -249,7 +279,10 @@ func (e *ReadError) Explain(words hint.Words) string {
 	if re.Kind == "" {
 		what = "reading the AWS account"
 	}
-	text, next := resource.Advice(resource.TeardownRead, re.Kind, re.Name, re.Call, re.Err)
+	text, next, ok := circleCIAdvice(re)
+	if !ok {
+		text, next = resource.Advice(resource.TeardownRead, re.Kind, re.Name, re.Call, re.Err)
+	}
 	return fmt.Sprintf("%s (%s): %s (nothing was deleted; %s)", what, re.Call, awsx.Describe(re.Err), hint.Append(text, next, words))
 }
 

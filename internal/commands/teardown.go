@@ -26,6 +26,7 @@ type teardownOptions struct {
 	yes    bool
 	dryRun bool
 	output string
+	ci     circleCIFlags
 }
 
 // newTeardown builds the teardown over AWS clients; tests pass fakes.
@@ -49,14 +50,25 @@ func newTeardownCmdWith(g *Globals, build newTeardown) *cobra.Command {
 		Long: `Remove what setup created: the ECR repository (with its images), the
 policy, the role, the CI user (with its access keys) and, after a keyless
 setup, the CircleCI OIDC provider, in the order AWS requires. The provider
-is found through the role, and kept while another role's trust policy
-names it (teardown says which).
+is found through the role, and kept while any role that stays trusts it:
+another role, or this one when it is left alone or its deletion fails
+(teardown says which). Trust policies are read in IAM's full grammar; one
+that cannot be read keeps the provider when it names the provider's ARN.
 
 Only resources tagged managed-by=containerise are deleted. A resource
 without the tag (made by hand, as in the blog) is listed and left alone
 unless --include-unmanaged is given. A role in an instance profile, or a
 policy attached to something else, is not forced: teardown says what holds
 it and how to remove that, and still deletes the rest.
+
+With --circleci-project (or --circleci-context with --circleci-org, or
+--circleci-context-id) it also removes the variables setup wrote there that
+name what it deletes, before the key and the role: the access key ID whose
+last four characters (all CircleCI shows of a value) match a key it deletes,
+with its secret, and the role ARN of the role it deletes. Anything else
+stays, with a note saying why: the region, a key or role it keeps, and every
+variable of a context, whose values CircleCI does not show. The token comes
+from CIRCLECI_TOKEN, as for setup.
 
 Teardown first reads everything and prints the plan, including how many
 images the repository holds, then asks for confirmation at a terminal.
@@ -76,6 +88,9 @@ missing --yes without a terminal (nothing deleted).`,
   # Delete from a script, with setup's non-default names
   containerise teardown --yes --repository my-app --user ci-bot --role ci-push --policy ci-push-ecr
 
+  # Also remove the variables setup wrote into a CircleCI project
+  containerise teardown --circleci-project gh/acme/app
+
   # Also delete resources made by hand (no managed-by=containerise tag)
   containerise teardown --include-unmanaged`,
 		Args: noArgs,
@@ -83,9 +98,18 @@ missing --yes without a terminal (nothing deleted).`,
 			if err := o.validate(); err != nil {
 				return err
 			}
+			var err error
+			if o.CircleCI, err = o.ci.target(g.getenv); err != nil {
+				return err
+			}
 			td, err := build(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if o.CircleCI != nil && td.CircleCI == nil {
+				if td.CircleCI, err = o.ci.client(g); err != nil {
+					return err
+				}
 			}
 			return runTeardown(cmd.Context(), g, td, o)
 		},
@@ -99,6 +123,7 @@ missing --yes without a terminal (nothing deleted).`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
 	f.BoolVar(&o.IncludeUnmanaged, "include-unmanaged", false, "also delete resources without the managed-by=containerise tag")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	addTeardownCircleCIFlags(f, &o.ci)
 	return cmd
 }
 
@@ -194,6 +219,9 @@ func writePlanText(w io.Writer, p *teardown.Plan) {
 			fmt.Fprintf(w, "      - %s\n", s.Action)
 		}
 	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
 }
 
 func planText(r *resource.Report) string {
@@ -255,6 +283,8 @@ type teardownReport struct {
 	DryRun    bool               `json:"dry_run"`
 	Account   string             `json:"account"`
 	Resources []teardownResource `json:"resources"`
+	// Notes say what is left in CircleCI, and why.
+	Notes []string `json:"notes,omitempty"`
 }
 
 type teardownResource struct {
@@ -276,7 +306,7 @@ type teardownStep struct {
 }
 
 func teardownJSON(p *teardown.Plan, dryRun bool) teardownReport {
-	doc := teardownReport{DryRun: dryRun, Account: p.Account, Resources: []teardownResource{}}
+	doc := teardownReport{DryRun: dryRun, Account: p.Account, Resources: []teardownResource{}, Notes: p.Notes}
 	for _, r := range p.Resources {
 		tr := teardownResource{Kind: r.Kind, Name: r.Name, ARN: r.ARN, Images: r.Images, State: string(r.State),
 			Reason: reason(r), Outcome: string(r.Outcome)}

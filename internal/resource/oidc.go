@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -113,8 +114,10 @@ func (o *OIDCProvider) Observe(ctx context.Context, env *Env, purpose Purpose) e
 	return g.Wait()
 }
 
-// rolesNaming lists the roles other than o.Role whose trust policy names
-// the provider.
+// rolesNaming lists the roles other than o.Role whose trust policy lets
+// the provider's tokens in, read in IAM's full grammar; one that cannot be
+// read counts when it names the provider. o.Role's own trust is judged
+// once its deletion is decided (see Delete).
 func (o *OIDCProvider) rolesNaming(ctx context.Context, env *Env) ([]string, error) {
 	var names []string
 	p := iam.NewListRolesPaginator(env.IAM, &iam.ListRolesInput{})
@@ -124,11 +127,7 @@ func (o *OIDCProvider) rolesNaming(ctx context.Context, env *Env) ([]string, err
 			if o.Role != nil && name == o.Role.Name {
 				continue
 			}
-			doc, err := policies.Parse(aws.ToString(r.AssumeRolePolicyDocument))
-			if err != nil {
-				continue
-			}
-			if contains(doc.FederatedPrincipals(), o.arn) {
+			if trusts, _ := policies.TrustsProvider(aws.ToString(r.AssumeRolePolicyDocument), o.arn); trusts {
 				names = append(names, name)
 			}
 		}
@@ -272,16 +271,23 @@ func (o *OIDCProvider) addClientIDs(ctx context.Context, env *Env, ids []string)
 	return nil
 }
 
-// Delete removes the provider, unless another role's trust still names it:
-// then it is kept for that role. The role teardown deletes waits for the
-// provider's deletion, so that a teardown cut off in between still finds
-// the provider through the role when run again.
+// Delete removes the provider once no role that stays trusts it. Another
+// role trusting it keeps it. The role teardown deletes keeps it too when
+// its trust names it and it stays: left alone, blocked, or its deletion
+// failed; so the provider's deletion then waits for the role's, and is
+// decided by how that turned out. Before the role goes, the provider is
+// tagged with the role's name, so that a teardown cut off between the two
+// still finds it when run again (see FoundProviders). A provider found only
+// through the role's tag (the role trusts a user again) goes first, as
+// before: a rerun finds it through the role.
 func (o *OIDCProvider) Delete(p *Plan) {
 	rep := &o.report
 	rep.ARN = o.arn
 	if !p.decide(rep, o.found, o.managed, "") {
 		return
 	}
+	role := o.Role
+	ours := role != nil && role.readAs != nil
 	if len(o.keptBy) > 0 {
 		rep.State = StateInUse
 		noun := "role " + o.keptBy[0] + "'s trust policy names"
@@ -290,16 +296,105 @@ func (o *OIDCProvider) Delete(p *Plan) {
 		}
 		rep.Blocker = fmt.Sprintf("%s it: kept for them (delete it with `aws iam delete-open-id-connect-provider --open-id-connect-provider-arn %s` once nothing uses it)",
 			noun, o.arn)
+		if ours {
+			// A teardown once they are gone finds it through the tag.
+			p.Later(func() { o.release(p) })
+		}
 		return
 	}
-	step := p.Add(rep, &Step{Action: "delete OIDC provider " + rep.Name, Call: "iam:DeleteOpenIDConnectProvider",
-		Do: func(ctx context.Context) error {
-			_, err := p.Env.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(o.arn)})
-			return err
-		}})
-	if o.Role != nil {
-		o.Role.deleteAfter = append(o.Role.deleteAfter, step)
+	if !ours || !o.roleTrusts() {
+		step := p.Add(rep, o.deleteStep(p, nil))
+		if ours {
+			role.deleteAfter = append(role.deleteAfter, step)
+		}
+		return
 	}
+	p.Later(func() {
+		o.release(p)
+		o.afterRole(p)
+	})
+}
+
+// release tags the provider with the role's name just before the role is
+// deleted, so that a later teardown of that role still finds it: when the
+// provider's own deletion fails or is cut off, or when other roles keep it
+// now and are gone by then.
+func (o *OIDCProvider) release(p *Plan) {
+	role := o.Role
+	if role.report.State != StateDelete || role.deleteStep == nil {
+		return
+	}
+	tag := &Step{Action: fmt.Sprintf("tag OIDC provider %s as released by role %s, so that a later teardown finds it", o.report.Name, role.Name),
+		Call: "iam:TagOpenIDConnectProvider",
+		Do: func(ctx context.Context) error {
+			_, err := p.Env.IAM.TagOpenIDConnectProvider(ctx, &iam.TagOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(o.arn),
+				Tags: []iamtypes.Tag{{Key: aws.String(releasedByKey(role.Name)), Value: aws.String(role.ARN())}}})
+			return err
+		}}
+	p.Add(&role.report, tag)
+	role.deleteStep.Needs = append(role.deleteStep.Needs, tag)
+	// Listed before the deletion it comes before.
+	steps := role.report.Steps
+	for i, s := range steps {
+		if s == role.deleteStep {
+			copy(steps[i+1:], steps[i:len(steps)-1])
+			steps[i] = tag
+			break
+		}
+	}
+}
+
+// roleTrusts reports whether the role teardown deletes trusts the provider.
+func (o *OIDCProvider) roleTrusts() bool {
+	trusts, _ := policies.TrustsProvider(aws.ToString(o.Role.readAs.AssumeRolePolicyDocument), o.arn)
+	return trusts
+}
+
+// afterRole decides, once the role's deletion is planned, whether the
+// provider goes after it: kept for a role that stays.
+func (o *OIDCProvider) afterRole(p *Plan) {
+	rep, role := &o.report, o.Role
+	if role.report.State != StateDelete || role.deleteStep == nil {
+		why := "which stays"
+		switch {
+		case role.report.State == StateUnmanaged:
+			why = "which is left alone (not managed by containerise)"
+		case role.report.State == StateBlocked:
+			why = "which is not deleted: " + role.report.Blocker
+		}
+		rep.State = StateInUse
+		rep.Blocker = fmt.Sprintf("role %s still trusts it, %s", role.Name, why)
+		return
+	}
+	p.Add(rep, o.deleteStep(p, &Step{Needs: []*Step{role.deleteStep},
+		Skipped: func(_ context.Context, cause *Step) error {
+			rep.State = StateInUse
+			rep.Blocker = fmt.Sprintf("role %s still trusts it, because %q failed (see %s %s); rerun teardown once that is fixed",
+				role.Name, cause.Action, cause.Report.Kind, cause.Report.Name)
+			return nil
+		}}))
+}
+
+// deleteStep is the step deleting the provider, added to base when given.
+func (o *OIDCProvider) deleteStep(p *Plan, base *Step) *Step {
+	s := base
+	if s == nil {
+		s = &Step{}
+	}
+	s.Action, s.Call = "delete OIDC provider "+o.report.Name, "iam:DeleteOpenIDConnectProvider"
+	s.Do = func(ctx context.Context) error {
+		_, err := p.Env.IAM.DeleteOpenIDConnectProvider(ctx, &iam.DeleteOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(o.arn)})
+		return err
+	}
+	return s
+}
+
+// releasedByKey is the key of the tag teardown gives a provider just
+// before it deletes a role that trusts it (its value is the role's ARN):
+// one per role, as roles share the provider. Role names may hold commas,
+// which tag keys may not.
+func releasedByKey(role string) string {
+	return "containerise/released-by-role/" + strings.ReplaceAll(role, ",", "_")
 }
 
 // Federation is the role's trustee in a keyless setup: the jobs of every
@@ -414,8 +509,11 @@ func (f *FoundProviders) Observe(ctx context.Context, env *Env, purpose Purpose)
 		return err
 	}
 	role, err := f.Role.observedRole(ctx)
-	if err != nil || role == nil {
+	if err != nil {
 		return err
+	}
+	if role == nil {
+		return f.observeReleased(ctx, env, purpose)
 	}
 	tags := map[string]string{}
 	for _, t := range role.Tags {
@@ -428,6 +526,53 @@ func (f *FoundProviders) Observe(ctx context.Context, env *Env, purpose Purpose)
 		f.found = append(f.found, o)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	for _, o := range f.found {
+		g.Go(func() error { return o.Observe(gctx, env, purpose) })
+	}
+	return g.Wait()
+}
+
+// observeReleased finds, once the role is gone, the providers an earlier
+// teardown tagged as released by it but could not delete (it was cut off,
+// or the deletion failed), and reads them. Looking is best effort: an admin
+// may lack iam:ListOpenIDConnectProviders, and the role is gone either way.
+func (f *FoundProviders) observeReleased(ctx context.Context, env *Env, purpose Purpose) error {
+	list, err := env.IAM.ListOpenIDConnectProviders(ctx, &iam.ListOpenIDConnectProvidersInput{})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		env.logf("warning: could not list the IAM OIDC providers, to find one an earlier teardown of role %s left (%s)", f.Role.Name, awsx.Describe(err))
+		return nil
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for _, e := range list.OpenIDConnectProviderList {
+		g.Go(func() error {
+			out, err := env.IAM.GetOpenIDConnectProvider(gctx, &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: e.Arn})
+			switch {
+			case awsx.IsNotFound(err):
+				return nil
+			case err != nil:
+				return fail(KindOIDCProvider, aws.ToString(e.Arn), "reading IAM OIDC provider "+aws.ToString(e.Arn), "iam:GetOpenIDConnectProvider", err)
+			}
+			for _, t := range out.Tags {
+				if aws.ToString(t.Key) == releasedByKey(f.Role.Name) {
+					o := NewOIDCProvider("https://" + strings.TrimPrefix(aws.ToString(out.Url), "https://"))
+					o.Role = f.Role
+					mu.Lock()
+					f.found = append(f.found, o)
+					mu.Unlock()
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	sort.Slice(f.found, func(i, j int) bool { return f.found[i].URL < f.found[j].URL })
+	g, gctx = errgroup.WithContext(ctx)
 	for _, o := range f.found {
 		g.Go(func() error { return o.Observe(gctx, env, purpose) })
 	}

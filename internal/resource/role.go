@@ -61,6 +61,7 @@ type Role struct {
 	detaches    map[string]*Step
 	letGo       *Step   // the last step before DeleteRole
 	deleteAfter []*Step // steps DeleteRole waits for
+	deleteStep  *Step   // DeleteRole, nil when the role is not deleted
 
 	// Setup.
 	trust     policies.Document
@@ -497,7 +498,7 @@ func (r *Role) Delete(p *Plan) {
 	}
 	r.letGo = last
 	action := "delete role " + r.Name
-	add(&Step{Action: action, Call: "iam:DeleteRole", Needs: r.deleteAfter, Do: func(ctx context.Context) error {
+	r.deleteStep = add(&Step{Action: action, Call: "iam:DeleteRole", Needs: r.deleteAfter, Do: func(ctx context.Context) error {
 		return p.Env.untilFree(ctx, action, func() error {
 			_, err := iamc.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(r.Name)})
 			return err

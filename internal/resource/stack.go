@@ -139,6 +139,7 @@ type Stack struct {
 	Found      *FoundProviders // the providers teardown finds through the role
 	Role       *Role
 	Variables  *CircleCIVariables // nil: no CircleCI target
+	Leftovers  *CircleCILeftovers // teardown's CircleCI variables; nil: no target
 
 	resources []Resource
 }
@@ -148,7 +149,7 @@ type Stack struct {
 func NewStack(spec Spec, purpose Purpose, api CircleCIAPI) *Stack {
 	st := &Stack{Spec: spec, Purpose: purpose}
 	if purpose == ForTeardown {
-		st.teardown()
+		st.teardown(api)
 	} else {
 		st.setup(api)
 	}
@@ -206,8 +207,9 @@ func (st *Stack) setup(api CircleCIAPI) {
 
 // teardown: every kind setup may have made, found by name; the provider
 // through the role; the policy detached by the role and user teardown
-// deletes, and the provider deleted before the role that names it.
-func (st *Stack) teardown() {
+// deletes; the provider kept while a role that stays trusts it; and, with
+// a CircleCI target, the variables there naming the key and the role.
+func (st *Stack) teardown(api CircleCIAPI) {
 	s := st.Spec
 	st.Repository = NewRepository(s.Repository)
 	st.Policy = NewPolicy(s.Policy, s.Repository, nil)
@@ -216,6 +218,10 @@ func (st *Stack) teardown() {
 	st.Policy.Role, st.Policy.User = st.Role, st.User
 	st.Found = &FoundProviders{Role: st.Role, Find: issuersOfRole}
 	st.resources = []Resource{st.Repository, st.Policy, st.Found, st.Role, st.User}
+	if s.CircleCI != nil {
+		st.Leftovers = NewCircleCILeftovers(api, *s.CircleCI, st.Role, st.User)
+		st.resources = append(st.resources, st.Leftovers)
+	}
 }
 
 // Resources are the stack's resources, in the order their reports show.

@@ -1,0 +1,195 @@
+package resource
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/containerise/containerise/internal/ci/circleci"
+	"github.com/containerise/containerise/internal/names"
+)
+
+// CircleCILeftovers are, for teardown, the variables setup wrote into a
+// CircleCI project or context, and removes only those that name what
+// teardown deletes: the access key ID whose last four characters (all a
+// project shows of a value) match a key of the user being deleted, with
+// the secret that goes with it, and the role ARN of the role being
+// deleted. Anything else is left with a note saying why: the region (other
+// jobs may read it), a key or role teardown keeps, and every variable of a
+// context, whose values CircleCI does not show at all.
+//
+// The variables go before the key and the role they name, so that a
+// teardown whose CircleCI call failed still finds the key or the role to
+// match them against when run again.
+type CircleCILeftovers struct {
+	vars *CircleCIVariables
+	Role *Role
+	User *User
+
+	notes []string
+}
+
+// NewCircleCILeftovers are the variables in target that teardown looks at.
+func NewCircleCILeftovers(api CircleCIAPI, target CircleCITarget, role *Role, user *User) *CircleCILeftovers {
+	return &CircleCILeftovers{vars: NewCircleCIVariables(api, target, "", role, user), Role: role, User: user}
+}
+
+// Reports is the variables' one report.
+func (l *CircleCILeftovers) Reports() []*Report { return l.vars.Reports() }
+
+// Observe finds the context, when the target is one, and reads what
+// CircleCI shows of its variables.
+func (l *CircleCILeftovers) Observe(ctx context.Context, env *Env, purpose Purpose) error {
+	return l.vars.Observe(ctx, env, purpose)
+}
+
+// Reconcile does nothing: setup writes the variables through
+// CircleCIVariables.
+func (l *CircleCILeftovers) Reconcile(*Plan) {}
+
+// Notes say which of setup's variables are left in CircleCI, and why.
+func (l *CircleCILeftovers) Notes() []string { return append([]string(nil), l.notes...) }
+
+// Delete decides, once the role's and the user's deletions are planned,
+// which variables go.
+func (l *CircleCILeftovers) Delete(p *Plan) { p.Later(func() { l.plan(p) }) }
+
+// setupVariables are the variables setup writes, in the order they are
+// looked at.
+var setupVariables = []string{names.EnvAccessKeyID, names.EnvSecretAccessKey, names.EnvRoleARN, names.EnvRegion, names.EnvDefaultRegion}
+
+func (l *CircleCILeftovers) plan(p *Plan) {
+	v := l.vars
+	rep := &v.report
+	where := "CircleCI " + rep.Name
+	var present []string
+	for _, name := range setupVariables {
+		if _, ok := v.shown[name]; ok {
+			present = append(present, name)
+		}
+	}
+	rep.Exists, rep.Managed = len(present) > 0, true
+	if len(present) == 0 {
+		rep.State = StateGone
+		return
+	}
+	project := v.Target.Project != ""
+	leave := func(name, why string) {
+		l.notes = append(l.notes, fmt.Sprintf("%s left in %s: %s", name, where, why))
+	}
+	const hidden = "CircleCI shows no value of a context's variables, so teardown cannot tell whether it names what teardown deletes; remove it in the context's settings if it does"
+
+	var removeKey, removeRole *Step
+	add := p.chain(rep)
+	remove := func(name, because string) *Step {
+		return add(&Step{Action: fmt.Sprintf("remove %s from %s (%s)", name, where, because), Call: "circleci",
+			Do: func(ctx context.Context) error {
+				p.Env.logf("removing %s from %s", name, where)
+				var err error
+				if project {
+					err = v.API.DeleteProjectEnvVar(ctx, v.Target.Project, name)
+				} else {
+					err = v.API.DeleteContextEnvVar(ctx, v.contextID, name)
+				}
+				return v.fail("removing "+name, err)
+			}})
+	}
+
+	// The key: its ID's last four characters against the keys teardown
+	// deletes; the secret goes with a matching ID, and first, so that a
+	// rerun still finds the ID to match.
+	if shown, ok := v.shown[names.EnvAccessKeyID]; ok {
+		_, hasSecret := v.shown[names.EnvSecretAccessKey]
+		switch key := l.deletedKey(shown); {
+		case !project:
+			leave(names.EnvAccessKeyID, hidden)
+			if hasSecret {
+				leave(names.EnvSecretAccessKey, hidden)
+			}
+		case key == "":
+			why := l.keyKept(shown)
+			leave(names.EnvAccessKeyID, why)
+			if hasSecret {
+				leave(names.EnvSecretAccessKey, "it goes with "+names.EnvAccessKeyID+", which is left")
+			}
+		default:
+			which := fmt.Sprintf("access key %s of user %s, which teardown deletes", key, l.User.Name)
+			if hasSecret {
+				remove(names.EnvSecretAccessKey, "the secret of "+which)
+			}
+			removeKey = remove(names.EnvAccessKeyID, fmt.Sprintf("it shows %s, the end of %s", shown, which))
+		}
+	} else if _, ok := v.shown[names.EnvSecretAccessKey]; ok {
+		leave(names.EnvSecretAccessKey, "no "+names.EnvAccessKeyID+" beside it says which key it is the secret of")
+	}
+
+	if shown, ok := v.shown[names.EnvRoleARN]; ok {
+		role := l.Role.report
+		switch {
+		case !project:
+			leave(names.EnvRoleARN, hidden)
+		case role.State != StateDelete:
+			leave(names.EnvRoleARN, "teardown does not delete role "+l.Role.Name)
+		case circleci.CompareMasked(role.ARN, shown) != circleci.MaskMatches:
+			leave(names.EnvRoleARN, fmt.Sprintf("it shows %s, which is not how role %s's ARN ends", shown, l.Role.Name))
+		default:
+			add = p.chain(rep) // independent of the key's removals
+			removeRole = remove(names.EnvRoleARN, "role "+l.Role.Name+", which teardown deletes")
+		}
+	}
+
+	var region []string
+	for _, name := range []string{names.EnvRegion, names.EnvDefaultRegion} {
+		if _, ok := v.shown[name]; ok {
+			region = append(region, name)
+		}
+	}
+	if len(region) > 0 {
+		l.notes = append(l.notes, fmt.Sprintf("%s left in %s: teardown removes only the variables naming the key and the role it deletes, and other jobs may read the region",
+			strings.Join(region, ", "), where))
+	}
+
+	if removeKey == nil && removeRole == nil {
+		rep.State = StateInUse
+		rep.Blocker = "none of setup's variables there names the key or the role teardown deletes (see the notes)"
+		return
+	}
+	rep.State = StateDelete
+	// The key and the role go only once CircleCI no longer holds them.
+	if removeKey != nil && len(l.User.report.Steps) > 0 {
+		first := l.User.report.Steps[0]
+		first.Needs = append(first.Needs, removeKey)
+	}
+	if removeRole != nil && l.Role.deleteStep != nil {
+		l.Role.deleteStep.Needs = append(l.Role.deleteStep.Needs, removeRole)
+	}
+}
+
+// deletedKey is the ID of the key, among those teardown deletes, whose last
+// four characters CircleCI shows; "" when none.
+func (l *CircleCILeftovers) deletedKey(shown string) string {
+	if l.User == nil || l.User.report.State != StateDelete {
+		return ""
+	}
+	for _, k := range l.User.keys {
+		id := aws.ToString(k.AccessKeyId)
+		if circleci.CompareMasked(id, shown) == circleci.MaskMatches {
+			return id
+		}
+	}
+	return ""
+}
+
+// keyKept says why the key ID variable stays.
+func (l *CircleCILeftovers) keyKept(shown string) string {
+	switch l.User.report.State {
+	case StateDelete:
+		return fmt.Sprintf("it shows %s, and no access key of user %s ends so (it may be another user's key)", shown, l.User.Name)
+	case StateGone:
+		return fmt.Sprintf("it shows %s, and user %s does not exist, so there is no key to match it with", shown, l.User.Name)
+	default:
+		return "teardown does not delete user " + l.User.Name + " or its keys"
+	}
+}
