@@ -47,7 +47,8 @@ func TestTeardownAfterSetupDeletesEverythingInAWSOrder(t *testing.T) {
 			t.Errorf("%s outcome %s, want deleted", k, o)
 		}
 	}
-	// The calls of a full teardown: 16 reads, then 6 deletions.
+	// The calls of a full teardown: 17 reads (the registry scanning
+	// configuration among them, for setup's rule), then 6 deletions.
 	calls := w.a.Calls()
 	ops := w.a.Ops()
 	mutating := w.a.Mutating()
@@ -57,8 +58,8 @@ func TestTeardownAfterSetupDeletesEverythingInAWSOrder(t *testing.T) {
 	if !slices.Equal(mutating, want) {
 		t.Errorf("mutating calls %v, want %v", mutating, want)
 	}
-	if reads := len(ops) - len(mutating); reads != 16 {
-		t.Errorf("%d reads, want 16: %v", reads, ops)
+	if reads := len(ops) - len(mutating); reads != 17 {
+		t.Errorf("%d reads, want 17: %v", reads, ops)
 	}
 	before(t, ops, "iam.DetachRolePolicy", "iam.DeleteRole")
 	before(t, ops, "iam.DetachRolePolicy", "iam.DeletePolicy")
@@ -96,7 +97,7 @@ func TestTeardownRerunFindsEverythingGone(t *testing.T) {
 	slices.Sort(ops)
 	// With the role gone, teardown looks for a provider an earlier teardown
 	// released but could not delete (none here).
-	want := []string{"ecr.DescribeRepositories", "iam.GetPolicy", "iam.GetRole", "iam.GetUser", "iam.ListOpenIDConnectProviders", "sts.GetCallerIdentity"}
+	want := []string{"ecr.DescribeRepositories", "ecr.GetRegistryScanningConfiguration", "iam.GetPolicy", "iam.GetRole", "iam.GetUser", "iam.ListOpenIDConnectProviders", "sts.GetCallerIdentity"}
 	if !slices.Equal(ops, want) {
 		t.Errorf("rerun calls %v, want %v", ops, want)
 	}

@@ -62,4 +62,6 @@ var flagLabels = resource.Labels{
 	Repository: "--repository", Policy: "--policy", User: "--user", Role: "--role", Region: "--region",
 	MutableTag: "--mutable-tag", ImmutableTags: "--immutable-tags", KMSKey: "--kms-key", CacheTag: "--cache-tag",
 	KeepImages: "--keep-images", ExpireUntaggedDays: "--expire-untagged-days",
+	ArchiveAfterDays: "--archive-after-days", Scanning: "--scanning", ScanFrequency: "--scan-frequency",
+	SigningProfile: "--signing-profile",
 }

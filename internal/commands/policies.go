@@ -17,6 +17,7 @@ import (
 type policiesOptions struct {
 	account, repository, user, role, policy, document string
 	grants                                            grantFlags
+	registry                                          registryFlags
 	auth                                              authFlags
 }
 
@@ -54,6 +55,7 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 	f.StringVar(&o.policy, "policy", names.Policy, "IAM policy name (for the heading)")
 	f.StringVar(&o.document, "document", "all", "which document: permissions, trust or all")
 	o.grants.add(f)
+	o.registry.addForPolicies(f)
 	o.auth.add(f, true)
 	return cmd
 }
@@ -82,6 +84,9 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 		// policy's grant follows.
 		v := o.grants.scanOnPush
 		spec.Settings.ScanOnPush = &v
+	}
+	if spec.Scanning, _, spec.SigningProfile, err = o.registry.spec(cmd); err != nil {
+		return err
 	}
 	switch o.document {
 	case "permissions", "trust", "all":

@@ -3,6 +3,8 @@ package resource
 import (
 	"strings"
 
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/circleci"
@@ -24,6 +26,12 @@ type Spec struct {
 	Grants policies.PermissionOptions
 	// Settings are the repository settings to hold; unset ones are left.
 	Settings Settings
+	// Scanning, when set, is the registry scanning rule that covers the
+	// repository (registry_scanning.go).
+	Scanning *Scanning
+	// SigningProfile, when set, is the AWS Signer profile of the registry's
+	// managed signing rule for the repository (signing.go).
+	SigningProfile string
 	// RotateKey makes a new access key beside the user's one.
 	RotateKey bool
 	// Trust are the CI jobs a keyless role trusts, one trust statement
@@ -42,6 +50,9 @@ type Labels struct {
 	MutableTag, ImmutableTags, KMSKey      string
 	CacheTag                               string
 	KeepImages, ExpireUntaggedDays         string
+	ArchiveAfterDays                       string
+	Scanning, ScanFrequency                string
+	SigningProfile                         string
 }
 
 // Meaning labels values by what they are, for callers without flags.
@@ -49,6 +60,9 @@ var Meaning = Labels{
 	Repository: "the repository name", Policy: "the policy name", User: "the user name", Role: "the role name", Region: "the region",
 	MutableTag: "a mutable tag pattern", ImmutableTags: "immutable tags", KMSKey: "the KMS key", CacheTag: "the cache tag",
 	KeepImages: "the count of images to keep", ExpireUntaggedDays: "the days before untagged images expire",
+	ArchiveAfterDays: "the days without a pull before images are archived",
+	Scanning:         "the registry scan type", ScanFrequency: "the scan frequency",
+	SigningProfile: "the signing profile",
 }
 
 // ValidateNames checks the four names against their services' rules.
@@ -87,10 +101,13 @@ func (s Spec) ValidateSettings(l Labels) error {
 	for _, n := range []struct {
 		label string
 		value *int
-	}{{l.KeepImages, st.KeepImages}, {l.ExpireUntaggedDays, st.ExpireUntaggedDays}} {
+	}{{l.KeepImages, st.KeepImages}, {l.ExpireUntaggedDays, st.ExpireUntaggedDays}, {l.ArchiveAfterDays, st.ArchiveAfterDays}} {
 		if n.value != nil && *n.value < 0 {
 			return clierror.Usagef("%s %d is negative: give a positive number, or 0 to remove setup's rule", n.label, *n.value)
 		}
+	}
+	if err := validate.First(s.validateScanning(l), s.validateSigning(l)); err != nil {
+		return err
 	}
 	if st.KMSKey != "" {
 		return validate.KMSKey(l.KMSKey, st.KMSKey, s.Region)
@@ -132,6 +149,7 @@ type Stack struct {
 
 	Repository *Repository
 	Settings   *RepositorySettings // nil: no setting asked for
+	Scanning   *RegistryScanning   // nil in setup: no registry scanning asked for
 	Policy     *Policy
 	User       *User // the user CI's keys belong to; nil in a keyless setup
 	Former     *Retired
@@ -196,6 +214,10 @@ func (st *Stack) setup(api CircleCIAPI) {
 		st.Settings = NewRepositorySettings(st.Repository, s.Settings)
 		st.resources = append(st.resources, st.Settings)
 	}
+	if s.Scanning != nil {
+		st.Scanning = NewRegistryScanning(st.Repository, s.Scanning)
+		st.resources = append(st.resources, st.Scanning)
+	}
 	if s.CircleCI != nil {
 		st.Variables = NewCircleCIVariables(api, *s.CircleCI, s.Region, st.Role, st.User)
 		st.resources = append(st.resources, st.Variables)
@@ -217,7 +239,10 @@ func (st *Stack) teardown(api CircleCIAPI) {
 	st.Role = NewRole(s.Role, st.User, st.Policy)
 	st.Policy.Role, st.Policy.User = st.Role, st.User
 	st.Found = &FoundProviders{Role: st.Role, Find: issuersOfRole}
-	st.resources = []Resource{st.Repository, st.Policy, st.Found, st.Role, st.User}
+	// The scanning rule decides after the repository (it goes only with
+	// it), and the repository is deleted after it.
+	st.Scanning = NewRegistryScanning(st.Repository, nil)
+	st.resources = []Resource{st.Repository, st.Scanning, st.Policy, st.Found, st.Role, st.User}
 	if s.CircleCI != nil {
 		st.Leftovers = NewCircleCILeftovers(api, *s.CircleCI, st.Role, st.User)
 		st.resources = append(st.resources, st.Leftovers)
@@ -232,6 +257,14 @@ func (st *Stack) Resources() []Resource { return st.resources }
 func (st *Stack) grants() (policies.PermissionOptions, *policies.PermissionOptions) {
 	s := st.Spec
 	grants := s.Grants
+	grants.SigningProfile = s.SigningProfile
+	if s.Scanning != nil {
+		// The registry's rule scans the repository, whatever its own
+		// (deprecated) setting; enhanced findings come from Inspector.
+		grants.ScanFindings = true
+		grants.EnhancedFindings = s.Scanning.Type == ecrtypes.ScanTypeEnhanced
+		return grants, nil
+	}
 	if s.Settings.ScanOnPush != nil {
 		grants.ScanFindings = *s.Settings.ScanOnPush
 		return grants, nil
@@ -299,4 +332,28 @@ func issuersOfRole(id awsx.Identity, tags map[string]string, trust policies.Docu
 		}
 	}
 	return out
+}
+
+// validateScanning checks the registry scanning asked for: BASIC scans on
+// push only; ENHANCED on push or continuously.
+func (s Spec) validateScanning(l Labels) error {
+	sc := s.Scanning
+	if sc == nil {
+		return nil
+	}
+	switch sc.Type {
+	case ecrtypes.ScanTypeBasic, ecrtypes.ScanTypeEnhanced:
+	default:
+		return clierror.Usagef("%s %q is invalid: use basic or enhanced", l.Scanning, strings.ToLower(string(sc.Type)))
+	}
+	switch sc.Frequency {
+	case ecrtypes.ScanFrequencyScanOnPush:
+	case ecrtypes.ScanFrequencyContinuousScan:
+		if sc.Type != ecrtypes.ScanTypeEnhanced {
+			return clierror.Usagef("%s continuous needs %s enhanced: ECR's basic scanning scans on push only", l.ScanFrequency, l.Scanning)
+		}
+	default:
+		return clierror.Usagef("%s %q is invalid: use on-push or continuous", l.ScanFrequency, sc.Frequency)
+	}
+	return nil
 }

@@ -1,0 +1,99 @@
+package awsfake
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+)
+
+// registryConfig is what ECR keeps per registry (account and region)
+// rather than per repository.
+type registryConfig struct {
+	scanType     ecrtypes.ScanType // "" reads as BASIC
+	scanRules    []ecrtypes.RegistryScanningRule
+	signingRules []ecrtypes.SigningRule // nil: no signing configuration
+}
+
+func invalid(format string, args ...any) error {
+	return &ecrtypes.InvalidParameterException{Message: aws.String(fmt.Sprintf(format, args...))}
+}
+
+func copyScanRules(in []ecrtypes.RegistryScanningRule) []ecrtypes.RegistryScanningRule {
+	out := []ecrtypes.RegistryScanningRule{}
+	for _, r := range in {
+		r.RepositoryFilters = append([]ecrtypes.ScanningRepositoryFilter{}, r.RepositoryFilters...)
+		out = append(out, r)
+	}
+	return out
+}
+
+// GetRegistryScanningConfiguration returns the registry's scan type and
+// rules; a registry never configured scans BASIC with no rules, as ECR's.
+func (f *ECR) GetRegistryScanningConfiguration(ctx context.Context, _ *ecr.GetRegistryScanningConfigurationInput, _ ...func(*ecr.Options)) (*ecr.GetRegistryScanningConfigurationOutput, error) {
+	var out *ecr.GetRegistryScanningConfigurationOutput
+	err := f.a.call(ctx, "ecr.GetRegistryScanningConfiguration", func() error {
+		c := f.a.registry
+		t := c.scanType
+		if t == "" {
+			t = ecrtypes.ScanTypeBasic
+		}
+		out = &ecr.GetRegistryScanningConfigurationOutput{RegistryId: aws.String(f.a.id),
+			ScanningConfiguration: &ecrtypes.RegistryScanningConfiguration{ScanType: t, Rules: copyScanRules(c.scanRules)}}
+		return nil
+	})
+	return out, err
+}
+
+// PutRegistryScanningConfiguration replaces the registry's scan type and
+// rules, refusing what ECR refuses: more than 2 rules, more than 100
+// filters in one, a frequency the scan type does not take (BASIC scans on
+// push or manually; ENHANCED on push or continuously).
+func (f *ECR) PutRegistryScanningConfiguration(ctx context.Context, in *ecr.PutRegistryScanningConfigurationInput, _ ...func(*ecr.Options)) (*ecr.PutRegistryScanningConfigurationOutput, error) {
+	var out *ecr.PutRegistryScanningConfigurationOutput
+	err := f.a.call(ctx, "ecr.PutRegistryScanningConfiguration", func() error {
+		t := in.ScanType
+		if t == "" {
+			t = ecrtypes.ScanTypeBasic
+		}
+		if t != ecrtypes.ScanTypeBasic && t != ecrtypes.ScanTypeEnhanced {
+			return invalid("Invalid parameter at 'scanType': %q", t)
+		}
+		if len(in.Rules) > 2 {
+			return invalid("Invalid parameter at 'rules': at most 2 rules, got %d", len(in.Rules))
+		}
+		for _, r := range in.Rules {
+			if len(r.RepositoryFilters) > 100 {
+				return invalid("Invalid parameter at 'repositoryFilters': at most 100 filters")
+			}
+			ok := r.ScanFrequency == ecrtypes.ScanFrequencyScanOnPush ||
+				(t == ecrtypes.ScanTypeBasic && r.ScanFrequency == ecrtypes.ScanFrequencyManual) ||
+				(t == ecrtypes.ScanTypeEnhanced && r.ScanFrequency == ecrtypes.ScanFrequencyContinuousScan)
+			if !ok {
+				return invalid("Invalid parameter at 'scanFrequency': %s is not supported with scan type %s", r.ScanFrequency, t)
+			}
+			for _, fl := range r.RepositoryFilters {
+				if str(fl.Filter) == "" || fl.FilterType != ecrtypes.ScanningRepositoryFilterTypeWildcard {
+					return invalid("Invalid parameter at 'repositoryFilters': a filter needs a value and type WILDCARD")
+				}
+			}
+		}
+		f.a.registry.scanType, f.a.registry.scanRules = t, copyScanRules(in.Rules)
+		out = &ecr.PutRegistryScanningConfigurationOutput{RegistryScanningConfiguration: &ecrtypes.RegistryScanningConfiguration{ScanType: t, Rules: copyScanRules(in.Rules)}}
+		return nil
+	})
+	return out, err
+}
+
+// RegistryScanning is the registry's scanning configuration as it stands.
+func (a *Account) RegistryScanning() ecrtypes.RegistryScanningConfiguration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := a.registry.scanType
+	if t == "" {
+		t = ecrtypes.ScanTypeBasic
+	}
+	return ecrtypes.RegistryScanningConfiguration{ScanType: t, Rules: copyScanRules(a.registry.scanRules)}
+}
