@@ -3,6 +3,7 @@ package resource
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -24,6 +25,12 @@ type Repository struct {
 	arn             string
 	images          int
 	described       *ecrtypes.Repository // as DescribeRepositories returned it
+	tags            []ecrtypes.Tag
+	// observed is closed once Observe is done: a kind whose reading
+	// depends on the repository's (the signing rule, recorded in its tags)
+	// waits for it.
+	observed     chan struct{}
+	observedOnce sync.Once
 
 	// settings, when registered, add the repository's settings to its
 	// creation; created is the step that creates it.
@@ -39,7 +46,27 @@ type creationSettings interface {
 
 // NewRepository is the repository called name.
 func NewRepository(name string) *Repository {
-	return &Repository{Name: name, report: Report{Kind: KindRepository, Name: name}}
+	return &Repository{Name: name, report: Report{Kind: KindRepository, Name: name}, observed: make(chan struct{})}
+}
+
+// read waits until the repository was observed (or ctx ends).
+func (r *Repository) read(ctx context.Context) error {
+	select {
+	case <-r.observed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// tag is the value of one of the repository's tags, as found.
+func (r *Repository) tag(key string) string {
+	for _, t := range r.tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
 }
 
 // Reports is the repository's one report.
@@ -57,6 +84,7 @@ func (r *Repository) ARN() string { return r.report.ARN }
 // Observe reads the repository and its tags; for a teardown, also how many
 // images it holds.
 func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) error {
+	defer r.observedOnce.Do(func() { close(r.observed) })
 	doing := func(what string) string { return what + " ECR repository " + r.Name }
 	out, err := env.ECR.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
 	if awsx.IsNotFound(err) {
@@ -76,11 +104,12 @@ func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) err
 		return nil
 	}
 	var tagged bool
+	var tags []ecrtypes.Tag
 	var images int
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		tagged, err = repositoryManaged(gctx, env, arn)
+		tagged, tags, err = repositoryManaged(gctx, env, arn)
 		return fail(KindRepository, r.Name, "reading the tags of ECR repository "+r.Name, "ecr:ListTagsForResource", err)
 	})
 	if purpose == ForTeardown {
@@ -96,16 +125,16 @@ func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) err
 		}
 		return err
 	}
-	r.exists, r.managed, r.arn, r.images, r.described = true, tagged, arn, images, described
+	r.exists, r.managed, r.arn, r.images, r.described, r.tags = true, tagged, arn, images, described, tags
 	return nil
 }
 
-func repositoryManaged(ctx context.Context, env *Env, arn string) (bool, error) {
+func repositoryManaged(ctx context.Context, env *Env, arn string) (bool, []ecrtypes.Tag, error) {
 	tags, err := env.ECR.ListTagsForResource(ctx, &ecr.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
-	return managed.ECR(tags.Tags), nil
+	return managed.ECR(tags.Tags), tags.Tags, nil
 }
 
 // Reconcile creates the repository when it is missing.
@@ -145,7 +174,7 @@ func (r *Repository) create(ctx context.Context, env *Env) error {
 			return fail(KindRepository, r.Name, "reading ECR repository "+r.Name+" (it was created meanwhile)", "ecr:DescribeRepositories", err)
 		}
 		rep.ARN, r.described = aws.ToString(d.Repositories[0].RepositoryArn), &d.Repositories[0]
-		tagged, err := repositoryManaged(ctx, env, rep.ARN)
+		tagged, _, err := repositoryManaged(ctx, env, rep.ARN)
 		if err != nil {
 			return fail(KindRepository, r.Name, "reading the tags of ECR repository "+r.Name, "ecr:ListTagsForResource", err)
 		}

@@ -150,6 +150,7 @@ type Stack struct {
 	Repository *Repository
 	Settings   *RepositorySettings // nil: no setting asked for
 	Scanning   *RegistryScanning   // nil in setup: no registry scanning asked for
+	Signing    *Signing            // nil in setup: no signing profile asked for
 	Policy     *Policy
 	User       *User // the user CI's keys belong to; nil in a keyless setup
 	Former     *Retired
@@ -218,6 +219,10 @@ func (st *Stack) setup(api CircleCIAPI) {
 		st.Scanning = NewRegistryScanning(st.Repository, s.Scanning)
 		st.resources = append(st.resources, st.Scanning)
 	}
+	if s.SigningProfile != "" {
+		st.Signing = NewSigning(st.Repository, s.SigningProfile)
+		st.resources = append(st.resources, st.Signing)
+	}
 	if s.CircleCI != nil {
 		st.Variables = NewCircleCIVariables(api, *s.CircleCI, s.Region, st.Role, st.User)
 		st.resources = append(st.resources, st.Variables)
@@ -239,10 +244,10 @@ func (st *Stack) teardown(api CircleCIAPI) {
 	st.Role = NewRole(s.Role, st.User, st.Policy)
 	st.Policy.Role, st.Policy.User = st.Role, st.User
 	st.Found = &FoundProviders{Role: st.Role, Find: issuersOfRole}
-	// The scanning rule decides after the repository (it goes only with
-	// it), and the repository is deleted after it.
-	st.Scanning = NewRegistryScanning(st.Repository, nil)
-	st.resources = []Resource{st.Repository, st.Scanning, st.Policy, st.Found, st.Role, st.User}
+	// The registry's rules decide after the repository (they go only with
+	// it), and the repository is deleted after them.
+	st.Scanning, st.Signing = NewRegistryScanning(st.Repository, nil), NewSigning(st.Repository, "")
+	st.resources = []Resource{st.Repository, st.Scanning, st.Signing, st.Policy, st.Found, st.Role, st.User}
 	if s.CircleCI != nil {
 		st.Leftovers = NewCircleCILeftovers(api, *s.CircleCI, st.Role, st.User)
 		st.resources = append(st.resources, st.Leftovers)

@@ -97,3 +97,87 @@ func (a *Account) RegistryScanning() ecrtypes.RegistryScanningConfiguration {
 	}
 	return ecrtypes.RegistryScanningConfiguration{ScanType: t, Rules: copyScanRules(a.registry.scanRules)}
 }
+
+func copySigningRules(in []ecrtypes.SigningRule) []ecrtypes.SigningRule {
+	out := []ecrtypes.SigningRule{}
+	for _, r := range in {
+		r.RepositoryFilters = append([]ecrtypes.SigningRepositoryFilter{}, r.RepositoryFilters...)
+		out = append(out, r)
+	}
+	return out
+}
+
+func signingNotFound(a *Account) error {
+	return &ecrtypes.SigningConfigurationNotFoundException{Message: aws.String(fmt.Sprintf("The signing configuration for registry '%s' does not exist", a.id))}
+}
+
+// GetSigningConfiguration returns the registry's signing rules, or
+// SigningConfigurationNotFoundException when there are none.
+func (f *ECR) GetSigningConfiguration(ctx context.Context, _ *ecr.GetSigningConfigurationInput, _ ...func(*ecr.Options)) (*ecr.GetSigningConfigurationOutput, error) {
+	var out *ecr.GetSigningConfigurationOutput
+	err := f.a.call(ctx, "ecr.GetSigningConfiguration", func() error {
+		if f.a.registry.signingRules == nil {
+			return signingNotFound(f.a)
+		}
+		out = &ecr.GetSigningConfigurationOutput{RegistryId: aws.String(f.a.id),
+			SigningConfiguration: &ecrtypes.SigningConfiguration{Rules: copySigningRules(f.a.registry.signingRules)}}
+		return nil
+	})
+	return out, err
+}
+
+// PutSigningConfiguration replaces the registry's signing rules, refusing
+// what ECR refuses: more than 10 rules, more than 100 filters in one, a
+// rule without a signing profile.
+func (f *ECR) PutSigningConfiguration(ctx context.Context, in *ecr.PutSigningConfigurationInput, _ ...func(*ecr.Options)) (*ecr.PutSigningConfigurationOutput, error) {
+	var out *ecr.PutSigningConfigurationOutput
+	err := f.a.call(ctx, "ecr.PutSigningConfiguration", func() error {
+		if in.SigningConfiguration == nil {
+			return invalid("signingConfiguration is required")
+		}
+		rules := in.SigningConfiguration.Rules
+		if len(rules) > 10 {
+			return invalid("Invalid parameter at 'rules': at most 10 rules, got %d", len(rules))
+		}
+		for _, r := range rules {
+			if str(r.SigningProfileArn) == "" || len(r.RepositoryFilters) > 100 {
+				return invalid("Invalid parameter at 'rules': a rule needs a signing profile and at most 100 filters")
+			}
+			for _, fl := range r.RepositoryFilters {
+				if str(fl.Filter) == "" || fl.FilterType != ecrtypes.SigningRepositoryFilterTypeWildcardMatch {
+					return invalid("Invalid parameter at 'repositoryFilters': a filter needs a value and type WILDCARD_MATCH")
+				}
+			}
+		}
+		f.a.registry.signingRules = copySigningRules(rules)
+		out = &ecr.PutSigningConfigurationOutput{SigningConfiguration: &ecrtypes.SigningConfiguration{Rules: copySigningRules(rules)}}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteSigningConfiguration removes the registry's signing rules.
+func (f *ECR) DeleteSigningConfiguration(ctx context.Context, _ *ecr.DeleteSigningConfigurationInput, _ ...func(*ecr.Options)) (*ecr.DeleteSigningConfigurationOutput, error) {
+	var out *ecr.DeleteSigningConfigurationOutput
+	err := f.a.call(ctx, "ecr.DeleteSigningConfiguration", func() error {
+		if f.a.registry.signingRules == nil {
+			return signingNotFound(f.a)
+		}
+		out = &ecr.DeleteSigningConfigurationOutput{RegistryId: aws.String(f.a.id),
+			SigningConfiguration: &ecrtypes.SigningConfiguration{Rules: copySigningRules(f.a.registry.signingRules)}}
+		f.a.registry.signingRules = nil
+		return nil
+	})
+	return out, err
+}
+
+// SigningRules are the registry's signing rules as they stand (nil: no
+// signing configuration).
+func (a *Account) SigningRules() []ecrtypes.SigningRule {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.registry.signingRules == nil {
+		return nil
+	}
+	return copySigningRules(a.registry.signingRules)
+}
