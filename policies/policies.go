@@ -156,7 +156,8 @@ type PermissionOptions struct {
 	// It takes no resource: its statement is on "*".
 	EnhancedFindings bool
 	// SigningProfile, when set, adds signer:SignPayload on that AWS Signer
-	// profile, which ECR's managed signing of the role's pushes needs.
+	// profile, which ECR's managed signing of the role's pushes needs, and
+	// ecr:DescribeImageSigningStatus, for the gate's --require-signature.
 	SigningProfile string
 }
 
@@ -202,7 +203,9 @@ func Permissions(t Target, opts PermissionOptions) Document {
 		doc.Statement = append(doc.Statement, Statement{Sid: "ReadEnhancedFindings", Effect: "Allow", Action: Values{"inspector2:ListFindings"}, Resource: Values{"*"}})
 	}
 	if opts.SigningProfile != "" {
-		doc.Statement = append(doc.Statement, Statement{Sid: "SignPushedImages", Effect: "Allow", Action: Values{"signer:SignPayload"}, Resource: Values{opts.SigningProfile}})
+		doc.Statement = append(doc.Statement,
+			Statement{Sid: "SignPushedImages", Effect: "Allow", Action: Values{"signer:SignPayload"}, Resource: Values{opts.SigningProfile}},
+			Statement{Sid: "ReadSigningStatus", Effect: "Allow", Action: Values{"ecr:DescribeImageSigningStatus"}, Resource: Values{repo}})
 	}
 	return doc
 }

@@ -112,6 +112,7 @@ type scanFlags struct {
 	creds                   ciCredentials
 	repository, tag, output string
 	wait                    time.Duration
+	requireSignature        bool
 	policyFlags
 }
 
@@ -161,11 +162,17 @@ SCAN_ELIGIBILITY_EXPIRED or IMAGE_ARCHIVED exits 1, naming the status and
 what to do. IN_PROGRESS and PENDING are waited out up to --wait, and so is
 the moment when enhanced scanning says COMPLETE before its findings arrive.
 
+Signature: with --require-signature the gate also reads ECR's managed
+signing status of the image (setup --signing-profile signs every push and
+grants ecr:DescribeImageSigningStatus), reports the profiles that signed
+it, and exits 1 when none did. Signing in progress is waited out up to
+--wait.
+
 Environment: AWS_IAM_USER_ACCESS_KEY_ID, AWS_IAM_USER_SECRET_ACCESS_KEY,
 AWS_IAM_ROLE_ARN (or --role-arn) and AWS_REGION (or --region), as for push.
 
-Exit status: 0 no finding counts at or above --fail-on; 1 findings do, or
-the scan could not be judged (no verdict, still running after --wait, no
+Exit status: 0 no finding counts at or above --fail-on; 1 findings do, the
+image is not signed (--require-signature), or the scan could not be judged (no verdict, still running after --wait, no
 permission); 2 invalid input.`,
 		Example: `  # After the push, in the same CircleCI job:
   containerise scan --tag "$CIRCLE_SHA1" --fail-on HIGH
@@ -220,6 +227,8 @@ permission); 2 invalid input.`,
 	fl.StringVar(&f.repository, "repository", push.DefaultRepository, "ECR repository")
 	fl.StringVar(&f.FailOn, "fail-on", "", "exit 1 when a finding counts at or above this severity: CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL (required)")
 	f.policyFlags.add(fl, "")
+	fl.BoolVar(&f.requireSignature, "require-signature", false,
+		"also fail (exit 1) unless ECR's managed signing signed the image (setup --signing-profile); the report says which profile signed it")
 	fl.DurationVar(&f.wait, "wait", DefaultScanWait, "how long to wait for the scan to complete (0: look once)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.creds.RoleARN, "role-arn", "", "role to assume (default: AWS_IAM_ROLE_ARN)")
@@ -249,7 +258,9 @@ func (f *scanFlags) validate() (scan.Policy, error) {
 	if f.wait < 0 {
 		return scan.Policy{}, clierror.Usagef("--wait %s is negative", f.wait)
 	}
-	return f.policy(threshold)
+	pol, err := f.policy(threshold)
+	pol.RequireSignature = f.requireSignature
+	return pol, err
 }
 
 // failOn reads --fail-on.
@@ -304,8 +315,11 @@ func gateVerdict(results []*scan.Result, waitFlag string) error {
 				do += ", or allow longer with " + waitFlag
 			}
 			failed = append(failed, fmt.Sprintf("%s has no verdict, so it does not pass: scan status %s: %s; %s", ref, nv.Status, nv.Why, do))
-		case !r.Passed():
+		case r.Failing > 0:
 			failed = append(failed, fmt.Sprintf("%s has %s at or above %s", ref, plural(r.Failing, "finding"), r.Threshold()))
+		}
+		if r.Unsigned() {
+			failed = append(failed, unsignedText(ref, r.Signature))
 		}
 	}
 	if len(failed) == 0 {
@@ -380,10 +394,13 @@ func renderScanText(w io.Writer, results []*scan.Result) {
 				skipped = append(skipped, f)
 			}
 		}
+		renderSignature(w, r)
 		if r.Passed() {
 			fmt.Fprintf(w, "PASS: no finding counts at or above %s", r.Threshold())
-		} else {
+		} else if r.Failing > 0 {
 			fmt.Fprintf(w, "FAIL: %s at or above %s", plural(r.Failing, "finding"), r.Threshold())
+		} else {
+			fmt.Fprintf(w, "FAIL: not signed; no finding counts at or above %s", r.Threshold())
 		}
 		if len(skipped) > 0 {
 			fmt.Fprintf(w, " (%d not counted)", len(skipped))
@@ -455,6 +472,8 @@ type scanImageJSON struct {
 	Verdict           string            `json:"verdict"` // pass, fail or none
 	NoVerdict         *scanNoVerdict    `json:"no_verdict"`
 	Findings          []scanFindingJSON `json:"findings"`
+	// Signature is null unless --require-signature asked for it.
+	Signature *scanSignatureJSON `json:"signature"`
 }
 
 type scanNoVerdict struct {
@@ -508,6 +527,9 @@ func renderScanJSON(w io.Writer, pol scan.Policy, results []*scan.Result) error 
 		for _, f := range r.Findings {
 			img.Findings = append(img.Findings, scanFindingJSON{Name: f.ID, Severity: f.Severity, Package: f.Package, FixedIn: f.FixedIn,
 				Fix: f.Fix, Title: f.Title, URI: f.URI, Verdict: string(f.Verdict), Reason: f.Reason, Expired: f.Expired})
+		}
+		if sig := r.Signature; sig != nil {
+			img.Signature = &scanSignatureJSON{Signed: sig.Signed, Profiles: append([]string{}, sig.Profiles...), Problems: append([]string{}, sig.Problems...)}
 		}
 		doc.Passed = doc.Passed && r.Passed()
 		doc.Images = append(doc.Images, img)

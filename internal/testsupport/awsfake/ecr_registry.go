@@ -3,6 +3,7 @@ package awsfake
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -180,4 +181,56 @@ func (a *Account) SigningRules() []ecrtypes.SigningRule {
 		return nil
 	}
 	return copySigningRules(a.registry.signingRules)
+}
+
+// wildcardMatch reports whether a signing or scanning filter covers a
+// repository name: '*' stands for any characters.
+func wildcardMatch(filter, name string) bool {
+	parts := strings.Split(filter, "*")
+	if len(parts) == 1 {
+		return filter == name
+	}
+	if !strings.HasPrefix(name, parts[0]) {
+		return false
+	}
+	rest := name[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(rest, p)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(p):]
+	}
+	return strings.HasSuffix(rest, parts[len(parts)-1])
+}
+
+// DescribeImageSigningStatus returns a COMPLETE signature for each signing
+// rule covering the image's repository (a rule with no filter covers every
+// repository): the fake signs at once, and signs images pushed before the
+// rule too.
+func (f *ECR) DescribeImageSigningStatus(ctx context.Context, in *ecr.DescribeImageSigningStatusInput, _ ...func(*ecr.Options)) (*ecr.DescribeImageSigningStatusOutput, error) {
+	var out *ecr.DescribeImageSigningStatusOutput
+	err := f.a.call(ctx, "ecr.DescribeImageSigningStatus", func() error {
+		r, err := f.a.repo(str(in.RepositoryName))
+		if err != nil {
+			return err
+		}
+		img, err := f.a.image(r, in.ImageId)
+		if err != nil {
+			return err
+		}
+		out = &ecr.DescribeImageSigningStatusOutput{RegistryId: aws.String(f.a.id), RepositoryName: aws.String(r.name), ImageId: imageID(img, in.ImageId),
+			SigningStatuses: []ecrtypes.ImageSigningStatus{}}
+		for _, rule := range f.a.registry.signingRules {
+			covered := len(rule.RepositoryFilters) == 0
+			for _, fl := range rule.RepositoryFilters {
+				covered = covered || wildcardMatch(str(fl.Filter), r.name)
+			}
+			if covered {
+				out.SigningStatuses = append(out.SigningStatuses, ecrtypes.ImageSigningStatus{SigningProfileArn: rule.SigningProfileArn, Status: ecrtypes.SigningStatusComplete})
+			}
+		}
+		return nil
+	})
+	return out, err
 }
