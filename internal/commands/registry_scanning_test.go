@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
@@ -168,5 +169,19 @@ func TestRegistryScanningBadInputBeforeAnyCall(t *testing.T) {
 		if r.built || len(acct.Calls()) > 0 {
 			t.Errorf("%v: AWS was called", c.args)
 		}
+	}
+}
+
+// An admin who may not read the registry scanning configuration can still
+// tear down: teardown says what it could not check.
+func TestRegistryScanningTeardownWithoutTheRead(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	if r := runSetupCmd(t, acct); r.err != nil {
+		t.Fatal(r.message)
+	}
+	acct.FailOperation("ecr.GetRegistryScanningConfiguration", &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not allowed"})
+	td := runTeardownCmd(t, acct, "--yes")
+	if td.code != 0 || !strings.Contains(td.stderr, "registry scanning configuration could not be read") {
+		t.Errorf("teardown: %d\n%s", td.code, td.stderr)
 	}
 }

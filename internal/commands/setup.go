@@ -726,6 +726,21 @@ fails, after correcting the rest, and says how to get a new repository.
 --scan-on-push also lets CI read scan findings ('containerise scan', 'push
 --scan'); --allow-scan lets it start scans too.
 
+Registry settings are shared by every repository of the account and
+region, so setup merges its own rule into them and never drops another:
+--scanning basic|enhanced keeps a registry scanning rule covering the
+repository (--scan-frequency on-push, or continuous with enhanced), and
+--signing-profile ARN a signing rule signing its pushes (ECR managed
+signing). Changing the registry's scan type changes how every repository
+is scanned: setup asks first (or takes --yes) and, unconfirmed, changes
+nothing and exits 2. Rules take no tags: setup's are the ones naming
+exactly this repository (and, for signing, recorded in the repository's
+tag containerise/signing-profile); teardown removes them with the
+repository, and leaves the scan type. --archive-after-days N is a
+lifecycle rule like the others: it moves tagged images not pulled for N
+days to the archive storage class, from which an image cannot be pulled
+until it is restored.
+
 The secret access key exists only when the key is created: it is printed
 then (stdout, never logs) and written to --env-file if given (mode 0600).
 Every write of it is checked, and a failed one exits 1. On a rerun,

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 
+	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/hint"
 )
 
@@ -52,6 +53,9 @@ type RegistryScanning struct {
 
 	// Observed.
 	have ecrtypes.RegistryScanningConfiguration
+	// denied: teardown may not read the configuration (an admin policy
+	// from before registry scanning); it says so and goes on.
+	denied bool
 }
 
 // NewRegistryScanning is the scanning rule of repo; want is nil for
@@ -72,8 +76,12 @@ func (s *RegistryScanning) Reports() []*Report {
 }
 
 // Observe reads the registry scanning configuration.
-func (s *RegistryScanning) Observe(ctx context.Context, env *Env, _ Purpose) error {
+func (s *RegistryScanning) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 	out, err := env.ECR.GetRegistryScanningConfiguration(ctx, &ecr.GetRegistryScanningConfigurationInput{})
+	if purpose == ForTeardown && awsx.IsAccessDenied(err) {
+		s.denied = true
+		return nil
+	}
 	if err != nil {
 		return fail(KindRegistryScanning, s.Repo.Name, "reading the registry scanning configuration", "ecr:GetRegistryScanningConfiguration", err)
 	}
@@ -257,6 +265,11 @@ func sameRules(a, b []ecrtypes.RegistryScanningRule) bool {
 // filter stay.
 func (s *RegistryScanning) Delete(p *Plan) {
 	rep := &s.report
+	if s.denied {
+		// Teardown shows no notes: its progress lines say it.
+		p.Env.logf("warning: the registry scanning configuration could not be read (no ecr:GetRegistryScanningConfiguration), so a scanning rule setup added for repository %s "+
+			"was not looked for; if setup ran with --scanning, take the repository's filter out with `aws ecr put-registry-scanning-configuration`", s.Repo.Name)
+	}
 	rules, removed := s.without(s.have.Rules, "")
 	repoGoes := s.Repo.report.State == StateDelete
 	if !p.decide(rep, removed > 0, repoGoes, "") {
