@@ -185,3 +185,17 @@ func TestRegistryScanningTeardownWithoutTheRead(t *testing.T) {
 		t.Errorf("teardown: %d\n%s", td.code, td.stderr)
 	}
 }
+
+// A dry run shows the change of scan type, and what it affects, without
+// asking and without a write.
+func TestRegistryScanningDryRun(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	r := runSetupCmd(t, acct, "--scanning", "enhanced", "--scan-frequency", "continuous", "--dry-run")
+	if r.err != nil || len(acct.Mutating()) != 0 {
+		t.Fatalf("dry run: %v %v", r.message, acct.Mutating())
+	}
+	if !strings.Contains(r.stdout, "registry scan type: ENHANCED (was BASIC): this changes how every repository of the registry in us-east-1 is scanned") ||
+		!strings.Contains(r.stdout, "enhanced scanning continuously") {
+		t.Errorf("dry run does not show the change:\n%s", r.stdout)
+	}
+}
