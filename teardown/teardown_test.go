@@ -97,7 +97,7 @@ func TestTeardownRerunFindsEverythingGone(t *testing.T) {
 	slices.Sort(ops)
 	// With the role gone, teardown looks for a provider an earlier teardown
 	// released but could not delete (none here).
-	want := []string{"ecr.DescribeRepositories", "ecr.GetRegistryScanningConfiguration", "iam.GetPolicy", "iam.GetRole", "iam.GetUser", "iam.ListOpenIDConnectProviders", "sts.GetCallerIdentity"}
+	want := []string{"ecr.DescribeRepositories", "iam.GetPolicy", "iam.GetRole", "iam.GetUser", "iam.ListOpenIDConnectProviders", "sts.GetCallerIdentity"}
 	if !slices.Equal(ops, want) {
 		t.Errorf("rerun calls %v, want %v", ops, want)
 	}

@@ -75,8 +75,19 @@ func (s *RegistryScanning) Reports() []*Report {
 	return []*Report{&s.report}
 }
 
-// Observe reads the registry scanning configuration.
+// Observe reads the registry scanning configuration; teardown reads it
+// once the repository is found.
 func (s *RegistryScanning) Observe(ctx context.Context, env *Env, purpose Purpose) error {
+	if purpose == ForTeardown {
+		// Setup's filter goes only with the repository: without one,
+		// there is nothing to look for.
+		if err := s.Repo.read(ctx); err != nil {
+			return err
+		}
+		if !s.Repo.exists {
+			return nil
+		}
+	}
 	out, err := env.ECR.GetRegistryScanningConfiguration(ctx, &ecr.GetRegistryScanningConfigurationInput{})
 	if purpose == ForTeardown && awsx.IsAccessDenied(err) {
 		s.denied = true
