@@ -37,11 +37,12 @@ Use --document to print one of them as bare JSON, e.g. for a review or for
 
 The region in the ARNs is the one setup would use: --region, else
 AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
---profile), else us-east-1. No credentials are needed.`,
+--profile), else us-east-1. No credentials are needed.` + ciTrustHelp,
 		Example: `  containerise policies --account 123456789012
   containerise policies --account 123456789012 --document trust --user ci-bot
   containerise policies --account 123456789012 --document trust --auth oidc \
     --circleci-org-id <org UUID> --circleci-project-id <project UUID> --branch main
+  containerise policies --account 123456789012 --document trust --auth oidc --github-repo acme/app --branch main
   containerise policies --account 123456789012 --region eu-west-1 --document permissions > policy.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPolicies(cmd, g, o) },
@@ -76,7 +77,7 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 	if err != nil {
 		return err
 	}
-	spec.Trust = provision.Options{Auth: auth, OIDC: circle}.Spec().Trust
+	spec.Trust = provision.Options{Auth: auth, OIDC: circle, Trust: o.auth.selectors}.Spec().Trust
 	if cmd.Flags().Changed("scan-on-push") {
 		// As for setup: also the repository's setting, which the
 		// policy's grant follows.

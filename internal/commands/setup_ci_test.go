@@ -1,0 +1,139 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/testsupport/awsfake"
+	"github.com/containerise/containerise/internal/testsupport/citoken"
+	"github.com/containerise/containerise/internal/testsupport/trusteval"
+	"github.com/containerise/containerise/policies"
+)
+
+var githubArgs = []string{"--auth", "oidc", "--github-repo", "acme/app", "--branch", "main"}
+
+// providerOf reads the account's OIDC provider for issuer: its client IDs
+// and thumbprints, and whether it exists.
+func providerOf(t *testing.T, acct *awsfake.Account, issuer string) (*iam.GetOpenIDConnectProviderOutput, error) {
+	t.Helper()
+	return acct.IAM().GetOpenIDConnectProvider(context.Background(), &iam.GetOpenIDConnectProviderInput{
+		OpenIDConnectProviderArn: aws.String(policies.OIDCProviderARN(acct.Partition(), acct.ID(), issuer))})
+}
+
+func githubJob(name, repo, ref string, want bool) trusteval.Token {
+	c := citoken.GitHub{Repo: repo, Ref: ref}.Claims()
+	return trusteval.Token{Name: name, Provider: policies.OIDCProviderARN("aws", "123456789012", c["iss"].(string)), Claims: c, Want: want}
+}
+
+// setup --auth oidc --github-repo acme/app --branch main: GitHub's provider
+// with the audience sts.amazonaws.com and no thumbprint, a trust that the
+// independent evaluator finds admits only acme/app's main branch, and a
+// rerun that writes nothing.
+func TestSetupTrustsAGitHubRepositorysMainBranch(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	r := runSetupCmd(t, acct, githubArgs...)
+	if r.err != nil {
+		t.Fatalf("%s\n%s", r.message, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "oidc-provider  token.actions.githubusercontent.com  created") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	prov, err := providerOf(t, acct, "https://token.actions.githubusercontent.com")
+	if err != nil || strings.Join(prov.ClientIDList, ",") != "sts.amazonaws.com" || len(prov.ThumbprintList) != 0 {
+		t.Fatalf("GitHub's provider: %+v %v", prov, err)
+	}
+	_, encoded := written(t, acct)
+	trust, err := url.QueryUnescape(encoded) // IAM returns documents URL-encoded
+	if err != nil {
+		t.Fatal(err)
+	}
+	feature := citoken.GitHub{Repo: "acme/app", Ref: "refs/heads/main"}
+	feature.Event, feature.Ref = "pull_request", "refs/pull/7/merge"
+	pr := feature.Claims()
+	ghes := citoken.GitHub{Repo: "acme/app", Ref: "refs/heads/main", Host: "github.example.com"}.Claims()
+	trusteval.Check(t, trust, []trusteval.Token{
+		githubJob("acme/app, push to main", "acme/app", "refs/heads/main", true),
+		githubJob("acme/app, branch main-evil", "acme/app", "refs/heads/main-evil", false),
+		githubJob("acme/app, branch feature/x", "acme/app", "refs/heads/feature/x", false),
+		githubJob("acme/app, tag main", "acme/app", "refs/tags/main", false),
+		githubJob("acme/app-evil, main", "acme/app-evil", "refs/heads/main", false),
+		githubJob("acme/ap, main", "acme/ap", "refs/heads/main", false),
+		{Name: "acme/app, pull request", Provider: policies.OIDCProviderARN("aws", "123456789012", "https://token.actions.githubusercontent.com"), Claims: pr, Want: false},
+		{Name: "acme/app on a GitHub Enterprise Server, main", Provider: policies.OIDCProviderARN("aws", "123456789012", ghes["iss"].(string)), Claims: ghes, Want: false},
+	})
+
+	acct.ResetCalls()
+	again := runSetupCmd(t, acct, githubArgs...)
+	if again.err != nil || len(acct.Mutating()) != 0 {
+		t.Fatalf("rerun: %v, writes %v\n%s", again.err, acct.Mutating(), again.stdout)
+	}
+	if !strings.Contains(again.stdout, "oidc-provider  token.actions.githubusercontent.com  unchanged") {
+		t.Errorf("rerun stdout:\n%s", again.stdout)
+	}
+}
+
+// One role trusted by CircleCI, GitHub, GitLab and Buildkite jobs: one
+// provider per issuer, one statement per CI, and policies shows it.
+func TestSetupOneRoleForSeveralCIs(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	args := append(append([]string{}, keylessArgs...), "--github-repo", "acme/app", "--gitlab-project", "acme/app",
+		"--buildkite-org", "acme", "--buildkite-pipeline", "app", "--branch", "main")
+	shown := policiesSections(t, acct, args...)
+	r := runSetupCmd(t, acct, args...)
+	if r.err != nil {
+		t.Fatalf("%s\n%s", r.message, r.stderr)
+	}
+	for _, issuer := range []string{"https://oidc.circleci.com/org/" + testOrg, "https://token.actions.githubusercontent.com", "https://gitlab.com", "https://agent.buildkite.com"} {
+		if _, err := providerOf(t, acct, issuer); err != nil {
+			t.Errorf("provider %s: %v", issuer, err)
+		}
+	}
+	_, trust := written(t, acct)
+	doc, err := policies.Parse(trust)
+	if err != nil || len(doc.Statement) != 4 {
+		t.Fatalf("trust %s %v", trust, err)
+	}
+	want, _ := policies.Parse(shown["trust"])
+	if same, err := policies.Equivalent(trust, want); !same || err != nil {
+		t.Errorf("setup wrote\n%s\npolicies shows\n%s", trust, shown["trust"])
+	}
+}
+
+func TestSetupOtherCIsRefuseBadInputBeforeAnyCall(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--github-repo", "acme/app"}, "--github-repo is for keyless setups"},
+		{[]string{"--auth", "oidc", "--github-repo", "acme"}, `--github-repo "acme" is not OWNER/REPO`},
+		{[]string{"--auth", "oidc", "--github-environment", "prod"}, "--github-repo is required"},
+		{[]string{"--auth", "oidc", "--github-repo", "acme/app", "--github-host", "https://ghe.example.com"}, "--github-host"},
+		{[]string{"--auth", "oidc", "--github-repo", "acme/app", "--branch", "main*"}, "--branch"},
+		{[]string{"--auth", "oidc", "--gitlab-project", "app"}, "--gitlab-project \"app\" is not a project path"},
+		{[]string{"--auth", "oidc", "--gitlab-project", "g/app", "--gitlab-audience", "$AUD"}, "--gitlab-audience"},
+		{[]string{"--auth", "oidc", "--bitbucket-workspace", "acme"}, "--bitbucket-workspace-uuid"},
+		{[]string{"--auth", "oidc", "--bitbucket-workspace", "acme", "--bitbucket-workspace-uuid", "0c9b4e1a-7d2f-4b8e-9a61-3f5d2c8b7e40"}, "--bitbucket-repo-uuid is required"},
+		{[]string{"--auth", "oidc", "--bitbucket-workspace", "acme", "--bitbucket-workspace-uuid", "0c9b4e1a-7d2f-4b8e-9a61-3f5d2c8b7e40",
+			"--bitbucket-repo-uuid", "5e6f7a8b-1c2d-4e3f-8a9b-0c1d2e3f4a5b", "--branch", "main"}, "--branch cannot narrow Bitbucket's trust"},
+		{[]string{"--auth", "oidc", "--buildkite-org", "acme"}, "--buildkite-pipeline is required"},
+		{[]string{"--auth", "oidc", "--circleci-project-id", testProject, "--github-repo", "acme/app"}, "need --circleci-org-id"},
+		{[]string{"--auth", "oidc"}, "--github-repo, --gitlab-project"},
+	} {
+		acct := awsfake.New(awsfake.Config{})
+		r := runSetupCmd(t, acct, c.args...)
+		var u *clierror.UsageError
+		if !errors.As(r.err, &u) || !strings.Contains(r.err.Error(), c.want) {
+			t.Errorf("%v: error %v, want a usage error with %q", c.args, r.err, c.want)
+		}
+		if r.built || len(acct.Calls()) != 0 {
+			t.Errorf("%v: AWS was called", c.args)
+		}
+	}
+}
