@@ -137,3 +137,27 @@ func TestSetupOtherCIsRefuseBadInputBeforeAnyCall(t *testing.T) {
 		}
 	}
 }
+
+// A role that trusted GitHub, then GitLab, then the CI user again: its
+// tags name each issuer setup made it trust, so teardown finds and deletes
+// both providers, which no trust names any more.
+func TestTeardownFindsEveryProviderTheRoleTrusted(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	for _, args := range [][]string{githubArgs, {"--auth", "oidc", "--gitlab-project", "acme/app", "--yes"}, {"--yes"}} {
+		if r := runSetupCmd(t, acct, args...); r.err != nil {
+			t.Fatalf("setup %v: %s\n%s", args, r.message, r.stderr)
+		}
+	}
+	td := runTeardownCmd(t, acct, "--yes")
+	if td.code != 0 {
+		t.Fatalf("teardown: exit %d\n%s%s", td.code, td.stdout, td.stderr)
+	}
+	for _, issuer := range []string{"https://token.actions.githubusercontent.com", "https://gitlab.com"} {
+		if !strings.Contains(td.stdout, "oidc-provider "+strings.TrimPrefix(issuer, "https://")+": deleted") {
+			t.Errorf("teardown did not report %s deleted:\n%s", issuer, td.stdout)
+		}
+		if _, err := providerOf(t, acct, issuer); err == nil {
+			t.Errorf("provider %s is still there", issuer)
+		}
+	}
+}
