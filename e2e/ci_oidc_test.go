@@ -9,6 +9,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -185,4 +187,69 @@ func TestGitLabSetupPushTeardown(t *testing.T) {
 	pushAndCheck(t, env, []string{"--audience", "https://gitlab.com"}, "gitlab-acme-tools-app-7654321", token)
 
 	teardownRemoves(t, c, "https://gitlab.com")
+}
+
+// Bitbucket Pipelines (the step's token a variable) and Buildkite (the
+// token from the agent, played by a script on PATH that answers only the
+// request push must make): setup, push from a job shaped like the CI's,
+// teardown.
+func TestBitbucketAndBuildkiteSetupPushTeardown(t *testing.T) {
+	const (
+		workspaceUUID = "{0c9b4e1a-7d2f-4b8e-9a61-3f5d2c8b7e40}"
+		repoUUID      = "{5e6f7a8b-1c2d-4e3f-8a9b-0c1d2e3f4a5b}"
+	)
+	bitbucketToken := citoken.Bitbucket{Workspace: "acme", WorkspaceUUID: workspaceUUID, RepoUUID: repoUUID, Branch: "main"}.Mint()
+	buildkiteToken := citoken.Buildkite{Org: "acme", Pipeline: "app", Ref: "refs/heads/main", Audience: "sts.amazonaws.com"}.Mint()
+	agentDir := t.TempDir()
+	agent := "#!/bin/sh\n" +
+		`[ "$*" = "oidc request-token --audience sts.amazonaws.com" ] || { echo "unexpected request: $*" >&2; exit 1; }` + "\n" +
+		`cat "$(dirname "$0")/token"` + "\n"
+	if err := os.WriteFile(filepath.Join(agentDir, "buildkite-agent"), []byte(agent), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(agentDir, "token"), []byte(buildkiteToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, issuer, audience string
+		setup                  []string
+		job                    map[string]string
+		session, token         string
+	}{
+		{
+			name: "bitbucket", issuer: "https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc",
+			audience: "ari:cloud:bitbucket::workspace/0c9b4e1a-7d2f-4b8e-9a61-3f5d2c8b7e40",
+			setup:    []string{"--bitbucket-workspace", "acme", "--bitbucket-workspace-uuid", workspaceUUID, "--bitbucket-repo-uuid", repoUUID},
+			job: map[string]string{"BITBUCKET_BUILD_NUMBER": "42", "BITBUCKET_WORKSPACE": "acme", "BITBUCKET_REPO_FULL_NAME": "acme/app",
+				"BITBUCKET_STEP_OIDC_TOKEN": bitbucketToken},
+			session: "bitbucket-acme-app-42", token: bitbucketToken,
+		},
+		{
+			name: "buildkite", issuer: "https://agent.buildkite.com", audience: "sts.amazonaws.com",
+			setup: []string{"--buildkite-org", "acme", "--buildkite-pipeline", "app", "--branch", "main"},
+			job: map[string]string{"BUILDKITE": "true", "BUILDKITE_ORGANIZATION_SLUG": "acme", "BUILDKITE_PIPELINE_SLUG": "app", "BUILDKITE_BUILD_NUMBER": "42",
+				"PATH": agentDir + string(os.PathListSeparator) + os.Getenv("PATH")},
+			session: "buildkite-acme-app-42", token: buildkiteToken,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resetAWS(t)
+			c := awsClients(t)
+			setup := append([]string{"setup", "--auth", "oidc", "--verbose"}, tc.setup...)
+			if r := run(t, nil, setup...); r.Code != 0 {
+				t.Fatalf("setup:\n%s", r)
+			}
+			if r := run(t, nil, setup...); r.Code != 0 || len(mutatingOps(r.Stderr)) != 0 {
+				t.Fatalf("rerun:\n%s", r)
+			}
+			arn := policies.OIDCProviderARN("aws", setupAccount(t, c), tc.issuer)
+			prov, err := c.IAM.GetOpenIDConnectProvider(context.Background(), &iam.GetOpenIDConnectProviderInput{OpenIDConnectProviderArn: aws.String(arn)})
+			if err != nil || strings.Join(prov.ClientIDList, ",") != tc.audience || len(prov.ThumbprintList) != 0 {
+				t.Fatalf("provider %s: %+v %v", tc.issuer, prov, err)
+			}
+			roleARN := policies.RoleARN("aws", setupAccount(t, c), setupNames.role)
+			pushAndCheck(t, ciJobEnv(roleARN, c.Cfg.Region, tc.job), nil, tc.session, tc.token)
+			teardownRemoves(t, c, tc.issuer)
+		})
+	}
 }
