@@ -161,3 +161,61 @@ func TestTeardownFindsEveryProviderTheRoleTrusted(t *testing.T) {
 		}
 	}
 }
+
+// GitHub's provider is one per account, often made by hand or by another
+// tool: setup adopts it (reported unmanaged), adds the audience only once
+// confirmed, and teardown leaves it.
+func TestSetupAdoptsAnExistingGitHubProvider(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	ctx := context.Background()
+	if _, err := acct.IAM().CreateOpenIDConnectProvider(ctx, &iam.CreateOpenIDConnectProviderInput{
+		Url: aws.String("https://token.actions.githubusercontent.com"), ClientIDList: []string{"https://github.com/acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	acct.ResetCalls()
+	r := runSetupCmd(t, acct, githubArgs...)
+	if r.err != nil {
+		t.Fatalf("%s\n%s", r.message, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "oidc-provider  token.actions.githubusercontent.com  unmanaged") || !strings.Contains(r.stdout+r.stderr, "sts.amazonaws.com") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+	for _, op := range acct.Mutating() {
+		if strings.Contains(op, "OpenIDConnectProvider") || strings.Contains(op, "ClientID") {
+			t.Errorf("setup changed the provider without confirmation: %s", op)
+		}
+	}
+	if r := runSetupCmd(t, acct, append([]string{"--yes"}, githubArgs...)...); r.err != nil {
+		t.Fatalf("%s\n%s", r.message, r.stderr)
+	}
+	prov, err := providerOf(t, acct, "https://token.actions.githubusercontent.com")
+	if err != nil || strings.Join(prov.ClientIDList, ",") != "https://github.com/acme,sts.amazonaws.com" {
+		t.Fatalf("provider after --yes: %+v %v", prov, err)
+	}
+	td := runTeardownCmd(t, acct, "--yes")
+	if td.code != 0 || !strings.Contains(td.stdout, "oidc-provider token.actions.githubusercontent.com: left alone") {
+		t.Errorf("teardown: exit %d\n%s%s", td.code, td.stdout, td.stderr)
+	}
+	if _, err := providerOf(t, acct, "https://token.actions.githubusercontent.com"); err != nil {
+		t.Errorf("teardown deleted a provider containerise did not make: %v", err)
+	}
+}
+
+// Another role of the account trusts GitHub's provider too: teardown of
+// this role keeps the provider for it.
+func TestTeardownKeepsAGitHubProviderAnotherRoleTrusts(t *testing.T) {
+	acct := awsfake.New(awsfake.Config{})
+	if r := runSetupCmd(t, acct, githubArgs...); r.err != nil {
+		t.Fatalf("%s\n%s", r.message, r.stderr)
+	}
+	if r := runSetupCmd(t, acct, append([]string{"--role", "deploy", "--policy", "deploy-ecr", "--repository", "other"}, githubArgs...)...); r.err != nil {
+		t.Fatalf("%s\n%s", r.message, r.stderr)
+	}
+	td := runTeardownCmd(t, acct, "--yes")
+	if td.code != 0 {
+		t.Fatalf("teardown: exit %d\n%s%s", td.code, td.stdout, td.stderr)
+	}
+	if _, err := providerOf(t, acct, "https://token.actions.githubusercontent.com"); err != nil || !strings.Contains(td.stdout, "deploy") {
+		t.Errorf("the provider role deploy trusts is gone (%v), or teardown did not say which role keeps it:\n%s", err, td.stdout)
+	}
+}
