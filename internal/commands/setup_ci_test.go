@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
+	"github.com/containerise/containerise/internal/testsupport/circletoken"
 	"github.com/containerise/containerise/internal/testsupport/citoken"
 	"github.com/containerise/containerise/internal/testsupport/trusteval"
 	"github.com/containerise/containerise/policies"
@@ -104,6 +105,33 @@ func TestSetupOneRoleForSeveralCIs(t *testing.T) {
 	if same, err := policies.Equivalent(trust, want); !same || err != nil {
 		t.Errorf("setup wrote\n%s\npolicies shows\n%s", trust, shown["trust"])
 	}
+
+	// What the written document admits, judged by the evaluator: each CI's
+	// job on main, and none on another branch or through another CI's
+	// provider.
+	decoded, err := url.QueryUnescape(trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := func(issuer string) string { return policies.OIDCProviderARN("aws", "123456789012", issuer) }
+	tok := func(name string, claims map[string]any, issuer string, want bool) trusteval.Token {
+		return trusteval.Token{Name: name, Provider: arn(issuer), Claims: claims, Want: want}
+	}
+	gh, glIss, bkIss := "https://token.actions.githubusercontent.com", "https://gitlab.com", "https://agent.buildkite.com"
+	circle := circletoken.Job{OrgID: testOrg, ProjectID: testProject, Branch: "main"}.Claims()
+	trusteval.Check(t, decoded, []trusteval.Token{
+		tok("CircleCI project, main", circle, "https://oidc.circleci.com/org/"+testOrg, true),
+		tok("CircleCI project, main-evil", circletoken.Job{OrgID: testOrg, ProjectID: testProject, Branch: "main-evil"}.Claims(), "https://oidc.circleci.com/org/"+testOrg, false),
+		tok("GitHub acme/app, main", citoken.GitHub{Repo: "acme/app", Ref: "refs/heads/main"}.Claims(), gh, true),
+		tok("GitHub acme/app, dev", citoken.GitHub{Repo: "acme/app", Ref: "refs/heads/dev"}.Claims(), gh, false),
+		tok("GitLab acme/app, main", citoken.GitLab{ProjectPath: "acme/app", Ref: "main", Audience: "sts.amazonaws.com"}.Claims(), glIss, true),
+		tok("GitLab acme/app, tag main", citoken.GitLab{ProjectPath: "acme/app", RefType: "tag", Ref: "main", Audience: "sts.amazonaws.com"}.Claims(), glIss, false),
+		tok("GitLab acme/app-evil, main", citoken.GitLab{ProjectPath: "acme/app-evil", Ref: "main", Audience: "sts.amazonaws.com"}.Claims(), glIss, false),
+		tok("Buildkite acme/app, main", citoken.Buildkite{Org: "acme", Pipeline: "app", Ref: "refs/heads/main", Audience: "sts.amazonaws.com"}.Claims(), bkIss, true),
+		tok("Buildkite acme/app, main-evil", citoken.Buildkite{Org: "acme", Pipeline: "app", Ref: "refs/heads/main-evil", Audience: "sts.amazonaws.com"}.Claims(), bkIss, false),
+		tok("GitHub's token through GitLab's provider", citoken.GitHub{Repo: "acme/app", Ref: "refs/heads/main"}.Claims(), glIss, false),
+		tok("GitLab's token through Buildkite's provider", citoken.GitLab{ProjectPath: "acme/app", Ref: "main", Audience: "sts.amazonaws.com"}.Claims(), bkIss, false),
+	})
 }
 
 func TestSetupOtherCIsRefuseBadInputBeforeAnyCall(t *testing.T) {
