@@ -44,7 +44,7 @@ const (
 func (a *authFlags) add(f *pflag.FlagSet, trust bool) {
 	a.trust = trust
 	f.StringVar(&a.mode, "auth", string(provision.AuthKeys),
-		"how CI assumes the role: keys (an IAM user's access key, the blog's way) or oidc (keyless: the CircleCI job's OIDC token; recommended)")
+		"how CI assumes the role: keys (an IAM user's access key, the blog's way) or oidc (keyless: the CI job's OIDC token; recommended)")
 	f.StringVar(&a.org, "circleci-org-id", "", "with --auth oidc: the CircleCI organization ID, a UUID (Organization Settings > Overview)")
 	if !trust {
 		return
@@ -78,7 +78,7 @@ func (a *authFlags) options(requireOrg bool) (provision.Auth, circleci.Selector,
 		return provision.AuthKeys, c, nil
 	case provision.AuthOIDC:
 	default:
-		return "", c, clierror.Usagef("%s %q is invalid: use keys (the CI user's access key) or oidc (keyless, with the CircleCI job's OIDC token)", flagAuth, a.mode)
+		return "", c, clierror.Usagef("%s %q is invalid: use keys (the CI user's access key) or oidc (keyless, with the CI job's OIDC token)", flagAuth, a.mode)
 	}
 	if a.org == "" && requireOrg && a.others.set() == "" {
 		return "", c, clierror.Usagef("%s oidc needs %s: the CircleCI organization ID, shown in CircleCI under Organization Settings > Overview "+
