@@ -122,7 +122,7 @@ func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (
 		return job.WebIdentity, nil
 	}
 	if f.Audience != "" {
-		return nil, clierror.Usagef("--audience is for GitHub Actions, GitLab, Bitbucket and Buildkite jobs; this is none (push recognises them by %s)", ciVariables())
+		return nil, clierror.Usagef("--audience is for GitHub Actions, GitLab, Bitbucket and Buildkite jobs; this is none (push recognises them by %s)", ciVariables)
 	}
 	variable, token := circleci.EnvOIDCTokenV2, strings.TrimSpace(getenv(circleci.EnvOIDCTokenV2))
 	if token == "" {
@@ -145,7 +145,7 @@ func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (
 	case token == "" && f.Auth == "oidc":
 		return nil, clierror.Usagef("--auth oidc: neither %s nor %s is set: CircleCI sets them in each job (if a job lacks them, give it a context); "+
 			"push also gets the token of GitHub Actions, GitLab, Bitbucket and Buildkite jobs, which it recognises by %s; elsewhere use the CI user's keys",
-			circleci.EnvOIDCTokenV2, circleci.EnvOIDCToken, ciVariables())
+			circleci.EnvOIDCTokenV2, circleci.EnvOIDCToken, ciVariables)
 	case token == "":
 		return nil, nil
 	}

@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/containerise/containerise/internal/ci"
@@ -96,6 +95,4 @@ func seamJob(ctx context.Context, getenv func(string) string, r jobRequest) (*jo
 
 // ciVariables name the variables by which push recognises each CI, for
 // messages.
-func ciVariables() string {
-	return strings.Join([]string{"CIRCLECI", "GITHUB_ACTIONS", "GITLAB_CI", "BITBUCKET_BUILD_NUMBER", "BUILDKITE"}, ", ")
-}
+const ciVariables = "CIRCLECI, GITHUB_ACTIONS, GITLAB_CI, BITBUCKET_BUILD_NUMBER, BUILDKITE"
