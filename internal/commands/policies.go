@@ -37,7 +37,7 @@ Use --document to print one of them as bare JSON, e.g. for a review or for
 
 The region in the ARNs is the one setup would use: --region, else
 AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
---profile), else us-east-1. No credentials are needed.` + ciTrustHelp,
+--profile), else us-east-1. No credentials are needed.`,
 		Example: `  containerise policies --account 123456789012
   containerise policies --account 123456789012 --document trust --user ci-bot
   containerise policies --account 123456789012 --document trust --auth oidc \
@@ -56,6 +56,7 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 	f.StringVar(&o.document, "document", "all", "which document: permissions, trust or all")
 	o.grants.add(f)
 	o.auth.add(f, true)
+	cmd.Long += ciTrustHelp
 	return cmd
 }
 

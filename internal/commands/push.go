@@ -61,7 +61,7 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 	cmd := &cobra.Command{
 		Use:     "push",
 		Short:   "Assume the CI role, build the Dockerfile and push every tag to ECR",
-		Long:    pushLong,
+		Long:    pushLong + pushOtherCIsHelp,
 		Example: pushExample,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -333,16 +333,6 @@ or is not a JWT fails before AWS is asked; the token itself is never printed.
 CircleCI sets a token in every job, so when the user's keys are set too, the
 keys win (the role was set up for them), unless --auth oidc is given; push
 says which it used.
-
-In GitHub Actions, GitLab, Bitbucket Pipelines and Buildkite jobs (known by
-GITHUB_ACTIONS, GITLAB_CI, BITBUCKET_BUILD_NUMBER, BUILDKITE), push gets the
-job's token the CI's way: from GitHub's token endpoint (the workflow needs
-'permissions: id-token: write'), from GITLAB_OIDC_TOKEN (the job's
-id_tokens), from BITBUCKET_STEP_OIDC_TOKEN (the step needs 'oidc: true'), or
-from 'buildkite-agent oidc request-token'. It checks the token's issuer,
-audience and expiry before STS, names the role session after the run
-(repository and run ID), and says what the job's config lacks when there is
-no token. Keys in the environment still win unless --auth oidc is given.
 
 Environment (the blog's variables, as setup prints them):
   CIRCLE_OIDC_TOKEN_V2, CIRCLE_OIDC_TOKEN
