@@ -42,6 +42,7 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
   containerise policies --account 123456789012 --document trust --user ci-bot
   containerise policies --account 123456789012 --document trust --auth oidc \
     --circleci-org-id <org UUID> --circleci-project-id <project UUID> --branch main
+  containerise policies --account 123456789012 --document trust --auth oidc --github-repo acme/app --branch main
   containerise policies --account 123456789012 --region eu-west-1 --document permissions > policy.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPolicies(cmd, g, o) },
@@ -55,6 +56,7 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 	f.StringVar(&o.document, "document", "all", "which document: permissions, trust or all")
 	o.grants.add(f)
 	o.auth.add(f, true)
+	cmd.Long += ciTrustHelp
 	return cmd
 }
 
@@ -76,7 +78,7 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 	if err != nil {
 		return err
 	}
-	spec.Trust = provision.Options{Auth: auth, OIDC: circle}.Spec().Trust
+	spec.Trust = provision.Options{Auth: auth, OIDC: circle, Trust: o.auth.selectors}.Spec().Trust
 	if cmd.Flags().Changed("scan-on-push") {
 		// As for setup: also the repository's setting, which the
 		// policy's grant follows.

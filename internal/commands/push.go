@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/containerise/containerise/internal/ci/gitlab"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
@@ -60,7 +61,7 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 	cmd := &cobra.Command{
 		Use:     "push",
 		Short:   "Assume the CI role, build the Dockerfile and push every tag to ECR",
-		Long:    pushLong,
+		Long:    pushLong + pushOtherCIsHelp,
 		Example: pushExample,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -93,6 +94,7 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 	fl.BoolVar(&f.SkipExisting, "skip-existing", false, "neither build nor push tags that already exist in ECR (needs setup --allow-skip-existing)")
 	fl.DurationVar(&f.Wait, "wait", push.DefaultWait, "how long to retry while IAM does not yet know a fresh key, role or OIDC provider (0: no retry)")
 	fl.StringVar(&f.Auth, "auth", "", "the credential: oidc (the job's OIDC token) or keys (the CI user's); default: the keys when they are set, else the token")
+	fl.StringVar(&f.Audience, "audience", "", "keyless in GitHub Actions, GitLab or Buildkite: the audience to ask the job's token for, or (GitLab) that its id_tokens asks for, as setup's --gitlab-audience; default "+gitlab.DefaultAudience)
 	fl.StringVar(&f.OrgID, "circleci-org-id", "", "keyless: the CircleCI organization ID the role trusts; a token from another organization fails before any call")
 	fl.BoolVar(&f.Scan, "scan", false, "after pushing, gate on ECR's scan of the image, as 'containerise scan' does (needs --fail-on)")
 	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding counts at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
@@ -110,7 +112,7 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 		flagGroup{"What to push", []string{"repository", "tag", "skip-existing"}},
 		flagGroup{"The build", []string{"context", "file", "build-arg", "target", "label", "builder", "secret", "ssh", "cache-from", "no-cache", "network", "platform"}},
 		flagGroup{"BuildKit daemon (--builder remote or container)", daemonFlagNames},
-		flagGroup{"Credentials", []string{"role-arn", "auth", "circleci-org-id", "wait"}},
+		flagGroup{"Credentials", []string{"role-arn", "auth", "audience", "circleci-org-id", "wait"}},
 		flagGroup{"Scan gate", []string{"scan", "fail-on", "scan-wait", "only-fixable", "ignore", "ignore-file", "junit"}},
 	)
 	return cmd

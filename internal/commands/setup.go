@@ -62,7 +62,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "setup",
 		Short:   "Create or correct the repository, policy, user (or OIDC provider) and role, and print the CI variables",
-		Long:    setupLong,
+		Long:    setupLong + ciTrustHelp,
 		Example: setupExample,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -107,6 +107,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 	groupFlags(cmd,
 		flagGroup{"What to set up", []string{"repository", "policy", "user", "role"}},
 		flagGroup{"How CI assumes the role", []string{"auth", "circleci-org-id", "circleci-project-id", "any-project", "branch"}},
+		ciTrustGroup,
 		flagGroup{"What the role may do", []string{"permissions", "allow-skip-existing", "registry-cache", "allow-scan"}},
 		flagGroup{"Repository settings (not given: left as they are)", []string{"scan-on-push", "immutable-tags", "mutable-tag", "cache-tag", "keep-images", "expire-untagged-days", "kms-key"}},
 		flagGroup{"Where the variables go", []string{"output", "env-file", "circleci-project", "circleci-context", "circleci-org", "circleci-context-id", "create-context", "context-project", "circleci-host"}},
@@ -132,6 +133,7 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 	if o.Auth, o.OIDC, err = o.auth.options(true); err != nil {
 		return err
 	}
+	o.Trust = o.auth.selectors
 	if o.Keyless() && o.RotateKey {
 		return clierror.Usagef("--rotate-key is for --auth keys: a keyless setup has no access key")
 	}
@@ -199,7 +201,7 @@ func (o setupOptions) rotateCommand() string { return o.commandLine("--rotate-ke
 // commandLine is a setup command line with first, then every non-default
 // name, grant and authentication, so that copying it acts on the same set.
 func (o setupOptions) commandLine(first string) string {
-	return "containerise setup " + first + resourceArgs(o.Options) + grantArgs(o.Grants) + authArgs(o.Auth, o.OIDC) + o.ci.args()
+	return "containerise setup " + first + resourceArgs(o.Options) + grantArgs(o.Grants) + authArgs(o.Auth, o.OIDC) + o.auth.others.args() + o.ci.args()
 }
 
 // resourceArgs names the non-default resources, so that a suggested
@@ -488,15 +490,14 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 	} else if o != "" {
 		fmt.Fprintf(w, "\nCircleCI environment variables, kept in %s:\n", o)
 	} else {
-		fmt.Fprintln(w, "\nCircleCI environment variables:")
+		fmt.Fprintf(w, "\n%s:\n", variablesHeading(res))
 	}
 	v := res.Variables
 	if res.Keyless {
 		for _, kv := range v.Pairs() {
 			fmt.Fprintf(w, "  %s=%s\n", kv[0], kv[1])
 		}
-		fmt.Fprintln(w, "\nKeyless: no access key to store. CircleCI gives each job an OIDC token\n"+
-			"(CIRCLE_OIDC_TOKEN_V2), which 'containerise push' exchanges for the role's credentials.")
+		fmt.Fprintln(w, "\n"+keylessNote(res))
 		renderSetupFooter(w, res, words)
 		return
 	}

@@ -279,9 +279,10 @@ func (st *Stack) Documents(id awsx.Identity) Documents {
 	return out
 }
 
-// issuersOfRole finds the issuers a role trusts or trusted: the one its
-// CircleCI tag names (setup leaves it when it switches the role back to
-// keys), then every OIDC provider of the account its trust names.
+// issuersOfRole finds the issuers a role trusts or trusted: those its tags
+// name (CircleCI's organisation, the other CIs' issuers; setup leaves them
+// when it switches the role back to keys or to other CIs), then every OIDC
+// provider of the account its trust names.
 func issuersOfRole(id awsx.Identity, tags map[string]string, trust policies.Document) []string {
 	var out []string
 	add := func(url string) {
@@ -291,6 +292,9 @@ func issuersOfRole(id awsx.Identity, tags map[string]string, trust policies.Docu
 	}
 	if org := tags[circleci.TagOrg]; org != "" {
 		add(circleci.Issuer(org))
+	}
+	for _, url := range ci.TaggedIssuers(tags) {
+		add(url)
 	}
 	prefix := policies.OIDCProviderARN(id.Partition, id.Account, "")
 	for _, p := range trust.FederatedPrincipals() {

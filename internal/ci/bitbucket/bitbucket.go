@@ -63,6 +63,10 @@ func braced(u string) string { return "{" + bare(u) + "}" }
 // Provider names the CI.
 func (s Selector) Provider() string { return name }
 
+// RoleTags name the issuer on the role, so that teardown finds its
+// provider even after the role's trust stopped naming it.
+func (s Selector) RoleTags() map[string]string { return ci.IssuerTags(s) }
+
 // Validate checks the selector before any call.
 func (s Selector) Validate() error {
 	if !workspaceID.MatchString(s.Workspace) {

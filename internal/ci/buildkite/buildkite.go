@@ -49,6 +49,10 @@ var slug = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,99}$`)
 // Provider names the CI.
 func (s Selector) Provider() string { return name }
 
+// RoleTags name the issuer on the role, so that teardown finds its
+// provider even after the role's trust stopped naming it.
+func (s Selector) RoleTags() map[string]string { return ci.IssuerTags(s) }
+
 // Validate checks the selector before any call.
 func (s Selector) Validate() error {
 	if !slug.MatchString(s.Org) {

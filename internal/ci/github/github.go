@@ -59,6 +59,10 @@ var (
 // Provider names the CI.
 func (s Selector) Provider() string { return name }
 
+// RoleTags name the issuer on the role, so that teardown finds its
+// provider even after the role's trust stopped naming it.
+func (s Selector) RoleTags() map[string]string { return ci.IssuerTags(s) }
+
 // Validate checks the selector before any call.
 func (s Selector) Validate() error {
 	if len(s.Repos) == 0 {

@@ -215,3 +215,18 @@ var (
 	_ ci.Selector = gitlab.Selector{}
 	_ ci.Provider = gitlab.Provider{}
 )
+
+// The job's push line names the audience its id_tokens asks for when it is
+// not the default, since push checks the token's audience before STS.
+func TestConfigPushNamesAnotherAudience(t *testing.T) {
+	for aud, want := range map[string]string{"": "", "sts.amazonaws.com": "", "https://gitlab.com": " --audience https://gitlab.com"} {
+		cfg, err := gitlab.Provider{}.Config(ci.ConfigOptions{Keyless: true, Trusted: aud, Repository: "app", Version: "v1.2.3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := string(cfg.Body)
+		if !strings.Contains(body, `--tag "${CI_COMMIT_SHA}"`+want+"\n") {
+			t.Errorf("audience %q: the push line lacks %q:\n%s", aud, want, body)
+		}
+	}
+}
