@@ -2,7 +2,6 @@ package commands
 
 import (
 	"fmt"
-	"github.com/containerise/containerise/internal/install"
 	"sort"
 	"strings"
 
@@ -13,7 +12,9 @@ import (
 	"github.com/containerise/containerise/internal/ci/buildkite"
 	"github.com/containerise/containerise/internal/ci/github"
 	"github.com/containerise/containerise/internal/ci/gitlab"
+	"github.com/containerise/containerise/internal/ci/jobconfig"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/provision"
 )
@@ -30,6 +31,7 @@ var configProviders = map[string]ci.Provider{
 type ciConfigOptions struct {
 	ci, auth, roleARN                         string
 	repository, context, file, image, install string
+	releaseURL                                string
 	tags                                      []string
 	gitlabAudience, circleOrg                 string
 }
@@ -49,8 +51,8 @@ func newCIConfigCmd(g *Globals) *cobra.Command {
 		Use:   "ci-config",
 		Short: "Print a CI config (GitHub Actions, GitLab, Bitbucket, Buildkite, CircleCI) that installs containerise and pushes",
 		Long: `Print a complete configuration for one CI, ready to commit where it says
-(stderr names the path): one job that installs containerise with 'go install'
-and runs 'containerise push'.
+(stderr names the path): one job that installs a pinned, checksummed release
+of containerise (no Go) and runs 'containerise push'.
 
   --ci github     .github/workflows/containerise.yml; keyless, the workflow
                   grants 'permissions: id-token: write'
@@ -80,6 +82,9 @@ for the job's shell.`,
 			if err != nil {
 				return err
 			}
+			if note := o.installNote(g.Version()); note != "" {
+				g.Logf("%s", note)
+			}
 			if _, err := g.Out.Write(body); err != nil {
 				return err
 			}
@@ -95,8 +100,9 @@ for the job's shell.`,
 	f.StringArrayVar(&o.tags, "tag", nil, "image tag (repeatable; default: the CI's commit); the CI's own ${NAME} variables expand in the job")
 	f.StringVar(&o.context, "context", ".", "build context, relative to the repository root")
 	f.StringVar(&o.file, "file", "", "Dockerfile, relative to the repository root (default: Dockerfile in the context)")
-	f.StringVar(&o.image, "image", "", "the job's image, where the CI runs jobs in one (default: golang:1.26; CircleCI cimg/go:1.26)")
-	f.StringVar(&o.install, "install-version", "", "containerise version to install: latest, a tag like v1.2.3, or a commit hash (default: this binary's release, or latest)")
+	f.StringVar(&o.image, "image", "", "the job's image, where the CI runs jobs in one (default: "+jobconfig.ReleaseImage+" for a release, "+jobconfig.SourceImage+" to build from source; CircleCI "+install.ReleaseImage+" or "+install.SourceImage+")")
+	f.StringVar(&o.install, "install-version", "", "containerise release to install, like v1.2.3; a commit hash or latest builds from source with go install (default: this binary's release)")
+	f.StringVar(&o.releaseURL, "release-url", install.DefaultReleaseURL, "where the job downloads releases from: BASE/v1.2.3/<archive> and its checksums file")
 	f.StringVar(&o.gitlabAudience, "gitlab-audience", "", "--ci gitlab: the audience the job's ID token asks for (default sts.amazonaws.com)")
 	f.StringVar(&o.circleOrg, "circleci-org-id", "", "--ci circleci with --auth oidc: the organization push checks the token against")
 	return cmd
@@ -134,12 +140,18 @@ func (o ciConfigOptions) render(version string) ([]byte, string, error) {
 	c, err := p.Config(ci.ConfigOptions{
 		Keyless: keyless, RoleARN: o.roleARN, Trusted: o.gitlabAudience,
 		Repository: o.repository, Tags: o.tags, Context: o.context, File: o.file,
-		Image: o.image, Install: o.install, Version: version,
+		Image: o.image, Install: o.install, Version: version, ReleaseURL: o.releaseURL,
 	})
 	if err != nil {
 		return nil, "", err
 	}
 	return c.Body, c.Path, nil
+}
+
+// installNote explains, for stderr, an install step the user did not pin:
+// a development build has no release, so the job builds from source.
+func (o ciConfigOptions) installNote(version string) string {
+	return install.Options{Version: o.install, ReleaseURL: o.releaseURL, Binary: version}.StepFor(install.BashEnv).Note
 }
 
 // circleCI writes CircleCI's config with circleci-config's code.
@@ -148,7 +160,7 @@ func (o ciConfigOptions) circleCI(keyless bool, version string) ([]byte, string,
 		return nil, "", clierror.Usagef("--role-arn is not embedded in a CircleCI config: the job reads AWS_IAM_ROLE_ARN from the project's environment variables or a context")
 	}
 	c := circleCIOptions{repository: o.repository, context: o.context, file: o.file, image: o.image, tags: o.tags}
-	c.install.Version, c.install.ReleaseURL, c.builder = o.install, install.DefaultReleaseURL, "auto"
+	c.install.Version, c.install.ReleaseURL, c.builder = o.install, o.releaseURL, "auto"
 	if len(c.tags) == 0 {
 		c.tags = []string{"${CIRCLE_SHA1}"}
 	}

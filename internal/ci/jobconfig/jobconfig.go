@@ -16,17 +16,20 @@ import (
 
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
 )
 
-// InstallPath is what `go install` fetches in CI.
-const InstallPath = "github.com/containerise/containerise/cmd/containerise"
+// The job's image where the CI runs jobs in one and --image is not given:
+// a small Debian with curl for a release (no Go), Go to build from source.
+const (
+	ReleaseImage = "buildpack-deps:bookworm-curl"
+	SourceImage  = "golang:1.26"
+)
 
 var (
-	releaseTag = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
-	commitHash = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
-	shellSafe  = regexp.MustCompile(`^[A-Za-z0-9_./:=@%+,-]+$`)
+	shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=@%+,-]+$`)
 	// A tag may name the CI's own variables, ${NAME}, between plain parts.
 	varRef  = regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)\}`)
 	roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
@@ -69,8 +72,8 @@ func Check(o ci.ConfigOptions, varPrefixes ...string) error {
 			return clierror.Usagef("%s %q must be a plain path inside the repository (letters, digits and ./_-)", p.flag, p.v)
 		}
 	}
-	if o.Install != "" && o.Install != "latest" && !releaseTag.MatchString(o.Install) && !commitHash.MatchString(o.Install) {
-		return clierror.Usagef("--install-version %q is invalid: use latest, a release tag such as v1.2.3, or a commit hash of 7-40 lowercase hex digits", o.Install)
+	if err := installOptions(o).Validate(); err != nil {
+		return err
 	}
 	if o.Image != "" {
 		if _, err := reference.ParseNormalizedNamed(o.Image); err != nil || !shellSafe.MatchString(o.Image) {
@@ -89,20 +92,21 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 	return false
 }
 
-// InstallCommand installs containerise with `go install`.
-func InstallCommand(o ci.ConfigOptions) string {
-	return "go install " + InstallPath + "@" + InstallVersion(o)
+func installOptions(o ci.ConfigOptions) install.Options {
+	return install.Options{Version: o.Install, ReleaseURL: o.ReleaseURL, Binary: o.Version}
 }
 
-// InstallVersion is o.Install, else this binary's release, else latest.
-func InstallVersion(o ci.ConfigOptions) string {
-	if o.Install != "" {
-		return o.Install
+// InstallStep is the job's install step: a pinned, checksummed release
+// (this binary's, or o.Install), or `go install` from source for a commit
+// or latest. pf is how the CI hands PATH to the job's later steps. Its
+// Image is the CI-neutral default image for that kind of step.
+func InstallStep(o ci.ConfigOptions, pf install.PathFile) install.Step {
+	step := installOptions(o).StepFor(pf)
+	step.Image = ReleaseImage
+	if step.FromSource {
+		step.Image = SourceImage
 	}
-	if releaseTag.MatchString(o.Version) && !strings.Contains(o.Version, "-") {
-		return o.Version
-	}
-	return "latest"
+	return step
 }
 
 // ShellQuote quotes one argument for a POSIX shell: inside single quotes
