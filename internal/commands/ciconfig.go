@@ -50,28 +50,12 @@ func newCIConfigCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ci-config",
 		Short: "Print a CI config (GitHub Actions, GitLab, Bitbucket, Buildkite, CircleCI) that installs containerise and pushes",
-		Long: `Print a complete configuration for one CI, ready to commit where it says
-(stderr names the path): one job that installs a pinned, checksummed release
-of containerise (no Go) and runs 'containerise push'.
-
-  --ci github     .github/workflows/containerise.yml; keyless, the workflow
-                  grants 'permissions: id-token: write'
-  --ci gitlab     .gitlab-ci.yml; keyless, the job's id_tokens asks for an
-                  ID token for --gitlab-audience (default sts.amazonaws.com)
-  --ci bitbucket  bitbucket-pipelines.yml; keyless, the step says oidc: true
-  --ci buildkite  .buildkite/pipeline.yml; push asks the agent for the token
-  --ci circleci   .circleci/config.yml, as 'containerise circleci-config'
-
-With --auth oidc (the default) the job holds no key: push exchanges the job's
-OIDC token for the role. The role comes from --role-arn, embedded, or else
-from the CI's usual variable (GitHub: ${{ vars.AWS_IAM_ROLE_ARN }}; the other
-CIs: the AWS_IAM_ROLE_ARN variable of the project). With --auth keys the job
-reads the CI user's keys from the CI's secrets.
-
-Tags default to the CI's commit (${GITHUB_SHA}, ${CI_COMMIT_SHA},
-${BITBUCKET_COMMIT}, ${BUILDKITE_COMMIT}, ${CIRCLE_SHA1}); a --tag may use the
-CI's own ${NAME} variables. Every value is checked first (exit 2) and quoted
-for the job's shell.`,
+		Long: `Print a complete config for one CI (--ci github, gitlab, bitbucket, buildkite
+or circleci): one job that installs a pinned, checksummed containerise release
+and runs push; stderr names the path to commit it at. Keyless by default: the
+job exchanges its OIDC token for the role, which comes from --role-arn or the
+CI's AWS_IAM_ROLE_ARN variable. A tag may use the CI's own variables, as
+'${GITHUB_SHA}'.` + guideLine + "ci/",
 		Example: `  containerise ci-config --ci github > .github/workflows/containerise.yml
   containerise ci-config --ci gitlab --repository my-app --tag '${CI_COMMIT_SHORT_SHA}' > .gitlab-ci.yml
   containerise ci-config --ci bitbucket --role-arn arn:aws:iam::123456789012:role/containerise

@@ -45,6 +45,9 @@ func Check(o ci.ConfigOptions, varPrefixes ...string) error {
 	}
 	for _, t := range o.Tags {
 		refs := varRef.FindAllStringSubmatch(t, -1)
+		if strings.Contains(varRef.ReplaceAllString(t, ""), "$") {
+			return clierror.Usagef("--tag %q is invalid: write the CI's variables in braces, as ${NAME}: e.g. --tag '%s', in single quotes so that your shell leaves it for the job", t, exampleRef(varPrefixes))
+		}
 		if len(refs) == 0 {
 			if err := validate.Tag("--tag", t); err != nil {
 				return err
@@ -53,12 +56,12 @@ func Check(o ci.ConfigOptions, varPrefixes ...string) error {
 		}
 		for _, m := range refs {
 			if !hasAnyPrefix(m[1], varPrefixes) {
-				return clierror.Usagef("--tag %q references ${%s}: only the CI's own variables (%s...) may be used", t, m[1], strings.Join(varPrefixes, "..., "))
+				return clierror.Usagef("--tag %q references ${%s}: only the CI's own variables (%s...) may be used, e.g. --tag '%s'", t, m[1], strings.Join(varPrefixes, "..., "), exampleRef(varPrefixes))
 			}
 		}
 		// A reference stands for letters and digits (a SHA, a number).
-		if validate.Tag("--tag", varRef.ReplaceAllString(t, "x")) != nil || strings.Contains(varRef.ReplaceAllString(t, ""), "$") {
-			return clierror.Usagef("--tag %q is invalid: outside its ${NAME} references a tag has only letters, digits, '_', '.' and '-', and does not start with '.' or '-'", t)
+		if validate.Tag("--tag", varRef.ReplaceAllString(t, "x")) != nil {
+			return clierror.Usagef("--tag %q is invalid: outside its ${NAME} references a tag has only letters, digits, '_', '.' and '-', and does not start with '.' or '-' (e.g. --tag 'v1-%s')", t, exampleRef(varPrefixes))
 		}
 	}
 	if o.RoleARN != "" && !roleARN.MatchString(o.RoleARN) {
@@ -81,6 +84,26 @@ func Check(o ci.ConfigOptions, varPrefixes ...string) error {
 		}
 	}
 	return nil
+}
+
+// commitRefs are each CI's commit variable, for examples in messages.
+var commitRefs = map[string]string{
+	"GITHUB_": "${GITHUB_SHA}", "CI_": "${CI_COMMIT_SHA}", "BITBUCKET_": "${BITBUCKET_COMMIT}",
+	"BUILDKITE_": "${BUILDKITE_COMMIT}", "CIRCLE_": "${CIRCLE_SHA1}",
+}
+
+// exampleRef is a reference a tag of the CI whose variables have one of
+// prefixes may use.
+func exampleRef(prefixes []string) string {
+	for _, p := range prefixes {
+		if r, ok := commitRefs[p]; ok {
+			return r
+		}
+	}
+	if len(prefixes) > 0 {
+		return "${" + prefixes[0] + "NAME}"
+	}
+	return "${NAME}"
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {
