@@ -55,7 +55,7 @@ or circleci): one job that installs a pinned, checksummed containerise release
 and runs push; stderr names the path to commit it at. Keyless by default: the
 job exchanges its OIDC token for the role, which comes from --role-arn or the
 CI's AWS_IAM_ROLE_ARN variable. A tag may use the CI's own variables, as
-'${GITHUB_SHA}'.` + guideLine + "ci/",
+'${GITHUB_SHA}'.` + guideLine + "ci/README.md",
 		Example: `  containerise ci-config --ci github > .github/workflows/containerise.yml
   containerise ci-config --ci gitlab --repository my-app --tag '${CI_COMMIT_SHORT_SHA}' > .gitlab-ci.yml
   containerise ci-config --ci bitbucket --role-arn arn:aws:iam::123456789012:role/containerise

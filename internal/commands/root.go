@@ -118,7 +118,7 @@ The job runs push and scan; teardown removes what setup made, and only that.
 
 AWS credentials and the region come from the SDK's chain (environment,
 AWS_PROFILE or --profile, SSO). Results go to stdout, progress to stderr; exit
-0 success, 1 failure, 2 invalid input (before any call), 130 interrupted.` + guideLine + "",
+0 success, 1 failure, 2 invalid input (before any call), 130 interrupted.` + guideLine + "README.md",
 		Example:       rootExample,
 		Version:       version,
 		SilenceUsage:  true,
