@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"context"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -47,6 +48,7 @@ func TestEveryCommandsHelpIsShortAndSectioned(t *testing.T) {
 		if !strings.Contains(intro, "Guide: "+guides) || !strings.Contains(text, "\nExamples:\n") {
 			t.Errorf("%s --help lacks its guide or examples:\n%s", c.Name(), text)
 		}
+		checkGuide(t, c.Name(), c.Long)
 		if c.Annotations[sectioned] == "" {
 			t.Errorf("%s shows its flags in one list", c.Name())
 		}
@@ -84,9 +86,24 @@ func TestEveryCommandsHelpIsShortAndSectioned(t *testing.T) {
 	}
 }
 
+// checkGuide: the guide a help names is a page of docs/.
+func checkGuide(t *testing.T, name, long string) {
+	t.Helper()
+	_, page, found := strings.Cut(long, "Guide: "+guides)
+	if !found {
+		return
+	}
+	page = strings.TrimSpace(page)
+	if info, err := os.Stat("../../docs/" + page); err != nil || info.IsDir() {
+		t.Errorf("%s --help names the guide docs/%s, which is not a page of the repository", name, page)
+	}
+}
+
 // The root help lists every command and ends with the whole flow.
 func TestRootHelpListsEveryCommandAndEndsWithTheFlow(t *testing.T) {
 	text := help(t)
+	g := &Globals{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}
+	checkGuide(t, "containerise", NewRoot("test", g).Long)
 	for _, c := range []string{"setup", "policies", "teardown", "circleci-config", "ci-config", "push", "scan", "completion", "help"} {
 		if !strings.Contains(text, "\n  "+c+" ") {
 			t.Errorf("the root help does not list %s:\n%s", c, text)
