@@ -194,6 +194,9 @@ type ConfigOptions struct {
 	// Install is the containerise version the job installs (latest, vX.Y.Z
 	// or a commit); Version is this binary's, the default.
 	Install, Version string
+	// ReleaseURL holds one folder of release downloads per tag; empty
+	// means the project's own (install.DefaultReleaseURL).
+	ReleaseURL string
 }
 
 // Config is an emitted CI config file.

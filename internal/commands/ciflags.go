@@ -135,19 +135,6 @@ func (c *ciTrustFlags) args() string {
 	return args
 }
 
-// ciTrustHelp is what setup's and policies' help add about these flags.
-const ciTrustHelp = `
-
-Keyless from other CIs: with --auth oidc, --github-repo (GitHub Actions;
---github-environment, --github-host for GitHub Enterprise Server),
---gitlab-project (--gitlab-host, --gitlab-audience), --bitbucket-workspace
-with --bitbucket-workspace-uuid and --bitbucket-repo-uuid, and
---buildkite-org with --buildkite-pipeline each add that CI's OIDC provider
-(one per issuer, audience as its client ID, no thumbprint) and one trust
-statement matching the jobs' sub exactly; --branch narrows every CI named.
-Several CIs, CircleCI included, may trust one role. The CircleCI flags are
-then optional.`
-
 // trustsOnlyOtherCIs reports whether a keyless setup's role trusts no
 // CircleCI job, only other CIs' (its providers say which).
 func trustsOnlyOtherCIs(res *provision.Result) bool {

@@ -96,18 +96,3 @@ func seamJob(ctx context.Context, getenv func(string) string, r jobRequest) (*jo
 // ciVariables name the variables by which push recognises each CI, for
 // messages.
 const ciVariables = "CIRCLECI, GITHUB_ACTIONS, GITLAB_CI, BITBUCKET_BUILD_NUMBER, BUILDKITE"
-
-// pushOtherCIsHelp is what push's help says about the other CIs' jobs.
-const pushOtherCIsHelp = `
-
-Keyless in GitHub Actions, GitLab, Bitbucket Pipelines and Buildkite jobs
-(known by GITHUB_ACTIONS, GITLAB_CI, BITBUCKET_BUILD_NUMBER, BUILDKITE):
-push gets the job's token the CI's way: from GitHub's token endpoint (the
-workflow needs 'permissions: id-token: write'), from GITLAB_OIDC_TOKEN (the
-job's id_tokens; --audience when it asks for another audience than
-sts.amazonaws.com), from BITBUCKET_STEP_OIDC_TOKEN (the step needs
-'oidc: true'), or from 'buildkite-agent oidc request-token'. It checks the
-token's issuer, audience and expiry before STS, names the role session after
-the run (repository and run ID), and says what the job's config lacks when
-there is no token. Keys in the environment still win unless --auth oidc is
-given.`

@@ -25,19 +25,10 @@ func newPoliciesCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policies",
 		Short: "Print the permissions and trust policy documents setup manages",
-		Long: `Print the IAM documents setup would create, without calling AWS: the
-permissions policy attached to the role (push to one repository, plus the
-reads of the features asked for, the same flags as setup's) and the role's
-trust policy: only the CI user may assume it or, with --auth oidc, only
-CircleCI jobs of the named projects (and branches) with their OIDC token,
-through the organization's IAM OIDC provider.
-
-Use --document to print one of them as bare JSON, e.g. for a review or for
-'aws iam create-policy --policy-document file://...'.
-
-The region in the ARNs is the one setup would use: --region, else
-AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
---profile), else us-east-1. No credentials are needed.`,
+		Long: `Print the IAM documents setup would write, from the same code and flags:
+the role's permissions policy and its trust policy. It calls no AWS API and
+needs no credentials; --document prints one of them as bare JSON, for a
+review or for 'aws iam create-policy'.` + guideLine + "policies.md",
 		Example: `  containerise policies --account 123456789012
   containerise policies --account 123456789012 --document trust --user ci-bot
   containerise policies --account 123456789012 --document trust --auth oidc \
@@ -56,7 +47,6 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 	f.StringVar(&o.document, "document", "all", "which document: permissions, trust or all")
 	o.grants.add(f)
 	o.auth.add(f, true)
-	cmd.Long += ciTrustHelp
 	return cmd
 }
 

@@ -47,38 +47,11 @@ func newTeardownCmdWith(g *Globals, build newTeardown) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "teardown",
 		Short: "Remove the repository, policy, role and user setup created",
-		Long: `Remove what setup created: the ECR repository (with its images), the
-policy, the role, the CI user (with its access keys) and, after a keyless
-setup, the CircleCI OIDC provider, in the order AWS requires. The provider
-is found through the role, and kept while any role that stays trusts it:
-another role, or this one when it is left alone or its deletion fails
-(teardown says which). Trust policies are read in IAM's full grammar; one
-that cannot be read keeps the provider when it names the provider's ARN.
-
-Only resources tagged managed-by=containerise are deleted. A resource
-without the tag (made by hand, as in the blog) is listed and left alone
-unless --include-unmanaged is given. A role in an instance profile, or a
-policy attached to something else, is not forced: teardown says what holds
-it and how to remove that, and still deletes the rest.
-
-With --circleci-project (or --circleci-context with --circleci-org, or
---circleci-context-id) it also removes the variables setup wrote there that
-name what it deletes, before the key and the role: the access key ID whose
-last four characters (all CircleCI shows of a value) match a key it deletes,
-with its secret, and the role ARN of the role it deletes. Anything else
-stays, with a note saying why: the region, a key or role it keeps, and every
-variable of a context, whose values CircleCI does not show. The token comes
-from CIRCLECI_TOKEN, as for setup.
-
-Teardown first reads everything and prints the plan, including how many
-images the repository holds, then asks for confirmation at a terminal.
-Without a terminal (CI, a pipe) it deletes nothing unless --yes is given.
-What is already gone is reported as gone, so a teardown that was cut off
-finishes when run again.
-
-Exit status: 0 when every resource is deleted, gone or left alone; 1 when
-one failed (each is named, with what to do); 2 for invalid input or a
-missing --yes without a terminal (nothing deleted).`,
+		Long: `Remove what setup created (the repository with its images, the policy,
+the role, the CI user with its keys, the OIDC provider) in the order AWS
+requires, and only what carries the managed-by=containerise tag. It prints
+the plan and asks at a terminal; without one it deletes nothing unless --yes
+is given. A rerun finishes a teardown that was cut off.` + guideLine + "teardown.md",
 		Example: `  # See what would be deleted, without changing anything
   containerise teardown --dry-run
 

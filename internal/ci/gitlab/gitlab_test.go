@@ -10,7 +10,9 @@ import (
 
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/gitlab"
+	"github.com/containerise/containerise/internal/ci/jobconfig"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/testsupport/citoken"
 	"github.com/containerise/containerise/internal/testsupport/schemacheck"
 	"github.com/containerise/containerise/internal/testsupport/trusteval"
@@ -194,6 +196,38 @@ func TestConfigPassesGitLabsSchema(t *testing.T) {
 		push := job.Script[len(job.Script)-1]
 		if o.Keyless != strings.Contains(push, "--auth oidc") || (o.RoleARN != "") != strings.Contains(push, "--role-arn "+o.RoleARN) {
 			t.Errorf("push line %q", push)
+		}
+	}
+}
+
+// The job installs this binary's release, checked, on a small image without
+// Go, in the script's own shell; a commit builds from source on a Go image.
+func TestConfigInstallsARelease(t *testing.T) {
+	for _, tc := range []struct {
+		o     ci.ConfigOptions
+		image string
+	}{
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Version: "v1.2.3"}, jobconfig.ReleaseImage},
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Install: "v1.4.0", ReleaseURL: "https://downloads.example.com/c"}, jobconfig.ReleaseImage},
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Version: "v1.2.3", Install: "abcdef0"}, jobconfig.SourceImage},
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Version: "v1.2.3", Image: "debian:bookworm"}, "debian:bookworm"},
+	} {
+		c, err := gitlab.Provider{}.Config(tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schemacheck.Check(t, schema, c.Body)
+		var cfg map[string]struct {
+			Image  string   `yaml:"image"`
+			Script []string `yaml:"script"`
+		}
+		if err := yaml.Unmarshal(c.Body, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		job := cfg["containerise"]
+		want := install.Options{Version: tc.o.Install, ReleaseURL: tc.o.ReleaseURL, Binary: tc.o.Version}.StepFor(install.Export)
+		if job.Image != tc.image || len(job.Script) != 2 || job.Script[0] != want.Command {
+			t.Errorf("%+v: image %q, script %q; want image %q and the install step\n%s", tc.o, job.Image, job.Script, tc.image, want.Command)
 		}
 	}
 }
