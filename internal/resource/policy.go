@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,9 @@ type Policy struct {
 	// record in its tags once it is done.
 	ready         *Step
 	recordVersion string
+	// dropped are the repositories the policy grants today and the wanted
+	// document does not: CI could no longer push there.
+	dropped []policies.RepositoryRef
 }
 
 // NewPolicy is the managed policy called name.
@@ -206,6 +210,12 @@ func (p *Policy) Reconcile(pl *Plan) {
 	case !same:
 		rep.Status = WouldUpdate
 		rep.Changes = append([]string{"new default version"}, diffs...)
+		if have, err := policies.Parse(p.doc); err == nil {
+			p.dropped = policies.Dropped(have, p.want)
+		}
+		for i, r := range p.dropped {
+			rep.Changes = slices.Insert(rep.Changes, i, "stops granting push to "+r.String())
+		}
 		p.ready = pl.Add(rep, &Step{Action: "add a new default version to policy " + p.Name, Call: "iam:CreatePolicyVersion", Do: func(ctx context.Context) error {
 			version, err := p.newDefaultVersion(ctx, pl.Env)
 			if err != nil {
@@ -223,6 +233,11 @@ func (p *Policy) Reconcile(pl *Plan) {
 		p.addTagStep(pl)
 	}
 }
+
+// Dropped are the repositories the policy grants today that setup's
+// document no longer grants, as Reconcile found them: a change to what CI
+// may do, which the caller has confirmed before applying.
+func (p *Policy) Dropped() []policies.RepositoryRef { return p.dropped }
 
 // Ready is the step after which the policy exists as wanted (nil: it
 // already does, or setup leaves it alone).
