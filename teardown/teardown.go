@@ -37,6 +37,12 @@ type Teardown struct {
 	ecr    resource.ECR
 	caller awsx.CallerAPI
 
+	// Region is the run's region (the clients'); ECRIn, when set, gives
+	// the ECR client of another region, for the repositories the policy
+	// grants there.
+	Region string
+	ECRIn  func(region string) resource.ECR
+
 	logMu sync.Mutex
 	log   io.Writer
 
@@ -57,10 +63,14 @@ func New(iamClient resource.IAM, ecrClient resource.ECR, stsClient awsx.CallerAP
 
 // Options name the resources to remove; the defaults are setup's (the blog's).
 type Options struct {
-	Repository string
-	Policy     string
-	Role       string
-	User       string
+	// Repository and Repositories name the repositories to remove, in the
+	// run's region. None named: those the policy grants (setup's set,
+	// wherever they are), else setup's default repository.
+	Repository   string
+	Repositories []string
+	Policy       string
+	Role         string
+	User         string
 	// IncludeUnmanaged also deletes resources that lack the tag
 	// managed-by=containerise (made by hand, as in the blog).
 	IncludeUnmanaged bool
@@ -78,6 +88,7 @@ func (t *Teardown) logf(format string, args ...any) {
 // Plan is what teardown found and will do. Apply fills in the outcomes.
 type Plan struct {
 	Account   string
+	Region    string // the run's region; each repository's is in its report
 	Resources []*resource.Report
 
 	plan    *resource.Plan
@@ -111,11 +122,15 @@ func (p *Plan) Steps() int { return p.plan.Steps() }
 // Plan reads the account and decides what to delete. It makes no change.
 func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 	env := &resource.Env{
-		IAM: t.iam, ECR: t.ecr, Caller: &awsx.Caller{STS: t.caller},
+		IAM: t.iam, ECR: t.ecr, Caller: &awsx.Caller{STS: t.caller}, Region: t.Region, ECRIn: t.ECRIn,
 		Logf: t.logf,
 		Wait: awsx.Waiter{Bound: t.conflictWait, First: t.conflictPoll, Max: 8 * time.Second},
 	}
-	st := resource.NewStack(resource.Spec{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}, resource.ForTeardown, nil)
+	repos, err := t.repositories(ctx, env, o)
+	if err != nil {
+		return nil, err
+	}
+	st := resource.NewStack(resource.Spec{Repositories: repos, Policy: o.Policy, User: o.User, Role: o.Role, Region: t.Region}, resource.ForTeardown, nil)
 	plan, err := resource.Observe(ctx, env, resource.ForTeardown, st.Resources()...)
 	if err != nil {
 		return nil, readError(err)
@@ -124,7 +139,7 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 		plan.IncludeUnmanaged()
 	}
 	plan.Delete()
-	out := &Plan{Account: plan.Identity.Account, Resources: plan.Reports(), plan: plan}
+	out := &Plan{Account: plan.Identity.Account, Region: t.Region, Resources: plan.Reports(), plan: plan}
 	for _, r := range out.Resources {
 		for _, s := range r.Steps {
 			t.watch(r, s)
@@ -139,7 +154,7 @@ func (t *Teardown) watch(r *resource.Report, s *resource.Step) {
 	do := s.Do
 	s.Do = func(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%s %s: interrupted before %q: %w (rerun teardown to finish)", r.Kind, r.Name, s.Action, err)
+			return fmt.Errorf("%s %s: interrupted before %q: %w (rerun teardown to finish)", r.Kind, r.Label(), s.Action, err)
 		}
 		err := do(ctx)
 		switch {
@@ -161,7 +176,7 @@ func (t *Teardown) watch(r *resource.Report, s *resource.Step) {
 			}
 			o := cause.Report
 			return fmt.Errorf("%s %s: not deleted: %s %s still uses it, because %q failed (see %s %s); fix that, then rerun teardown",
-				r.Kind, r.Name, o.Kind, o.Name, cause.Action, o.Kind, o.Name)
+				r.Kind, r.Label(), o.Kind, o.Label(), cause.Action, o.Kind, o.Label())
 		}
 	}
 }
@@ -229,7 +244,7 @@ func (e *StepError) Error() string { return e.Explain(nil) }
 func (e *StepError) Explain(words hint.Words) string {
 	r, s := e.Resource, e.Step
 	text, next := stepAdvice(r, s, e.Err)
-	return fmt.Sprintf("%s %s: %s failed (%s): %s (%s)", r.Kind, r.Name, s.Action, s.Call, awsx.Describe(e.Err), hint.Append(text, next, words))
+	return fmt.Sprintf("%s %s: %s failed (%s): %s (%s)", r.Kind, r.Label(), s.Action, s.Call, awsx.Describe(e.Err), hint.Append(text, next, words))
 }
 
 func (e *StepError) Unwrap() error { return e.Err }

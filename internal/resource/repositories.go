@@ -1,6 +1,15 @@
 package resource
 
-import "strings"
+import (
+	"context"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/containerise/containerise/internal/awsx"
+	"github.com/containerise/containerise/policies"
+)
 
 // RepositoryAt is a repository in a region: its region is part of its
 // identity (my-app in eu-west-1 is not my-app in us-east-1).
@@ -63,4 +72,35 @@ func (st *Stack) anyScansOnPush() bool {
 		}
 	}
 	return false
+}
+
+// GrantedRepositories are the repositories the default version of the
+// managed policy called name grants, as its ARNs name them (region and
+// account included); found is false when there is no such policy.
+// Teardown reads setup's set from it.
+func GrantedRepositories(ctx context.Context, env *Env, name string) (refs []policies.RepositoryRef, found bool, err error) {
+	id, err := env.Identity(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	arn := policies.PolicyARN(id.Partition, id.Account, name)
+	out, err := env.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)})
+	if awsx.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fail(KindPolicy, name, "reading IAM policy "+name, "iam:GetPolicy", err)
+	}
+	text, err := policyDocument(ctx, env, out.Policy)
+	if awsx.IsNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fail(KindPolicy, name, "reading the document of IAM policy "+name, "iam:GetPolicyVersion", err)
+	}
+	doc, err := policies.Parse(text)
+	if err != nil {
+		return nil, true, fail(KindPolicy, name, "reading the document of IAM policy "+name, "iam:GetPolicyVersion", err)
+	}
+	return doc.Repositories(), true, nil
 }
