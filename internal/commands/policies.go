@@ -15,9 +15,10 @@ import (
 )
 
 type policiesOptions struct {
-	account, repository, user, role, policy, document string
-	grants                                            grantFlags
-	auth                                              authFlags
+	account, user, role, policy, document string
+	repositories                          []string
+	grants                                grantFlags
+	auth                                  authFlags
 }
 
 func newPoliciesCmd(g *Globals) *cobra.Command {
@@ -26,8 +27,9 @@ func newPoliciesCmd(g *Globals) *cobra.Command {
 		Use:   "policies",
 		Short: "Print the permissions and trust policy documents setup manages",
 		Long: `Print the IAM documents setup would create, without calling AWS: the
-permissions policy attached to the role (push to one repository, plus the
-reads of the features asked for, the same flags as setup's) and the role's
+permissions policy attached to the role (push to the repository, or to
+each of several with --repository repeated, plus the reads of the features
+asked for, the same flags as setup's) and the role's
 trust policy: only the CI user may assume it or, with --auth oidc, only
 CircleCI jobs of the named projects (and branches) with their OIDC token,
 through the organization's IAM OIDC provider.
@@ -48,7 +50,7 @@ AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.account, "account", "", "AWS account ID (12 digits) the documents refer to (required)")
-	f.StringVar(&o.repository, "repository", names.Repository, "ECR repository the role may push to")
+	f.StringArrayVar(&o.repositories, "repository", []string{names.Repository}, "ECR repository the role may push to; repeat it for several")
 	f.StringVar(&o.user, "user", names.User, "IAM user allowed to assume the role")
 	f.StringVar(&o.role, "role", names.Role, "IAM role name (for the heading)")
 	f.StringVar(&o.policy, "policy", names.Policy, "IAM policy name (for the heading)")
@@ -64,7 +66,10 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 	if err := validate.AccountID("--account", o.account); err != nil {
 		return err
 	}
-	spec := resource.Spec{Repository: o.repository, Policy: o.policy, User: o.user, Role: o.role}
+	spec := resource.Spec{Policy: o.policy, User: o.user, Role: o.role}
+	for _, r := range o.repositories {
+		spec.Repositories = append(spec.Repositories, resource.RepositoryAt{Name: r})
+	}
 	if err := spec.ValidateNames(flagLabels); err != nil {
 		return err
 	}
@@ -106,8 +111,8 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 		fmt.Fprintf(g.Out, "# Permissions policy %s (attached to role %s)\n%s\n\n# Trust policy of role %s\n%s\n",
 			o.policy, o.role, docs.Permissions.JSON(), o.role, docs.Trust.JSON())
 		if v := docs.ScanningPermissions; v != nil {
-			fmt.Fprintf(g.Out, "\n# Permissions policy %s while repository %s scans on push (setup follows the repository when --scan-on-push is not given)\n%s\n",
-				o.policy, o.repository, v.JSON())
+			fmt.Fprintf(g.Out, "\n# Permissions policy %s while %s scans on push (setup follows the repository when --scan-on-push is not given)\n%s\n",
+				o.policy, scanningWhich(o.repositories), v.JSON())
 		}
 	}
 	return nil
