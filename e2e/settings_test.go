@@ -313,7 +313,7 @@ func TestTeardownCountsTheImagesPushMade(t *testing.T) {
 		}
 	}
 	td := run(t, nil, "teardown", "--yes")
-	if td.Code != 0 || !strings.Contains(td.Stdout, "repository circleci-ecr-test: deleted, with its 2 images") {
+	if td.Code != 0 || !strings.Contains(td.Stdout, "repository us-east-1/circleci-ecr-test: deleted, with its 2 images") {
 		t.Errorf("teardown after two pushes:\n%s", td)
 	}
 }

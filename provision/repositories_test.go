@@ -131,8 +131,13 @@ func TestDroppingARepositoryNeedsConfirmation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if pol := report(res, resource.KindPolicy); !strings.Contains(strings.Join(pol.Changes, "; "), "stops granting push to "+c.dropped) {
+			pol := report(res, resource.KindPolicy)
+			if !strings.Contains(strings.Join(pol.Changes, "; "), "stops granting push to "+c.dropped) {
 				t.Errorf("dry run's policy changes %q do not name %s", pol.Changes, c.dropped)
+			}
+			// One line per repository, not one per action and ARN.
+			if changes := strings.Join(pol.Changes, "; "); strings.Contains(changes, "arn:aws:ecr") {
+				t.Errorf("policy changes list ARNs: %s", changes)
 			}
 
 			// Confirmed, it is done.

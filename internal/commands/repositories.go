@@ -55,7 +55,9 @@ func (o setupOptions) explainDrop(err error) error {
 	if len(drop.SameRegion()) < len(drop.Dropped) {
 		fmt.Fprintf(&b, " A repository in another region needs a policy and role of its own.")
 	}
-	fmt.Fprintf(&b, " To give this set its own policy and role instead: containerise setup --policy NEW-POLICY --role NEW-ROLE%s.", repositoryArgs(o.Options))
+	own := o
+	own.Policy, own.Role = "NEW-POLICY", "NEW-ROLE"
+	fmt.Fprintf(&b, " To give this set its own policy and role instead: %s.", strings.Replace(own.commandLine(""), "setup  ", "setup ", 1))
 	fmt.Fprintf(&b, " To stop granting it, confirm: %s", o.commandLine("--yes"))
 	return clierror.Usagef("%s", b.String())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,7 +61,7 @@ type Policy struct {
 	recordVersion string
 	// dropped are the repositories the policy grants today and the wanted
 	// document does not: CI could no longer push there.
-	dropped []policies.RepositoryRef
+	dropped, added []policies.RepositoryRef
 }
 
 // NewPolicy is the managed policy called name.
@@ -193,7 +192,11 @@ func (p *Policy) Reconcile(pl *Plan) {
 	var diffs []string
 	if !same {
 		same, _ = policies.Equivalent(p.doc, p.want)
-		diffs = differences(p.doc, p.want)
+		var skip []string
+		if rep.Managed { // setup rewrites only its own policy
+			skip = p.repositoriesChanged()
+		}
+		diffs = differences(p.doc, p.want, skip...)
 	}
 	switch {
 	case !rep.Managed:
@@ -209,13 +212,7 @@ func (p *Policy) Reconcile(pl *Plan) {
 		}
 	case !same:
 		rep.Status = WouldUpdate
-		rep.Changes = append([]string{"new default version"}, diffs...)
-		if have, err := policies.Parse(p.doc); err == nil {
-			p.dropped = policies.Dropped(have, p.want)
-		}
-		for i, r := range p.dropped {
-			rep.Changes = slices.Insert(rep.Changes, i, "stops granting push to "+r.String())
-		}
+		rep.Changes = append(p.repositoryChanges(), append([]string{"new default version"}, diffs...)...)
 		p.ready = pl.Add(rep, &Step{Action: "add a new default version to policy " + p.Name, Call: "iam:CreatePolicyVersion", Do: func(ctx context.Context) error {
 			version, err := p.newDefaultVersion(ctx, pl.Env)
 			if err != nil {
@@ -232,6 +229,37 @@ func (p *Policy) Reconcile(pl *Plan) {
 		p.recordVersion = aws.ToString(p.policy.DefaultVersionId)
 		p.addTagStep(pl)
 	}
+}
+
+// repositoriesChanged are the ARNs of the repositories the document found
+// grants and the wanted one does not, or the other way round: their
+// grants are said in one line each (repositoryChanges), not one per action.
+// It records the dropped ones.
+func (p *Policy) repositoriesChanged() []string {
+	have, err := policies.Parse(p.doc)
+	if err != nil {
+		return nil
+	}
+	p.dropped = policies.Dropped(have, p.want)
+	p.added = policies.Dropped(p.want, have)
+	var out []string
+	for _, r := range append(append([]policies.RepositoryRef(nil), p.dropped...), p.added...) {
+		out = append(out, r.ARN())
+	}
+	return out
+}
+
+// repositoryChanges say which repositories the new document stops or
+// starts granting push to.
+func (p *Policy) repositoryChanges() []string {
+	var out []string
+	for _, r := range p.dropped {
+		out = append(out, "stops granting push to "+r.String())
+	}
+	for _, r := range p.added {
+		out = append(out, "starts granting push to "+r.String())
+	}
+	return out
 }
 
 // Dropped are the repositories the policy grants today that setup's
