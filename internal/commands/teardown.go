@@ -57,6 +57,12 @@ setup, the CircleCI OIDC provider, in the order AWS requires. The provider
 is found through the role, and kept while another role's trust policy
 names it (teardown says which).
 
+Without --repository, teardown removes the repositories setup's policy
+grants, each in its region (the policy's ARNs say where), else
+circleci-ecr-test; a --repository the policy does not grant is refused
+(exit 2) unless --include-unmanaged is given. The plan and the summary name
+the account, and every repository as region/name (IAM is global).
+
 Only resources tagged managed-by=containerise are deleted. A resource
 without the tag (made by hand, as in the blog) is listed and left alone
 unless --include-unmanaged is given. A role in an instance profile, or a
@@ -78,8 +84,10 @@ missing --yes without a terminal (nothing deleted).`,
   # Delete, after confirming at the terminal
   containerise teardown
 
-  # Delete from a script, with setup's non-default names
-  containerise teardown --yes --repository my-app --user ci-bot --role ci-push --policy ci-push-ecr
+  # Delete from a script, with setup's non-default names (the repositories
+  # come from the policy; naming them checks the policy grants them)
+  containerise teardown --yes --user ci-bot --role ci-push --policy ci-push-ecr
+  containerise teardown --yes --repository my-app --repository my-api --user ci-bot --role ci-push --policy ci-push-ecr
 
   # Also delete resources made by hand (no managed-by=containerise tag)
   containerise teardown --include-unmanaged`,
