@@ -27,17 +27,13 @@ func (o Options) named() []string {
 // their regions), else setup's default one; named ones only when the
 // policy grants them (or unmanaged resources are included, or there is
 // no policy naming repositories to ask).
-func (t *Teardown) repositories(ctx context.Context, env *resource.Env, o Options) ([]resource.RepositoryAt, error) {
-	granted, found, err := resource.GrantedRepositories(ctx, env, o.Policy)
-	if err != nil {
-		return nil, readError(err)
-	}
+func (t *Teardown) repositories(ctx context.Context, env *resource.Env, o Options, known *resource.Granted) ([]resource.RepositoryAt, error) {
 	id, err := env.Identity(ctx)
 	if err != nil {
 		return nil, readError(err)
 	}
 	var mine []policies.RepositoryRef
-	for _, r := range granted {
+	for _, r := range known.Repositories {
 		if r.Account == id.Account {
 			mine = append(mine, r)
 		}
@@ -60,7 +56,7 @@ func (t *Teardown) repositories(ctx context.Context, env *resource.Env, o Option
 		out = append(out, at)
 		// A policy that names no repository (made by hand, or gone) cannot
 		// tell the set: the repository's own tag still decides.
-		if found && len(mine) > 0 && !o.IncludeUnmanaged && !grants(mine, at) {
+		if known.Found && len(mine) > 0 && !o.IncludeUnmanaged && !grants(mine, at) {
 			stray = append(stray, at.String())
 		}
 	}

@@ -126,11 +126,17 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 		Logf: t.logf,
 		Wait: awsx.Waiter{Bound: t.conflictWait, First: t.conflictPoll, Max: 8 * time.Second},
 	}
-	repos, err := t.repositories(ctx, env, o)
+	// The policy first: the repositories it grants are setup's set.
+	known, err := resource.ReadGranted(ctx, env, o.Policy)
+	if err != nil {
+		return nil, readError(err)
+	}
+	repos, err := t.repositories(ctx, env, o, known)
 	if err != nil {
 		return nil, err
 	}
 	st := resource.NewStack(resource.Spec{Repositories: repos, Policy: o.Policy, User: o.User, Role: o.Role, Region: t.Region}, resource.ForTeardown, nil)
+	st.Policy.Known = known
 	plan, err := resource.Observe(ctx, env, resource.ForTeardown, st.Resources()...)
 	if err != nil {
 		return nil, readError(err)

@@ -37,6 +37,9 @@ type Policy struct {
 	// Teardown: the role and user whose attachments teardown undoes itself.
 	Role *Role
 	User *User
+	// Known, when set, is the policy as already read (teardown reads it
+	// first for the repositories it grants): Observe does not read it again.
+	Known *Granted
 
 	report  Report
 	want    policies.Document
@@ -94,14 +97,10 @@ func (p *Policy) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 	if p.Variant != nil {
 		p.variant = p.Variant(id)
 	}
-	out, err := env.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(p.arn)})
-	if awsx.IsNotFound(err) {
-		return nil
+	pol, err := p.read(ctx, env)
+	if pol == nil || err != nil {
+		return err
 	}
-	if err != nil {
-		return p.fail("reading IAM policy "+p.Name, "iam:GetPolicy", err)
-	}
-	pol := out.Policy
 	if purpose == ForTeardown {
 		return p.observeAttachments(ctx, env, pol)
 	}
@@ -120,6 +119,22 @@ func (p *Policy) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 	}
 	p.policy, p.doc = pol, doc
 	return nil
+}
+
+// read reads the policy, unless Known already did: nil when it does not
+// exist.
+func (p *Policy) read(ctx context.Context, env *Env) (*iamtypes.Policy, error) {
+	if p.Known != nil {
+		return p.Known.policy, nil
+	}
+	out, err := env.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(p.arn)})
+	if awsx.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, p.fail("reading IAM policy "+p.Name, "iam:GetPolicy", err)
+	}
+	return out.Policy, nil
 }
 
 func (p *Policy) observeAttachments(ctx context.Context, env *Env, pol *iamtypes.Policy) error {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/policies"
@@ -74,33 +75,44 @@ func (st *Stack) anyScansOnPush() bool {
 	return false
 }
 
-// GrantedRepositories are the repositories the default version of the
-// managed policy called name grants, as its ARNs name them (region and
-// account included); found is false when there is no such policy.
-// Teardown reads setup's set from it.
-func GrantedRepositories(ctx context.Context, env *Env, name string) (refs []policies.RepositoryRef, found bool, err error) {
+// Granted is what the managed policy grants, as read before the stack is
+// wired: teardown finds setup's repositories in it.
+type Granted struct {
+	// Repositories are those the default version grants, as its ARNs name
+	// them (region and account included).
+	Repositories []policies.RepositoryRef
+	// Found: the policy exists.
+	Found bool
+
+	policy *iamtypes.Policy
+}
+
+// ReadGranted reads the managed policy called name and the repositories
+// its default version grants. Give the result to the stack's Policy
+// (Known), so that it is not read twice.
+func ReadGranted(ctx context.Context, env *Env, name string) (*Granted, error) {
 	id, err := env.Identity(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	arn := policies.PolicyARN(id.Partition, id.Account, name)
 	out, err := env.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(arn)})
 	if awsx.IsNotFound(err) {
-		return nil, false, nil
+		return &Granted{}, nil
 	}
 	if err != nil {
-		return nil, false, fail(KindPolicy, name, "reading IAM policy "+name, "iam:GetPolicy", err)
+		return nil, fail(KindPolicy, name, "reading IAM policy "+name, "iam:GetPolicy", err)
 	}
 	text, err := policyDocument(ctx, env, out.Policy)
 	if awsx.IsNotFound(err) {
-		return nil, false, nil
+		return &Granted{}, nil // deleted meanwhile
 	}
 	if err != nil {
-		return nil, false, fail(KindPolicy, name, "reading the document of IAM policy "+name, "iam:GetPolicyVersion", err)
+		return nil, fail(KindPolicy, name, "reading the document of IAM policy "+name, "iam:GetPolicyVersion", err)
 	}
-	doc, err := policies.Parse(text)
-	if err != nil {
-		return nil, true, fail(KindPolicy, name, "reading the document of IAM policy "+name, "iam:GetPolicyVersion", err)
+	g := &Granted{Found: true, policy: out.Policy}
+	if doc, err := policies.Parse(text); err == nil {
+		g.Repositories = doc.Repositories()
 	}
-	return doc.Repositories(), true, nil
+	return g, nil
 }
