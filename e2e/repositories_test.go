@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"regexp"
@@ -17,8 +18,9 @@ import (
 	"github.com/containerise/containerise/policies"
 )
 
-// grantedRepositories are the repositories setup's policy grants, as
-// region/name, read through IAM.
+// grantedRepositories are the repositories setup's policy grants anything
+// on, as region/name, sorted, read through IAM and parsed here (not with
+// the product's policies package, which is under test).
 func grantedRepositories(t *testing.T, c clients) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -32,14 +34,35 @@ func grantedRepositories(t *testing.T, c clients) []string {
 		t.Fatalf("reading the policy's document: %v", err)
 	}
 	text, _ := url.QueryUnescape(aws.ToString(v.PolicyVersion.Document))
-	doc, err := policies.Parse(text)
-	if err != nil {
-		t.Fatal(err)
+	var doc struct{ Statement []struct{ Resource any } }
+	if err := json.Unmarshal([]byte(text), &doc); err != nil {
+		t.Fatalf("policy document %s: %v", text, err)
 	}
+	seen := map[string]bool{}
 	var out []string
-	for _, r := range doc.Repositories() {
-		out = append(out, r.String())
+	for _, s := range doc.Statement {
+		var res []string
+		switch x := s.Resource.(type) {
+		case string:
+			res = []string{x}
+		case []any:
+			for _, e := range x {
+				res = append(res, e.(string))
+			}
+		}
+		for _, r := range res {
+			// arn:aws:ecr:REGION:ACCOUNT:repository/NAME
+			parts := strings.SplitN(r, ":", 6)
+			if len(parts) == 6 && parts[2] == "ecr" && strings.HasPrefix(parts[5], "repository/") {
+				name := parts[3] + "/" + strings.TrimPrefix(parts[5], "repository/")
+				if !seen[name] {
+					seen[name] = true
+					out = append(out, name)
+				}
+			}
+		}
 	}
+	slices.Sort(out)
 	return out
 }
 
