@@ -115,7 +115,8 @@ func TestTeardownAfterSetupLeavesNothing(t *testing.T) {
 	}
 	for _, want := range []string{
 		"delete repository circleci-ecr-test and its 2 images",
-		"repository circleci-ecr-test: deleted, with its 2 images\n",
+		// A repository is named with its region, where the stack's moto serves it.
+		"repository us-east-1/circleci-ecr-test: deleted, with its 2 images\n",
 		"policy ECRContainerise: deleted\n",
 		"role containerise: deleted\n",
 		"user circleci: deleted\n",
@@ -131,8 +132,10 @@ func TestTeardownAfterSetupLeavesNothing(t *testing.T) {
 	if _, err := c.IAM.ListAccessKeys(context.Background(), &iam.ListAccessKeysInput{UserName: aws.String(tdUser)}); err == nil {
 		t.Error("the user's access keys can still be listed")
 	}
-	if !strings.Contains(r.Stderr, "aws: 22 calls, 6 mutating") {
-		t.Errorf("a full teardown should make 16 reads and 6 deletions:\n%s", r.Stderr)
+	// 16 reads of the resources, and the policy's document for the
+	// repositories it grants.
+	if !strings.Contains(r.Stderr, "aws: 23 calls, 6 mutating") {
+		t.Errorf("a full teardown should make 17 reads and 6 deletions:\n%s", r.Stderr)
 	}
 
 	r = run(t, nil, "teardown", "--verbose")
@@ -163,7 +166,7 @@ func TestTeardownLeavesUnmanagedRepositoryUnlessIncluded(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("teardown --yes:\n%s", r)
 	}
-	if !strings.Contains(r.Stdout, "repository circleci-ecr-test: left alone (not managed by containerise") ||
+	if !strings.Contains(r.Stdout, "repository us-east-1/circleci-ecr-test: left alone (not managed by containerise") ||
 		!strings.Contains(r.Stdout, "[holds 1 image]") {
 		t.Errorf("stdout does not report the repository left alone with its image:\n%s", r)
 	}
@@ -176,7 +179,7 @@ func TestTeardownLeavesUnmanagedRepositoryUnlessIncluded(t *testing.T) {
 	}
 
 	r = run(t, nil, "teardown", "--yes", "--include-unmanaged")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "repository circleci-ecr-test: deleted, with its 1 image") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "repository us-east-1/circleci-ecr-test: deleted, with its 1 image") {
 		t.Fatalf("teardown --include-unmanaged:\n%s", r)
 	}
 	if got := lookup(t, c); got != (present{}) {

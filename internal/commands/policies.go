@@ -15,9 +15,10 @@ import (
 )
 
 type policiesOptions struct {
-	account, repository, user, role, policy, document string
-	grants                                            grantFlags
-	auth                                              authFlags
+	account, user, role, policy, document string
+	repositories                          []string
+	grants                                grantFlags
+	auth                                  authFlags
 }
 
 func newPoliciesCmd(g *Globals) *cobra.Command {
@@ -26,7 +27,8 @@ func newPoliciesCmd(g *Globals) *cobra.Command {
 		Use:   "policies",
 		Short: "Print the permissions and trust policy documents setup manages",
 		Long: `Print the IAM documents setup would write, from the same code and flags:
-the role's permissions policy and its trust policy. It calls no AWS API and
+the role's permissions policy (for every --repository) and its trust
+policy. It calls no AWS API and
 needs no credentials; --document prints one of them as bare JSON, for a
 review or for 'aws iam create-policy'.` + guideLine + "policies.md",
 		Example: `  containerise policies --account 123456789012
@@ -40,7 +42,7 @@ review or for 'aws iam create-policy'.` + guideLine + "policies.md",
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.account, "account", "", "AWS account ID (12 digits) the documents refer to (required)")
-	f.StringVar(&o.repository, "repository", names.Repository, "ECR repository the role may push to")
+	f.StringArrayVar(&o.repositories, "repository", []string{names.Repository}, "ECR repository the role may push to; repeat it for several")
 	f.StringVar(&o.user, "user", names.User, "IAM user allowed to assume the role")
 	f.StringVar(&o.role, "role", names.Role, "IAM role name (for the heading)")
 	f.StringVar(&o.policy, "policy", names.Policy, "IAM policy name (for the heading)")
@@ -56,7 +58,10 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 	if err := validate.AccountID("--account", o.account); err != nil {
 		return err
 	}
-	spec := resource.Spec{Repository: o.repository, Policy: o.policy, User: o.user, Role: o.role}
+	spec := resource.Spec{Policy: o.policy, User: o.user, Role: o.role}
+	for _, r := range o.repositories {
+		spec.Repositories = append(spec.Repositories, resource.RepositoryAt{Name: r})
+	}
 	if err := spec.ValidateNames(flagLabels); err != nil {
 		return err
 	}
@@ -98,8 +103,8 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 		fmt.Fprintf(g.Out, "# Permissions policy %s (attached to role %s)\n%s\n\n# Trust policy of role %s\n%s\n",
 			o.policy, o.role, docs.Permissions.JSON(), o.role, docs.Trust.JSON())
 		if v := docs.ScanningPermissions; v != nil {
-			fmt.Fprintf(g.Out, "\n# Permissions policy %s while repository %s scans on push (setup follows the repository when --scan-on-push is not given)\n%s\n",
-				o.policy, o.repository, v.JSON())
+			fmt.Fprintf(g.Out, "\n# Permissions policy %s while %s scans on push (setup follows the repository when --scan-on-push is not given)\n%s\n",
+				o.policy, scanningWhich(o.repositories), v.JSON())
 		}
 	}
 	return nil

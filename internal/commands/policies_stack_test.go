@@ -88,12 +88,24 @@ func TestPoliciesShowWhatSetupWrites(t *testing.T) {
 			}
 		}
 	}
+	// Several repositories: one of them scanning is enough for the grant
+	// that follows the repositories' scanning.
+	several := []string{"--repository", "api", "--repository", "web"}
+	for _, scan := range [][]string{nil, {"--scan-on-push"}, {"--scan-on-push=false"}} {
+		for _, more := range [][]string{nil, {"--allow-skip-existing", "--allow-scan"}, keylessArgs} {
+			combos = append(combos, append(append(append([]string{}, several...), scan...), more...))
+		}
+	}
 	for _, scans := range []bool{false, true} {
 		for _, args := range combos {
 			name := fmt.Sprintf("scans=%v %s", scans, strings.Join(args, " "))
 			acct := awsfake.New(awsfake.Config{})
+			scanning := "circleci-ecr-test"
+			if len(args) > 1 && args[0] == "--repository" {
+				scanning = args[3] // the second of several
+			}
 			if scans {
-				must(acct.ECR().CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String("circleci-ecr-test"),
+				must(acct.ECR().CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String(scanning),
 					ImageScanningConfiguration: &ecrtypes.ImageScanningConfiguration{ScanOnPush: true}}))
 			}
 			shown := policiesSections(t, acct, args...)

@@ -88,7 +88,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Repository, "repository", names.Repository, "ECR repository to create or use")
+	f.StringArrayVar(&o.Repositories, "repository", []string{names.Repository}, "ECR repository to create or use; repeat it for several, one role pushes to each")
 	f.StringVar(&o.Policy, "policy", names.Policy, "IAM managed policy allowing pushes to the repository")
 	f.StringVar(&o.User, "user", names.User, "IAM user whose access key CI holds")
 	f.StringVar(&o.Role, "role", names.Role, "IAM role CI assumes to push")
@@ -122,6 +122,7 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 	default:
 		return clierror.Usagef("--output %q is invalid: use text, json or dotenv", o.output)
 	}
+	o.useRepositories()
 	if err := o.Spec().ValidateNames(flagLabels); err != nil {
 		return err
 	}
@@ -207,9 +208,8 @@ func (o setupOptions) commandLine(first string) string {
 // resourceArgs names the non-default resources, so that a suggested
 // command acts on the same set.
 func resourceArgs(o provision.Options) string {
-	var args string
+	args := repositoryArgs(o)
 	for _, f := range []struct{ flag, value, def string }{
-		{"--repository", o.Repository, names.Repository},
 		{"--policy", o.Policy, names.Policy},
 		{"--user", o.User, names.User},
 		{"--role", o.Role, names.Role},
@@ -225,7 +225,7 @@ func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setup
 	g.Words = o.words
 	res, runErr := prepareAndApply(ctx, g, p, o)
 	if res == nil {
-		return runErr
+		return o.explainDrop(runErr)
 	}
 	g.Debugf("setup: %s", summariseStatuses(res))
 	for _, w := range res.Warnings {
@@ -345,7 +345,7 @@ func deliver(g *Globals, o setupOptions, res *provision.Result) error {
 		}
 		for _, r := range res.Resources {
 			if r.Kind == resource.KindSettings {
-				g.Logf("repository settings %s: %s", r.Name, settingsLine(r))
+				g.Logf("repository settings %s: %s", r.Label(), settingsLine(r))
 			}
 		}
 		for _, n := range res.Notes {
@@ -470,7 +470,7 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range res.Resources {
-		name := r.Name
+		name := r.Label()
 		if name == "" {
 			name = "-"
 		}
@@ -580,6 +580,7 @@ type setupJSON struct {
 type setupResource struct {
 	Kind    string   `json:"kind"`
 	Name    string   `json:"name"`
+	Region  string   `json:"region,omitempty"` // a repository's, and its settings'
 	ARN     string   `json:"arn"`
 	Status  string   `json:"status"`
 	Managed bool     `json:"managed"`
@@ -602,7 +603,7 @@ func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error
 	}
 	for _, r := range res.Resources {
 		doc.Resources = append(doc.Resources, setupResource{
-			Kind: r.Kind, Name: r.Name, ARN: r.ARN, Status: string(r.Status), Managed: r.Managed,
+			Kind: r.Kind, Name: r.Name, Region: r.Region, ARN: r.ARN, Status: string(r.Status), Managed: r.Managed,
 			Changes: append([]string{}, r.Changes...), Settings: settingsDoc(r.Settings),
 		})
 	}

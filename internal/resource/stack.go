@@ -16,6 +16,10 @@ import (
 // NewStack wires every kind from it.
 type Spec struct {
 	Repository, Policy, User, Role string
+	// Repositories, when set, are every repository of the set, and
+	// Repository is ignored: setup's are all in Region; teardown's are
+	// where the policy's ARNs put them (no region: Region).
+	Repositories []RepositoryAt
 	// Region is the repository's region.
 	Region string
 	// Grants choose the policy's statements. Setup's grant of scan findings
@@ -51,14 +55,17 @@ var Meaning = Labels{
 	KeepImages: "the count of images to keep", ExpireUntaggedDays: "the days before untagged images expire",
 }
 
-// ValidateNames checks the four names against their services' rules.
+// ValidateNames checks the names against their services' rules.
 func (s Spec) ValidateNames(l Labels) error {
-	return validate.First(
-		validate.Repository(l.Repository, s.Repository),
+	var repos []error
+	for _, r := range s.Repos() {
+		repos = append(repos, validate.Repository(l.Repository, r.Name))
+	}
+	return validate.First(append(repos,
 		validate.PolicyName(l.Policy, s.Policy),
 		validate.UserName(l.User, s.User),
 		validate.RoleName(l.Role, s.Role),
-	)
+	)...)
 }
 
 // ValidateSettings checks the repository settings asked for.
@@ -104,6 +111,11 @@ func (s Spec) Validate(l Labels) error {
 	if err := validate.First(s.ValidateNames(l), validate.Region(l.Region, s.Region), s.ValidateSettings(l)); err != nil {
 		return err
 	}
+	for _, r := range s.Repos() {
+		if r.Region != s.Region {
+			return clierror.Usagef("repository %s is not in %s: setup makes the repositories of the region it runs in", r, s.Region)
+		}
+	}
 	if !s.Keyless() {
 		return nil
 	}
@@ -130,16 +142,16 @@ type Stack struct {
 	Spec    Spec
 	Purpose Purpose
 
-	Repository *Repository
-	Settings   *RepositorySettings // nil: no setting asked for
-	Policy     *Policy
-	User       *User // the user CI's keys belong to; nil in a keyless setup
-	Former     *Retired
-	Federation *Federation     // the role's trustee in a keyless setup
-	Found      *FoundProviders // the providers teardown finds through the role
-	Role       *Role
-	Variables  *CircleCIVariables // nil: no CircleCI target
-	Leftovers  *CircleCILeftovers // teardown's CircleCI variables; nil: no target
+	Repositories []*Repository
+	Settings     []*RepositorySettings // one per repository; none: no setting asked for
+	Policy       *Policy
+	User         *User // the user CI's keys belong to; nil in a keyless setup
+	Former       *Retired
+	Federation   *Federation     // the role's trustee in a keyless setup
+	Found        *FoundProviders // the providers teardown finds through the role
+	Role         *Role
+	Variables    *CircleCIVariables // nil: no CircleCI target
+	Leftovers    *CircleCILeftovers // teardown's CircleCI variables; nil: no target
 
 	resources []Resource
 }
@@ -162,11 +174,11 @@ func NewStack(spec Spec, purpose Purpose, api CircleCIAPI) *Stack {
 // variables.
 func (st *Stack) setup(api CircleCIAPI) {
 	s := st.Spec
-	st.Repository = NewRepository(s.Repository)
+	st.repositories()
 	grants, variant := st.grants()
-	st.Policy = NewPolicy(s.Policy, s.Repository, st.permissions(grants))
+	st.Policy = NewPolicy(s.Policy, st.repositoryNames(), st.permissions(grants))
 	if variant != nil {
-		st.Policy.Variant, st.Policy.UseVariant = st.permissions(*variant), st.Repository.ScansOnPush
+		st.Policy.Variant, st.Policy.UseVariant = st.permissions(*variant), st.anyScansOnPush
 	}
 	if s.Keyless() {
 		st.Federation = Federate(s.Trust)
@@ -182,7 +194,7 @@ func (st *Stack) setup(api CircleCIAPI) {
 			}
 			return nil, ""
 		}
-		st.resources = []Resource{st.Repository, st.Policy}
+		st.resources = append(st.repositoryResources(), st.Policy)
 		for _, o := range st.Federation.Providers {
 			st.resources = append(st.resources, o)
 		}
@@ -190,11 +202,14 @@ func (st *Stack) setup(api CircleCIAPI) {
 	} else {
 		st.User = NewUser(s.User, s.RotateKey)
 		st.Role = NewRole(s.Role, st.User, st.Policy)
-		st.resources = []Resource{st.Repository, st.Policy, st.User, st.Role}
+		st.resources = append(st.repositoryResources(), st.Policy, st.User, st.Role)
 	}
 	if s.Settings.Any() {
-		st.Settings = NewRepositorySettings(st.Repository, s.Settings)
-		st.resources = append(st.resources, st.Settings)
+		for _, r := range st.Repositories {
+			set := NewRepositorySettings(r, s.Settings)
+			st.Settings = append(st.Settings, set)
+			st.resources = append(st.resources, set)
+		}
 	}
 	if s.CircleCI != nil {
 		st.Variables = NewCircleCIVariables(api, *s.CircleCI, s.Region, st.Role, st.User)
@@ -211,13 +226,13 @@ func (st *Stack) setup(api CircleCIAPI) {
 // a CircleCI target, the variables there naming the key and the role.
 func (st *Stack) teardown(api CircleCIAPI) {
 	s := st.Spec
-	st.Repository = NewRepository(s.Repository)
-	st.Policy = NewPolicy(s.Policy, s.Repository, nil)
+	st.repositories()
+	st.Policy = NewPolicy(s.Policy, st.repositoryNames(), nil)
 	st.User = NewUser(s.User, false)
 	st.Role = NewRole(s.Role, st.User, st.Policy)
 	st.Policy.Role, st.Policy.User = st.Role, st.User
 	st.Found = &FoundProviders{Role: st.Role, Find: issuersOfRole}
-	st.resources = []Resource{st.Repository, st.Policy, st.Found, st.Role, st.User}
+	st.resources = append(st.repositoryResources(), st.Policy, st.Found, st.Role, st.User)
 	if s.CircleCI != nil {
 		st.Leftovers = NewCircleCILeftovers(api, *s.CircleCI, st.Role, st.User)
 		st.resources = append(st.resources, st.Leftovers)
@@ -247,7 +262,11 @@ func (st *Stack) grants() (policies.PermissionOptions, *policies.PermissionOptio
 func (st *Stack) permissions(grants policies.PermissionOptions) func(awsx.Identity) policies.Document {
 	s := st.Spec
 	return func(id awsx.Identity) policies.Document {
-		return policies.Permissions(policies.Target{Partition: id.Partition, Region: s.Region, AccountID: id.Account, Repository: s.Repository}, grants)
+		var names []string
+		for _, r := range s.Repos() {
+			names = append(names, r.Name)
+		}
+		return policies.Permissions(policies.Target{Partition: id.Partition, Region: s.Region, AccountID: id.Account, Repositories: names}, grants)
 	}
 }
 
