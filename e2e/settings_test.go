@@ -115,7 +115,7 @@ func TestSetupSettingsThroughTheRealAPI(t *testing.T) {
 	}
 	ops := calledOps(again.Stderr)
 	t.Logf("rerun with every setting: %d calls: %v", len(ops), ops)
-	if len(ops) != 10 || !regexp.MustCompile(`(?m)^\s+settings\s+circleci-ecr-test\s+unchanged$`).MatchString(again.Stdout) {
+	if len(ops) != 10 || !regexp.MustCompile(`(?m)^\s+settings\s+us-east-1/circleci-ecr-test\s+unchanged$`).MatchString(again.Stdout) {
 		t.Errorf("rerun: %d calls (want 10: the 8 of a plain rerun, GetLifecyclePolicy and DescribeKey):\n%s", len(ops), again)
 	}
 
@@ -319,7 +319,7 @@ func TestTeardownCountsTheImagesPushMade(t *testing.T) {
 		}
 	}
 	td := run(t, nil, "teardown", "--yes")
-	if td.Code != 0 || !strings.Contains(td.Stdout, "repository circleci-ecr-test: deleted, with its 2 images") {
+	if td.Code != 0 || !strings.Contains(td.Stdout, "repository us-east-1/circleci-ecr-test: deleted, with its 2 images") {
 		t.Errorf("teardown after two pushes:\n%s", td)
 	}
 }

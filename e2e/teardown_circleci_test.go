@@ -69,7 +69,7 @@ func TestTeardownListsAContextsVariables(t *testing.T) {
 	resetAWS(t)
 	ci := startCircleCI(t)
 	ci.AddOrg("gh/acme")
-	if r := run(t, ci.env, "setup", "--circleci-context", "aws-push", "--circleci-org", "gh/acme", "--create-context"); r.Code != 0 {
+	if r := run(t, ci.env, "setup", "--circleci-context", "aws-push", "--circleci-org", "gh/acme", "--create-context", "--context-project", e2eCircleProject); r.Code != 0 {
 		t.Fatalf("setup into a context:\n%s", r)
 	}
 	ids := ci.ContextIDs("gh/acme", "aws-push")

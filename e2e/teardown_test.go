@@ -115,7 +115,8 @@ func TestTeardownAfterSetupLeavesNothing(t *testing.T) {
 	}
 	for _, want := range []string{
 		"delete repository circleci-ecr-test and its 2 images",
-		"repository circleci-ecr-test: deleted, with its 2 images\n",
+		// A repository is named with its region, where the stack's moto serves it.
+		"repository us-east-1/circleci-ecr-test: deleted, with its 2 images\n",
 		"policy ECRContainerise: deleted\n",
 		"role containerise: deleted\n",
 		"user circleci: deleted\n",
@@ -131,9 +132,12 @@ func TestTeardownAfterSetupLeavesNothing(t *testing.T) {
 	if _, err := c.IAM.ListAccessKeys(context.Background(), &iam.ListAccessKeysInput{UserName: aws.String(tdUser)}); err == nil {
 		t.Error("the user's access keys can still be listed")
 	}
-	// 17 reads: the registry scanning configuration is read for setup's rule.
-	if !strings.Contains(r.Stderr, "aws: 23 calls, 6 mutating") {
-		t.Errorf("a full teardown should make 17 reads and 6 deletions:\n%s", r.Stderr)
+	// 18 reads: 16 of the resources, the policy's document for the
+	// repositories it grants (issue 24), and the registry scanning
+	// configuration for setup's rule, read once the repository is found
+	// (issue 22); then 6 deletions.
+	if !strings.Contains(r.Stderr, "aws: 24 calls, 6 mutating") {
+		t.Errorf("a full teardown should make 18 reads and 6 deletions:\n%s", r.Stderr)
 	}
 
 	r = run(t, nil, "teardown", "--verbose")
@@ -164,7 +168,7 @@ func TestTeardownLeavesUnmanagedRepositoryUnlessIncluded(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("teardown --yes:\n%s", r)
 	}
-	if !strings.Contains(r.Stdout, "repository circleci-ecr-test: left alone (not managed by containerise") ||
+	if !strings.Contains(r.Stdout, "repository us-east-1/circleci-ecr-test: left alone (not managed by containerise") ||
 		!strings.Contains(r.Stdout, "[holds 1 image]") {
 		t.Errorf("stdout does not report the repository left alone with its image:\n%s", r)
 	}
@@ -177,7 +181,7 @@ func TestTeardownLeavesUnmanagedRepositoryUnlessIncluded(t *testing.T) {
 	}
 
 	r = run(t, nil, "teardown", "--yes", "--include-unmanaged")
-	if r.Code != 0 || !strings.Contains(r.Stdout, "repository circleci-ecr-test: deleted, with its 1 image") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "repository us-east-1/circleci-ecr-test: deleted, with its 1 image") {
 		t.Fatalf("teardown --include-unmanaged:\n%s", r)
 	}
 	if got := lookup(t, c); got != (present{}) {

@@ -114,6 +114,22 @@ type Target struct {
 	Region     string
 	AccountID  string
 	Repository string
+	// Repositories, when set, are every repository the role may push to
+	// (in Region); Repository is then ignored.
+	Repositories []string
+}
+
+// repositoryARNs are the ARNs of the target's repositories, in order.
+func (t Target) repositoryARNs() Values {
+	names := t.Repositories
+	if len(names) == 0 {
+		names = []string{t.Repository}
+	}
+	var out Values
+	for _, n := range names {
+		out = append(out, RepositoryARN(t.partition(), t.Region, t.AccountID, n))
+	}
+	return out
 }
 
 func (t Target) partition() string {
@@ -171,33 +187,37 @@ type PermissionOptions struct {
 // The blog's base is its three statements: its fourteen actions scoped to
 // the repository, ecr:GetAuthorizationToken on "*", and
 // ecr:BatchCheckLayerAvailability on the repository.
+//
+// With several repositories, each statement on "the repository" lists them
+// all as its resources: one list to read, the same grants on each.
 func Permissions(t Target, opts PermissionOptions) Document {
-	repo := RepositoryARN(t.partition(), t.Region, t.AccountID, t.Repository)
+	arns := t.repositoryARNs()
+	repo := func() Values { return append(Values(nil), arns...) }
 	token := Statement{Sid: "GetAuthorizationToken", Effect: "Allow", Action: Values{"ecr:GetAuthorizationToken"}, Resource: Values{"*"}}
 	doc := Document{Version: Version}
 	if opts.Set == Blog {
 		doc.Statement = []Statement{
-			{Sid: "PushToRepository", Effect: "Allow", Action: BlogActions(), Resource: Values{repo}},
+			{Sid: "PushToRepository", Effect: "Allow", Action: BlogActions(), Resource: repo()},
 			token,
-			{Sid: "CheckLayerAvailability", Effect: "Allow", Action: Values{"ecr:BatchCheckLayerAvailability"}, Resource: Values{repo}},
+			{Sid: "CheckLayerAvailability", Effect: "Allow", Action: Values{"ecr:BatchCheckLayerAvailability"}, Resource: repo()},
 		}
 	} else {
 		doc.Statement = []Statement{
-			{Sid: "PushToRepository", Effect: "Allow", Action: PushActions(), Resource: Values{repo}},
+			{Sid: "PushToRepository", Effect: "Allow", Action: PushActions(), Resource: repo()},
 			token,
 		}
 	}
 	if opts.AllowDescribeImages {
-		doc.Statement = append(doc.Statement, Statement{Sid: "DescribeImages", Effect: "Allow", Action: skipExistingActions, Resource: Values{repo}})
+		doc.Statement = append(doc.Statement, Statement{Sid: "DescribeImages", Effect: "Allow", Action: skipExistingActions, Resource: repo()})
 	}
 	if opts.RegistryCache {
-		doc.Statement = append(doc.Statement, Statement{Sid: "ReadLayersForCache", Effect: "Allow", Action: cacheActions, Resource: Values{repo}})
+		doc.Statement = append(doc.Statement, Statement{Sid: "ReadLayersForCache", Effect: "Allow", Action: cacheActions, Resource: repo()})
 	}
 	switch {
 	case opts.StartScan:
-		doc.Statement = append(doc.Statement, Statement{Sid: "ScanGate", Effect: "Allow", Action: scanStartActions, Resource: Values{repo}})
+		doc.Statement = append(doc.Statement, Statement{Sid: "ScanGate", Effect: "Allow", Action: scanStartActions, Resource: repo()})
 	case opts.ScanFindings:
-		doc.Statement = append(doc.Statement, Statement{Sid: "ScanGate", Effect: "Allow", Action: scanReadActions, Resource: Values{repo}})
+		doc.Statement = append(doc.Statement, Statement{Sid: "ScanGate", Effect: "Allow", Action: scanReadActions, Resource: repo()})
 	}
 	if opts.EnhancedFindings {
 		doc.Statement = append(doc.Statement, Statement{Sid: "ReadEnhancedFindings", Effect: "Allow", Action: Values{"inspector2:ListFindings"}, Resource: Values{"*"}})
@@ -205,7 +225,7 @@ func Permissions(t Target, opts PermissionOptions) Document {
 	if opts.SigningProfile != "" {
 		doc.Statement = append(doc.Statement,
 			Statement{Sid: "SignPushedImages", Effect: "Allow", Action: Values{"signer:SignPayload"}, Resource: Values{opts.SigningProfile}},
-			Statement{Sid: "ReadSigningStatus", Effect: "Allow", Action: Values{"ecr:DescribeImageSigningStatus"}, Resource: Values{repo}})
+			Statement{Sid: "ReadSigningStatus", Effect: "Allow", Action: Values{"ecr:DescribeImageSigningStatus"}, Resource: repo()})
 	}
 	return doc
 }

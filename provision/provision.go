@@ -50,6 +50,9 @@ const DefaultPropagationWait = 2 * time.Minute
 // Options say what to set up.
 type Options struct {
 	Repository, Policy, User, Role string
+	// Repositories, when set, are every repository the role pushes to (all
+	// in Region), and Repository is ignored.
+	Repositories []string
 	// Region is the region of the repository (the SDK config's region).
 	Region string
 	// Grants choose the policy's statements: least privilege or the blog's,
@@ -112,7 +115,7 @@ func (o Options) Spec() resource.Spec {
 	return resource.Spec{
 		Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role, Region: o.Region,
 		Grants: o.Grants, Settings: o.Settings, Scanning: o.Scanning, SigningProfile: o.SigningProfile, RotateKey: o.RotateKey,
-		Trust: o.trust(), CircleCI: o.CircleCI,
+		Trust: o.trust(), CircleCI: o.CircleCI, Repositories: o.repositories(),
 	}
 }
 
@@ -250,6 +253,8 @@ type Setup struct {
 	role *resource.Role
 	ci   *resource.CircleCIVariables
 	res  *Result
+	// policy says which repositories the new document stops granting.
+	policy *resource.Policy
 }
 
 // Prepare reads the account and plans the changes; it makes none.
@@ -268,7 +273,7 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 	if err := plan.Refused(); err != nil {
 		return nil, advise(err)
 	}
-	s := &Setup{o: o, env: env, plan: plan, user: user, role: role, ci: ci}
+	s := &Setup{o: o, env: env, plan: plan, user: user, role: role, ci: ci, policy: st.Policy}
 	s.res = &Result{
 		Account: plan.Identity.Account, Region: o.Region, Partition: plan.Identity.Partition, DryRun: o.DryRun,
 		Resources: plan.Reports(), env: env, user: user, Keyless: o.Keyless(),
@@ -280,7 +285,7 @@ func (p *Provisioner) Prepare(ctx context.Context, o Options) (*Setup, error) {
 
 // Questions are what the plan asks confirmation for: changes that take
 // away what someone may still use.
-func (s *Setup) Questions() []string { return s.plan.Questions() }
+func (s *Setup) Questions() []string { return append(s.dropQuestions(), s.plan.Questions()...) }
 
 // Planned is the plan as a result, for a dry run: what would be done.
 func (s *Setup) Planned() *Result { return s.res }
@@ -385,6 +390,9 @@ func (p *Provisioner) Run(ctx context.Context, o Options) (*Result, error) {
 		if confirmed, err = o.Confirm(qs); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.refuseUnconfirmedDrop(confirmed); err != nil {
+		return nil, err
 	}
 	return s.Apply(ctx, confirmed)
 }

@@ -172,6 +172,9 @@ func webIdentityError(err error, o Options, waited time.Duration) error {
 		return err
 	}
 	id := o.WebIdentity
+	if id.CI != "" {
+		return otherCIError(err, o, waited)
+	}
 	e := &Error{Err: err, Doing: fmt.Sprintf("assuming %s with the OIDC token in %s", o.RoleARN, id.Variable)}
 	msg := awsx.Describe(err)
 	switch code := awsx.ErrorCode(err); {
@@ -191,6 +194,37 @@ func webIdentityError(err error, o Options, waited time.Duration) error {
 		e.Why = fmt.Sprintf("the role's trust policy does not accept this job's token (%s): it trusts other projects or branches, or only the CI user's keys (a keys setup)", id.Claims.Describe())
 		e.Hint = "if the role was set up with keys, push with the user's keys and --auth keys; " +
 			"otherwise rerun setup keyless with this project and branch among those the role trusts"
+	default:
+		return e
+	}
+	if waited >= time.Second {
+		e.After = fmt.Sprintf("still refused after %s", waited.Round(time.Second))
+	}
+	return e
+}
+
+// otherCIError explains STS's refusal of another CI's token than
+// CircleCI's.
+func otherCIError(err error, o Options, waited time.Duration) error {
+	id := o.WebIdentity
+	e := &Error{Err: err, Doing: fmt.Sprintf("assuming %s with %s", o.RoleARN, id)}
+	msg := awsx.Describe(err)
+	switch code := awsx.ErrorCode(err); {
+	case code == "InvalidIdentityToken" && strings.Contains(msg, "No OpenIDConnect provider found"):
+		e.Why = fmt.Sprintf("the account has no IAM OIDC provider for the token's issuer, %s, or IAM has not caught up yet", id.Claims.Issuer)
+		e.Hint, e.Next = "run setup keyless for these "+id.CI+" jobs, in the account of the role", hint.WaitLonger
+	case code == "InvalidIdentityToken" && strings.Contains(msg, "audience"):
+		e.Why = fmt.Sprintf("the OIDC provider of %s does not list the token's audience (%s) as a client ID", id.Claims.Issuer, strings.Join(id.Claims.Audience, ", "))
+		e.Hint = "rerun setup keyless: it adds the client ID (after confirmation, to a provider containerise did not create)"
+	case code == "InvalidIdentityToken":
+		e.Why = "STS refused the token itself (its signature or its claims)"
+		e.Hint = "let " + id.CI + " issue the token rather than setting it yourself"
+	case code == "ExpiredTokenException" || code == "ExpiredToken":
+		e.Why = "the token has expired"
+		e.Hint = "rerun the job: push gets its token in the step that pushes"
+	case code == "AccessDenied":
+		e.Why = fmt.Sprintf("the role's trust policy does not accept this job's token (%s, subject %s): it trusts other repositories, branches or CIs, or only the CI user's keys (a keys setup)", id.Describe(), id.Claims.Subject)
+		e.Hint = "rerun setup keyless naming this job's repository (and branch) among those the role trusts"
 	default:
 		return e
 	}

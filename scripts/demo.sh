@@ -23,6 +23,14 @@ show() {
 
 echo "demo: AWS is emulated by moto at ${AWS_ENDPOINT_URL:?run through scripts/with-stack.sh}; Docker at ${DOCKER_HOST:-default}" >&2
 
+# The stack is shared with the end-to-end tests and make bench, which reset the
+# emulator too: take their lock (the one e2e/harness_test.go takes) for the whole demo.
+exec 7>"${TMPDIR:-/tmp}/containerise-e2e.lock"
+if ! flock -n 7; then
+  echo "demo: waiting for the end-to-end tests or make bench using the stack" >&2
+  flock 7
+fi
+
 # The emulator may still hold an earlier, interrupted demo's user and key,
 # whose secret nobody can read again: start from an empty account.
 curl -fsS -X POST "${STACK_MOTO_URL:?}/moto-api/reset" >/dev/null

@@ -74,6 +74,7 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{t: t, a: awsfake.New(awsfake.Config{})}
 	w.td = New(w.a.IAM(), w.a.ECR(), w.a.STS(), &w.log)
+	w.td.Region = w.a.Region()
 	// The fake is consistent: a DeleteConflict is real, or injected.
 	w.td.conflictWait, w.td.conflictPoll = 50*time.Millisecond, time.Millisecond
 	return w

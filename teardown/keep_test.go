@@ -71,6 +71,7 @@ func (h *handMade) edit(r *iamtypes.Role) {
 func (w *world) overIAM(h *handMade) {
 	h.IAM = w.a.IAM()
 	w.td = New(h, w.a.ECR(), w.a.STS(), &w.log)
+	w.td.Region = w.a.Region()
 	w.td.conflictWait, w.td.conflictPoll = 50*time.Millisecond, time.Millisecond
 }
 

@@ -41,6 +41,12 @@ type Teardown struct {
 	// CircleCI target (*circleci.Client, or a fake).
 	CircleCI resource.CircleCIAPI
 
+	// Region is the run's region (the clients'); ECRIn, when set, gives
+	// the ECR client of another region, for the repositories the policy
+	// grants there.
+	Region string
+	ECRIn  func(region string) resource.ECR
+
 	logMu sync.Mutex
 	log   io.Writer
 
@@ -61,10 +67,14 @@ func New(iamClient resource.IAM, ecrClient resource.ECR, stsClient awsx.CallerAP
 
 // Options name the resources to remove; the defaults are setup's (the blog's).
 type Options struct {
-	Repository string
-	Policy     string
-	Role       string
-	User       string
+	// Repository and Repositories name the repositories to remove, in the
+	// run's region. None named: those the policy grants (setup's set,
+	// wherever they are), else setup's default repository.
+	Repository   string
+	Repositories []string
+	Policy       string
+	Role         string
+	User         string
 	// IncludeUnmanaged also deletes resources that lack the tag
 	// managed-by=containerise (made by hand, as in the blog).
 	IncludeUnmanaged bool
@@ -85,6 +95,7 @@ func (t *Teardown) logf(format string, args ...any) {
 // Plan is what teardown found and will do. Apply fills in the outcomes.
 type Plan struct {
 	Account   string
+	Region    string // the run's region; each repository's is in its report
 	Resources []*resource.Report
 	// Notes say what teardown leaves in CircleCI, and why.
 	Notes []string
@@ -120,14 +131,24 @@ func (p *Plan) Steps() int { return p.plan.Steps() }
 // Plan reads the account and decides what to delete. It makes no change.
 func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 	env := &resource.Env{
-		IAM: t.iam, ECR: t.ecr, Caller: &awsx.Caller{STS: t.caller},
+		IAM: t.iam, ECR: t.ecr, Caller: &awsx.Caller{STS: t.caller}, Region: t.Region, ECRIn: t.ECRIn,
 		Logf: t.logf,
 		Wait: awsx.Waiter{Bound: t.conflictWait, First: t.conflictPoll, Max: 8 * time.Second},
 	}
 	if o.CircleCI != nil && t.CircleCI == nil {
 		return nil, errors.New("teardown of CircleCI variables needs a CircleCI client")
 	}
-	st := resource.NewStack(resource.Spec{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role, CircleCI: o.CircleCI}, resource.ForTeardown, t.CircleCI)
+	// The policy first: the repositories it grants are setup's set.
+	known, err := resource.ReadGranted(ctx, env, o.Policy)
+	if err != nil {
+		return nil, readError(err)
+	}
+	repos, err := t.repositories(ctx, env, o, known)
+	if err != nil {
+		return nil, err
+	}
+	st := resource.NewStack(resource.Spec{Repositories: repos, Policy: o.Policy, User: o.User, Role: o.Role, Region: t.Region, CircleCI: o.CircleCI}, resource.ForTeardown, t.CircleCI)
+	st.Policy.Known = known
 	plan, err := resource.Observe(ctx, env, resource.ForTeardown, st.Resources()...)
 	if err != nil {
 		return nil, readError(err)
@@ -136,7 +157,7 @@ func (t *Teardown) Plan(ctx context.Context, o Options) (*Plan, error) {
 		plan.IncludeUnmanaged()
 	}
 	plan.Delete()
-	out := &Plan{Account: plan.Identity.Account, Resources: plan.Reports(), plan: plan}
+	out := &Plan{Account: plan.Identity.Account, Region: t.Region, Resources: plan.Reports(), plan: plan}
 	if st.Leftovers != nil {
 		out.Notes = st.Leftovers.Notes()
 	}
@@ -163,7 +184,7 @@ func (t *Teardown) watch(r *resource.Report, s *resource.Step) {
 			}
 			o := cause.Report
 			return fmt.Errorf("%s %s: not deleted: %s %s still uses it, because %q failed (see %s %s); fix that, then rerun teardown",
-				r.Kind, r.Name, o.Kind, o.Name, cause.Action, o.Kind, o.Name)
+				r.Kind, r.Label(), o.Kind, o.Label(), cause.Action, o.Kind, o.Label())
 		}
 	}
 }
@@ -231,7 +252,7 @@ func (e *StepError) Error() string { return e.Explain(nil) }
 func (e *StepError) Explain(words hint.Words) string {
 	r, s := e.Resource, e.Step
 	text, next := stepAdvice(r, s, e.Err)
-	return fmt.Sprintf("%s %s: %s failed (%s): %s (%s)", r.Kind, r.Name, s.Action, s.Call, awsx.Describe(e.Err), hint.Append(text, next, words))
+	return fmt.Sprintf("%s %s: %s failed (%s): %s (%s)", r.Kind, r.Label(), s.Action, s.Call, awsx.Describe(e.Err), hint.Append(text, next, words))
 }
 
 func (e *StepError) Unwrap() error { return e.Err }

@@ -23,6 +23,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,34 @@ type Selector interface {
 type RoleTagger interface {
 	// RoleTags are the tags, key to value.
 	RoleTags() map[string]string
+}
+
+// issuerTagPrefix starts the key of the role tag naming the issuer a CI's
+// selector trusts; the CI's name follows.
+const issuerTagPrefix = "containerise/oidc-issuer/"
+
+// IssuerTags are the role tags of a selector that names its issuer the
+// generic way, "containerise/oidc-issuer/<ci>" = the issuer URL, for
+// selectors to return as their RoleTags.
+func IssuerTags(s Selector) map[string]string {
+	return map[string]string{issuerTagPrefix + s.Provider(): s.Issuer()}
+}
+
+// TaggedIssuers are the issuers a role's tags name through IssuerTags,
+// sorted by CI.
+func TaggedIssuers(tags map[string]string) []string {
+	var keys []string
+	for k := range tags {
+		if strings.HasPrefix(k, issuerTagPrefix) && strings.HasPrefix(tags[k], "https://") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		out = append(out, tags[k])
+	}
+	return out
 }
 
 // Provider is one CI service as its jobs see it.
@@ -165,6 +194,9 @@ type ConfigOptions struct {
 	// Install is the containerise version the job installs (latest, vX.Y.Z
 	// or a commit); Version is this binary's, the default.
 	Install, Version string
+	// ReleaseURL holds one folder of release downloads per tag; empty
+	// means the project's own (install.DefaultReleaseURL).
+	ReleaseURL string
 }
 
 // Config is an emitted CI config file.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/validate"
@@ -21,6 +22,10 @@ type authFlags struct {
 	projects   []string
 	anyProject bool
 	branches   []string
+	// others are the other CIs' selector flags (ciflags.go); selectors
+	// is what options made of them.
+	others    ciTrustFlags
+	selectors []ci.Selector
 
 	trust bool // the command takes what the role trusts (projects, branches)
 }
@@ -39,7 +44,7 @@ const (
 func (a *authFlags) add(f *pflag.FlagSet, trust bool) {
 	a.trust = trust
 	f.StringVar(&a.mode, "auth", string(provision.AuthKeys),
-		"how CI assumes the role: keys (an IAM user's access key, the blog's way) or oidc (keyless: the CircleCI job's OIDC token; recommended)")
+		"how CI assumes the role: keys (an IAM user's access key, the blog's way) or oidc (keyless: the CI job's OIDC token; recommended)")
 	f.StringVar(&a.org, "circleci-org-id", "", "with --auth oidc: the CircleCI organization ID, a UUID (Organization Settings > Overview)")
 	if !trust {
 		return
@@ -48,7 +53,8 @@ func (a *authFlags) add(f *pflag.FlagSet, trust bool) {
 		"with --auth oidc: a CircleCI project ID whose jobs may assume the role, a UUID (Project Settings > Overview); repeatable")
 	f.BoolVar(&a.anyProject, "any-project", false, "with --auth oidc: let every project of the organization assume the role, instead of naming them")
 	f.StringArrayVar(&a.branches, "branch", nil,
-		"with --auth oidc: only jobs building this git branch may assume the role (matched in CIRCLE_OIDC_TOKEN_V2); repeatable")
+		"with --auth oidc: only jobs building this git branch may assume the role, in every CI named (CircleCI: matched in CIRCLE_OIDC_TOKEN_V2); repeatable")
+	a.others.add(f)
 }
 
 // keyless reports whether --auth oidc was given (after options checked it).
@@ -64,7 +70,7 @@ func (a *authFlags) options(requireOrg bool) (provision.Auth, circleci.Selector,
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{flagOrg, a.org != ""}, {flagProject, len(a.projects) > 0}, {flagAnyProject, a.anyProject}, {flagBranch, len(a.branches) > 0}} {
+		}{{flagOrg, a.org != ""}, {flagProject, len(a.projects) > 0}, {flagAnyProject, a.anyProject}, {flagBranch, len(a.branches) > 0}, {a.others.set(), a.others.set() != ""}} {
 			if f.set {
 				return "", c, clierror.Usagef("%s is for keyless setups: add %s oidc", f.name, flagAuth)
 			}
@@ -72,10 +78,11 @@ func (a *authFlags) options(requireOrg bool) (provision.Auth, circleci.Selector,
 		return provision.AuthKeys, c, nil
 	case provision.AuthOIDC:
 	default:
-		return "", c, clierror.Usagef("%s %q is invalid: use keys (the CI user's access key) or oidc (keyless, with the CircleCI job's OIDC token)", flagAuth, a.mode)
+		return "", c, clierror.Usagef("%s %q is invalid: use keys (the CI user's access key) or oidc (keyless, with the CI job's OIDC token)", flagAuth, a.mode)
 	}
-	if a.org == "" && requireOrg {
-		return "", c, clierror.Usagef("%s oidc needs %s: the CircleCI organization ID, shown in CircleCI under Organization Settings > Overview", flagAuth, flagOrg)
+	if a.org == "" && requireOrg && a.others.set() == "" {
+		return "", c, clierror.Usagef("%s oidc needs %s: the CircleCI organization ID, shown in CircleCI under Organization Settings > Overview "+
+			"(or, for other CIs, --github-repo, --gitlab-project, --bitbucket-workspace or --buildkite-org)", flagAuth, flagOrg)
 	}
 	if a.org != "" {
 		if err := validate.UUID(flagOrg, a.org, "CircleCI shows it under Organization Settings > Overview"); err != nil {
@@ -88,6 +95,10 @@ func (a *authFlags) options(requireOrg bool) (provision.Auth, circleci.Selector,
 		return provision.AuthOIDC, c, nil
 	}
 	switch {
+	case a.org == "" && (len(a.projects) > 0 || a.anyProject):
+		return "", c, clierror.Usagef("%s and %s need %s: the organization the projects belong to", flagProject, flagAnyProject, flagOrg)
+	case a.org == "":
+		// Other CIs only: no CircleCI trust.
 	case len(a.projects) == 0 && !a.anyProject:
 		return "", c, clierror.Usagef("%s oidc needs %s (repeatable): the project whose jobs may assume the role, shown in CircleCI under Project Settings > Overview; or %s to trust every project of the organization",
 			flagAuth, flagProject, flagAnyProject)
@@ -106,6 +117,10 @@ func (a *authFlags) options(requireOrg bool) (provision.Auth, circleci.Selector,
 		}
 		c.Branches = append(c.Branches, strings.TrimPrefix(b, "refs/heads/"))
 	}
+	var err error
+	if a.selectors, err = a.others.selectors(c.Branches); err != nil {
+		return "", c, err
+	}
 	return provision.AuthOIDC, c, nil
 }
 
@@ -115,7 +130,10 @@ func authArgs(auth provision.Auth, c circleci.Selector) string {
 	if auth != provision.AuthOIDC {
 		return ""
 	}
-	args := " " + flagAuth + " oidc " + flagOrg + " " + c.OrgID
+	args := " " + flagAuth + " oidc"
+	if c.OrgID != "" {
+		args += " " + flagOrg + " " + c.OrgID
+	}
 	for _, p := range c.ProjectIDs {
 		args += " " + flagProject + " " + p
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/containerise/containerise/internal/ci/gitlab"
 	"github.com/containerise/containerise/internal/ci/jobconfig"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/provision"
 )
@@ -32,6 +33,7 @@ var configProviders = map[string]ci.Provider{
 type ciConfigOptions struct {
 	ci, auth, roleARN                         string
 	repository, context, file, image, install string
+	releaseURL                                string
 	tags                                      []string
 	gitlabAudience, circleOrg                 string
 }
@@ -53,28 +55,12 @@ func newCIConfigCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ci-config",
 		Short: "Print a CI config (GitHub Actions, GitLab, Bitbucket, Buildkite, CircleCI) that installs containerise and pushes",
-		Long: `Print a complete configuration for one CI, ready to commit where it says
-(stderr names the path): one job that installs containerise with 'go install'
-and runs 'containerise push'.
-
-  --ci github     .github/workflows/containerise.yml; keyless, the workflow
-                  grants 'permissions: id-token: write'
-  --ci gitlab     .gitlab-ci.yml; keyless, the job's id_tokens asks for an
-                  ID token for --gitlab-audience (default sts.amazonaws.com)
-  --ci bitbucket  bitbucket-pipelines.yml; keyless, the step says oidc: true
-  --ci buildkite  .buildkite/pipeline.yml; push asks the agent for the token
-  --ci circleci   .circleci/config.yml, as 'containerise circleci-config'
-
-With --auth oidc (the default) the job holds no key: push exchanges the job's
-OIDC token for the role. The role comes from --role-arn, embedded, or else
-from the CI's usual variable (GitHub: ${{ vars.AWS_IAM_ROLE_ARN }}; the other
-CIs: the AWS_IAM_ROLE_ARN variable of the project). With --auth keys the job
-reads the CI user's keys from the CI's secrets.
-
-Tags default to the CI's commit (${GITHUB_SHA}, ${CI_COMMIT_SHA},
-${BITBUCKET_COMMIT}, ${BUILDKITE_COMMIT}, ${CIRCLE_SHA1}); a --tag may use the
-CI's own ${NAME} variables. Every value is checked first (exit 2) and quoted
-for the job's shell.`,
+		Long: `Print a complete config for one CI (--ci github, gitlab, bitbucket, buildkite
+or circleci): one job that installs a pinned, checksummed containerise release
+and runs push; stderr names the path to commit it at. Keyless by default: the
+job exchanges its OIDC token for the role, which comes from --role-arn or the
+CI's AWS_IAM_ROLE_ARN variable. A tag may use the CI's own variables, as
+'${GITHUB_SHA}'.` + guideLine + "ci/README.md",
 		Example: `  containerise ci-config --ci github > .github/workflows/containerise.yml
   containerise ci-config --ci gitlab --repository my-app --tag '${CI_COMMIT_SHORT_SHA}' > .gitlab-ci.yml
   containerise ci-config --ci bitbucket --role-arn arn:aws:iam::123456789012:role/containerise
@@ -84,6 +70,9 @@ for the job's shell.`,
 			body, path, err := o.render(g.Version())
 			if err != nil {
 				return err
+			}
+			if note := o.installNote(g.Version()); note != "" {
+				g.Logf("%s", note)
 			}
 			if _, err := g.Out.Write(body); err != nil {
 				return err
@@ -100,8 +89,9 @@ for the job's shell.`,
 	f.StringArrayVar(&o.tags, "tag", nil, "image tag (repeatable; default: the CI's commit); the CI's own ${NAME} variables expand in the job")
 	f.StringVar(&o.context, "context", ".", "build context, relative to the repository root")
 	f.StringVar(&o.file, "file", "", "Dockerfile, relative to the repository root (default: Dockerfile in the context)")
-	f.StringVar(&o.image, "image", "", "the job's image, where the CI runs jobs in one (default: golang:1.26; CircleCI cimg/go:1.26)")
-	f.StringVar(&o.install, "install-version", "", "containerise version to install: latest, a tag like v1.2.3, or a commit hash (default: this binary's release, or latest)")
+	f.StringVar(&o.image, "image", "", "the job's image, where the CI runs jobs in one (default: "+jobconfig.ReleaseImage+" for a release, "+jobconfig.SourceImage+" to build from source; CircleCI "+install.ReleaseImage+" or "+install.SourceImage+")")
+	f.StringVar(&o.install, "install-version", "", "containerise release to install, like v1.2.3; a commit hash or latest builds from source with go install (default: this binary's release)")
+	f.StringVar(&o.releaseURL, "release-url", install.DefaultReleaseURL, "where the job downloads releases from: BASE/v1.2.3/<archive> and its checksums file")
 	f.StringVar(&o.gitlabAudience, "gitlab-audience", "", "--ci gitlab: the audience the job's ID token asks for (default sts.amazonaws.com)")
 	f.StringVar(&o.circleOrg, "circleci-org-id", "", "--ci circleci with --auth oidc: the organization push checks the token against")
 	return cmd
@@ -142,10 +132,16 @@ func (o ciConfigOptions) render(version string) ([]byte, string, error) {
 	c, err := p.Config(ci.ConfigOptions{
 		Keyless: keyless, RoleARN: o.roleARN, Trusted: trusted,
 		Repository: o.repository, Tags: o.tags, Context: o.context, File: o.file,
-		Image: o.image, Install: o.install, Version: version,
+		Image: o.image, Install: o.install, Version: version, ReleaseURL: o.releaseURL,
 	})
 	if err != nil {
 		return nil, "", err
 	}
 	return c.Body, c.Path, nil
+}
+
+// installNote explains, for stderr, an install step the user did not pin:
+// a development build has no release, so the job builds from source.
+func (o ciConfigOptions) installNote(version string) string {
+	return install.Options{Version: o.install, ReleaseURL: o.releaseURL, Binary: version}.StepFor(install.BashEnv).Note
 }

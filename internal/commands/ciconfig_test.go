@@ -64,10 +64,38 @@ func TestCIConfigRefusesBadInputBeforePrinting(t *testing.T) {
 		{"--ci", "buildkite", "--context", "/abs"},
 		{"--ci", "circleci", "--role-arn", "arn:aws:iam::123456789012:role/x"},
 		{"--ci", "github", "--circleci-org-id", "x"},
+		{"--ci", "gitlab", "--release-url", "http://downloads.example.com"},
+		{"--ci", "buildkite", "--install-version", "main"},
 	} {
 		out, errOut, code := runCLI(t, append([]string{"ci-config"}, args...)...)
 		if code != 2 || out != "" || errOut == "" {
 			t.Errorf("ci-config %q: exit %d, stdout %q, stderr %q; want exit 2, an error and nothing printed", args, code, out, errOut)
+		}
+	}
+}
+
+// ci-config installs the emitting binary's release by default, for every
+// CI, from --release-url; a commit hash builds from source and says so.
+func TestCIConfigInstallsAPinnedRelease(t *testing.T) {
+	for _, c := range []string{"github", "gitlab", "bitbucket", "buildkite", "circleci"} {
+		out, errOut, code := runCLI(t, "ci-config", "--ci", c, "--release-url", "https://downloads.example.com/c")
+		if code != 0 {
+			t.Errorf("ci-config --ci %s: exit %d\n%s", c, code, errOut)
+			continue
+		}
+		for _, want := range []string{"version='v1.2.3'", "base='https://downloads.example.com/c'", "does not match its SHA-256"} {
+			if !strings.Contains(strings.ReplaceAll(out, "$$", "$"), want) {
+				t.Errorf("ci-config --ci %s lacks %q:\n%s", c, want, out)
+			}
+		}
+		if strings.Contains(out, "go install") || strings.Contains(out, "setup-go") || strings.Contains(out, "golang:") {
+			t.Errorf("ci-config --ci %s installs a release with Go:\n%s", c, out)
+		}
+
+		out, _, code = runCLI(t, "ci-config", "--ci", c, "--install-version", "abcdef0")
+		if code != 0 || !strings.Contains(out, "go install github.com/containerise/containerise/cmd/containerise@abcdef0") ||
+			!strings.Contains(out, "No release for commit abcdef0") {
+			t.Errorf("ci-config --ci %s --install-version abcdef0: exit %d, want a go install from source that says so:\n%s", c, code, out)
 		}
 	}
 }

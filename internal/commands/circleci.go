@@ -24,51 +24,20 @@ func newCircleCIConfigCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "circleci-config",
 		Short: "Print a .circleci/config.yml that installs containerise and pushes",
-		Long: `Print a complete CircleCI configuration, ready to commit as
-.circleci/config.yml: a job with a remote Docker engine that installs
-containerise and runs 'containerise push'.
+		Long: `Print a complete .circleci/config.yml: a job with a remote Docker engine
+that installs a pinned, checksummed containerise release (no Go) and runs
+push. With --auth oidc the job holds no key; with --fail-on it also gates on
+ECR's scan and uploads a JUnit report. Every value is checked (exit 2) and
+quoted for the job's shell; a tag may use CircleCI's variables, as
+'${CIRCLE_SHA1}'.` + guideLine + "ci/circleci.md",
+		Example: `  # Keyless, tagged with the commit, gated on HIGH findings
+  containerise circleci-config --auth oidc --circleci-org-id <org UUID> --tag '${CIRCLE_SHA1}' --fail-on HIGH > .circleci/config.yml
 
-The job reads the variables 'containerise setup' printed
-(AWS_IAM_USER_ACCESS_KEY_ID, AWS_IAM_USER_SECRET_ACCESS_KEY, AWS_IAM_ROLE_ARN,
-AWS_REGION) from the project's environment variables or a context. With
---auth oidc (after a keyless setup) the job has no key variables: CircleCI
-injects the job's OIDC token itself, and push runs with --auth oidc (and,
-given --circleci-org-id, checks that the token comes from that
-organization before asking AWS).
-
-Every value lands in the job's shell quoted, and is checked first (exit 2):
-  --tag              a Docker tag; ${CIRCLE_...} references (CircleCI's own
-                     variables, e.g. ${CIRCLE_SHA1}) may stand for all or part
-                     of it and expand in the job
-  --context, --file  a path relative to the repository root, without control
-                     characters or '<<' (CircleCI's parameter syntax)
-  --image            a Docker image reference, e.g. cimg/base:current
-  --install-version  a release tag vMAJOR.MINOR.PATCH with an optional
-                     pre-release (v1.2.3, v1.2.3-rc.1); a commit hash of 7 to
-                     40 lowercase hex digits; or 'latest'
-  --release-url      an https:// address holding one folder per release tag
-
-Installing: the job downloads the release archive for its platform and the
-release's checksums file from --release-url (BASE/v1.2.3/...), refuses an
-archive whose SHA-256 does not match, and unpacks containerise into
-$HOME/.local/bin for the later steps (through $BASH_ENV): no Go, no compile,
-no sudo, on a small image (cimg/base:current). The release is this binary's
-own version unless --install-version names another. A commit hash or
-'latest' has no release: the job builds it with 'go install' on cimg/go.
-A development build of containerise (no release version) has no release of
-its own either, so it writes the 'go install' of latest and says so on
-stderr: give --install-version to pin a release.
-
-Scan gate: --fail-on SEVERITY makes the job run 'push --scan --fail-on
-SEVERITY' (with --only-fixable and --ignore-file passed on), write a JUnit
-report to ` + circleci.ScanReport + ` and upload it with store_test_results, so
-the findings show in the job's Tests tab.`,
-		Example: `  containerise circleci-config > .circleci/config.yml
+  # The blog's keys, another repository, two tags
   containerise circleci-config --repository my-app --tag v1 --tag '${CIRCLE_SHA1}'
-  containerise circleci-config --install-version v1.4.0
-  containerise circleci-config --release-url https://downloads.example.com/containerise
-  containerise circleci-config --auth oidc --circleci-org-id <org UUID>
-  containerise circleci-config --fail-on HIGH --only-fixable --ignore-file .scanignore`,
+
+  # Another release, from your own mirror
+  containerise circleci-config --install-version v1.4.0 --release-url https://downloads.example.com/containerise`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			job, err := o.options(g.Version())

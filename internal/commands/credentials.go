@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -22,8 +23,14 @@ type ciCredentials struct {
 	// organization the token must come from.
 	Auth  string
 	OrgID string
+	// Audience is the audience a job of another CI than CircleCI asks its
+	// token for, or has it for (GitLab's id_tokens); "": the CI's default.
+	Audience string
 	// authNote says which credential is used, when both were there.
 	authNote string
+	// sessionName, when set, names the role session after the run of a
+	// job of another CI than CircleCI.
+	sessionName string
 }
 
 // read checks the credentials, the role and the region before any call,
@@ -45,6 +52,9 @@ func (f *ciCredentials) read(g *Globals, getenv func(string) string) (push.Optio
 		g.Region = region
 	}
 	o.Region, o.SessionName = g.Region, push.SessionName(getenv, time.Now())
+	if f.sessionName != "" {
+		o.SessionName = f.sessionName
+	}
 	return o, nil
 }
 
@@ -98,6 +108,22 @@ func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (
 			return nil, err
 		}
 	}
+	// GitHub Actions, GitLab, Bitbucket and Buildkite jobs, through the
+	// CI provider seam.
+	job, err := seamJob(context.Background(), getenv, jobRequest{Auth: f.Auth, HaveKeys: haveKeys, Audience: f.Audience, Now: time.Now()})
+	if err != nil {
+		return nil, err
+	}
+	if job != nil {
+		f.sessionName = job.SessionName
+		if job.WebIdentity != nil && haveKeys {
+			f.authNote = fmt.Sprintf("both %s's OIDC token and the CI user's keys are there: using the token, as --auth oidc asks", job.Provider.Title())
+		}
+		return job.WebIdentity, nil
+	}
+	if f.Audience != "" {
+		return nil, clierror.Usagef("--audience is for GitHub Actions, GitLab, Bitbucket and Buildkite jobs; this is none (push recognises them by %s)", ciVariables)
+	}
 	variable, token := circleci.EnvOIDCTokenV2, strings.TrimSpace(getenv(circleci.EnvOIDCTokenV2))
 	if token == "" {
 		variable, token = circleci.EnvOIDCToken, strings.TrimSpace(getenv(circleci.EnvOIDCToken))
@@ -118,7 +144,8 @@ func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (
 	switch {
 	case token == "" && f.Auth == "oidc":
 		return nil, clierror.Usagef("--auth oidc: neither %s nor %s is set: CircleCI sets them in each job (if a job lacks them, give it a context); "+
-			"outside CircleCI use the CI user's keys", circleci.EnvOIDCTokenV2, circleci.EnvOIDCToken)
+			"push also gets the token of GitHub Actions, GitLab, Bitbucket and Buildkite jobs, which it recognises by %s; elsewhere use the CI user's keys",
+			circleci.EnvOIDCTokenV2, circleci.EnvOIDCToken, ciVariables)
 	case token == "":
 		return nil, nil
 	}

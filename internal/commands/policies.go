@@ -15,10 +15,11 @@ import (
 )
 
 type policiesOptions struct {
-	account, repository, user, role, policy, document string
-	grants                                            grantFlags
-	registry                                          registryFlags
-	auth                                              authFlags
+	account, user, role, policy, document string
+	repositories                          []string
+	grants                                grantFlags
+	registry                              registryFlags
+	auth                                  authFlags
 }
 
 func newPoliciesCmd(g *Globals) *cobra.Command {
@@ -26,30 +27,23 @@ func newPoliciesCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policies",
 		Short: "Print the permissions and trust policy documents setup manages",
-		Long: `Print the IAM documents setup would create, without calling AWS: the
-permissions policy attached to the role (push to one repository, plus the
-reads of the features asked for, the same flags as setup's) and the role's
-trust policy: only the CI user may assume it or, with --auth oidc, only
-CircleCI jobs of the named projects (and branches) with their OIDC token,
-through the organization's IAM OIDC provider.
-
-Use --document to print one of them as bare JSON, e.g. for a review or for
-'aws iam create-policy --policy-document file://...'.
-
-The region in the ARNs is the one setup would use: --region, else
-AWS_REGION, AWS_DEFAULT_REGION or the profile's region (AWS_PROFILE or
---profile), else us-east-1. No credentials are needed.`,
+		Long: `Print the IAM documents setup would write, from the same code and flags:
+the role's permissions policy (for every --repository) and its trust
+policy. It calls no AWS API and
+needs no credentials; --document prints one of them as bare JSON, for a
+review or for 'aws iam create-policy'.` + guideLine + "policies.md",
 		Example: `  containerise policies --account 123456789012
   containerise policies --account 123456789012 --document trust --user ci-bot
   containerise policies --account 123456789012 --document trust --auth oidc \
     --circleci-org-id <org UUID> --circleci-project-id <project UUID> --branch main
+  containerise policies --account 123456789012 --document trust --auth oidc --github-repo acme/app --branch main
   containerise policies --account 123456789012 --region eu-west-1 --document permissions > policy.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPolicies(cmd, g, o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.account, "account", "", "AWS account ID (12 digits) the documents refer to (required)")
-	f.StringVar(&o.repository, "repository", names.Repository, "ECR repository the role may push to")
+	f.StringArrayVar(&o.repositories, "repository", []string{names.Repository}, "ECR repository the role may push to; repeat it for several")
 	f.StringVar(&o.user, "user", names.User, "IAM user allowed to assume the role")
 	f.StringVar(&o.role, "role", names.Role, "IAM role name (for the heading)")
 	f.StringVar(&o.policy, "policy", names.Policy, "IAM policy name (for the heading)")
@@ -66,7 +60,10 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 	if err := validate.AccountID("--account", o.account); err != nil {
 		return err
 	}
-	spec := resource.Spec{Repository: o.repository, Policy: o.policy, User: o.user, Role: o.role}
+	spec := resource.Spec{Policy: o.policy, User: o.user, Role: o.role}
+	for _, r := range o.repositories {
+		spec.Repositories = append(spec.Repositories, resource.RepositoryAt{Name: r})
+	}
 	if err := spec.ValidateNames(flagLabels); err != nil {
 		return err
 	}
@@ -78,7 +75,7 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 	if err != nil {
 		return err
 	}
-	spec.Trust = provision.Options{Auth: auth, OIDC: circle}.Spec().Trust
+	spec.Trust = provision.Options{Auth: auth, OIDC: circle, Trust: o.auth.selectors}.Spec().Trust
 	if cmd.Flags().Changed("scan-on-push") {
 		// As for setup: also the repository's setting, which the
 		// policy's grant follows.
@@ -111,8 +108,8 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 		fmt.Fprintf(g.Out, "# Permissions policy %s (attached to role %s)\n%s\n\n# Trust policy of role %s\n%s\n",
 			o.policy, o.role, docs.Permissions.JSON(), o.role, docs.Trust.JSON())
 		if v := docs.ScanningPermissions; v != nil {
-			fmt.Fprintf(g.Out, "\n# Permissions policy %s while repository %s scans on push (setup follows the repository when --scan-on-push is not given)\n%s\n",
-				o.policy, o.repository, v.JSON())
+			fmt.Fprintf(g.Out, "\n# Permissions policy %s while %s scans on push (setup follows the repository when --scan-on-push is not given)\n%s\n",
+				o.policy, scanningWhich(o.repositories), v.JSON())
 		}
 	}
 	return nil

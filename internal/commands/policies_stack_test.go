@@ -51,6 +51,20 @@ func written(t *testing.T, acct *awsfake.Account) (perms, trust string) {
 	return aws.ToString(ver.PolicyVersion.Document), aws.ToString(role.Role.AssumeRolePolicyDocument)
 }
 
+// authCombos are the ways of trusting CI the walk below tries: the user,
+// CircleCI, and the other CIs alone and beside CircleCI on one role.
+var authCombos = [][]string{
+	nil,
+	keylessArgs,
+	append(append([]string{}, keylessArgs...), "--branch", "main", "--branch", "release/$1"),
+	{"--auth", "oidc", "--github-repo", "acme/app", "--branch", "main"},
+	{"--auth", "oidc", "--github-repo", "acme/app", "--github-repo", "acme/lib", "--github-environment", "production", "--github-host", "github.example.com"},
+	append(append([]string{}, keylessArgs...), "--github-repo", "acme/app", "--gitlab-project", "acme/sub/app", "--gitlab-host", "gitlab.example.com",
+		"--gitlab-audience", "https://gitlab.example.com", "--buildkite-org", "acme", "--buildkite-pipeline", "app", "--branch", "main"),
+	{"--auth", "oidc", "--bitbucket-workspace", "acme", "--bitbucket-workspace-uuid", "{0c9b4e1a-7d2f-4b8e-9a61-3f5d2c8b7e40}",
+		"--bitbucket-repo-uuid", "5e6f7a8b-1c2d-4e3f-8a9b-0c1d2e3f4a5b", "--gitlab-project", "acme/app"},
+}
+
 // policies prints exactly what setup writes: for every combination of the
 // flags both take, and a repository that scans on push or not, the
 // documents setup leaves in the account are the ones policies shows.
@@ -62,7 +76,7 @@ func TestPoliciesShowWhatSetupWrites(t *testing.T) {
 			for _, cache := range [][]string{nil, {"--registry-cache=false"}} {
 				for _, scan := range [][]string{nil, {"--scan-on-push"}, {"--scan-on-push=false"}} {
 					for _, start := range [][]string{nil, {"--allow-scan"}} {
-						for _, auth := range [][]string{nil, keylessArgs, append(append([]string{}, keylessArgs...), "--branch", "main", "--branch", "release/$1")} {
+						for _, auth := range authCombos {
 							var args []string
 							for _, part := range [][]string{base, skip, cache, scan, start, auth} {
 								args = append(args, part...)
@@ -74,12 +88,24 @@ func TestPoliciesShowWhatSetupWrites(t *testing.T) {
 			}
 		}
 	}
+	// Several repositories: one of them scanning is enough for the grant
+	// that follows the repositories' scanning.
+	several := []string{"--repository", "api", "--repository", "web"}
+	for _, scan := range [][]string{nil, {"--scan-on-push"}, {"--scan-on-push=false"}} {
+		for _, more := range [][]string{nil, {"--allow-skip-existing", "--allow-scan"}, keylessArgs} {
+			combos = append(combos, append(append(append([]string{}, several...), scan...), more...))
+		}
+	}
 	for _, scans := range []bool{false, true} {
 		for _, args := range combos {
 			name := fmt.Sprintf("scans=%v %s", scans, strings.Join(args, " "))
 			acct := awsfake.New(awsfake.Config{})
+			scanning := "circleci-ecr-test"
+			if len(args) > 1 && args[0] == "--repository" {
+				scanning = args[3] // the second of several
+			}
 			if scans {
-				must(acct.ECR().CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String("circleci-ecr-test"),
+				must(acct.ECR().CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String(scanning),
 					ImageScanningConfiguration: &ecrtypes.ImageScanningConfiguration{ScanOnPush: true}}))
 			}
 			shown := policiesSections(t, acct, args...)

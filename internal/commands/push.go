@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/containerise/containerise/internal/ci/gitlab"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
@@ -64,11 +65,13 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 		Example: pushExample,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := f.options(g, getenv)
+			// The gate's flags first: a --scan without --fail-on is wrong
+			// whatever the job's credentials.
+			gate, err := f.scanGate()
 			if err != nil {
 				return err
 			}
-			gate, err := f.scanGate()
+			o, err := f.options(g, getenv)
 			if err != nil {
 				return err
 			}
@@ -93,6 +96,7 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 	fl.BoolVar(&f.SkipExisting, "skip-existing", false, "neither build nor push tags that already exist in ECR (needs setup --allow-skip-existing)")
 	fl.DurationVar(&f.Wait, "wait", push.DefaultWait, "how long to retry while IAM does not yet know a fresh key, role or OIDC provider (0: no retry)")
 	fl.StringVar(&f.Auth, "auth", "", "the credential: oidc (the job's OIDC token) or keys (the CI user's); default: the keys when they are set, else the token")
+	fl.StringVar(&f.Audience, "audience", "", "keyless in GitHub Actions, GitLab or Buildkite: the audience to ask the job's token for, or (GitLab) that its id_tokens asks for, as setup's --gitlab-audience; default "+gitlab.DefaultAudience)
 	fl.StringVar(&f.OrgID, "circleci-org-id", "", "keyless: the CircleCI organization ID the role trusts; a token from another organization fails before any call")
 	fl.BoolVar(&f.Scan, "scan", false, "after pushing, gate on ECR's scan of the image, as 'containerise scan' does (needs --fail-on)")
 	fl.StringVar(&f.FailOn, "fail-on", "", "with --scan: exit 1 when a finding counts at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
@@ -110,7 +114,7 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 		flagGroup{"What to push", []string{"repository", "tag", "skip-existing"}},
 		flagGroup{"The build", []string{"context", "file", "build-arg", "target", "label", "builder", "secret", "ssh", "cache-from", "no-cache", "network", "platform"}},
 		flagGroup{"BuildKit daemon (--builder remote or container)", daemonFlagNames},
-		flagGroup{"Credentials", []string{"role-arn", "auth", "circleci-org-id", "wait"}},
+		flagGroup{"Credentials", []string{"role-arn", "auth", "audience", "circleci-org-id", "wait"}},
 		flagGroup{"Scan gate", []string{"scan", "fail-on", "scan-wait", "only-fixable", "ignore", "ignore-file", "junit"}},
 	)
 	return cmd
@@ -163,6 +167,9 @@ func (f *pushFlags) tags() ([]string, error) {
 	var tags []string
 	seen := map[string]bool{}
 	for _, t := range f.Tags {
+		if strings.Contains(t, "$") {
+			return nil, clierror.Usagef("--tag %q holds a variable reference the shell did not expand: push takes the tag as the job's shell expands it, so write --tag \"$CIRCLE_SHA1\" (double quotes, or none), not in single quotes; circleci-config and ci-config write it so", t)
+		}
 		if err := validate.Tag("--tag", t); err != nil {
 			return nil, err
 		}
@@ -266,120 +273,22 @@ func flagged(err error) error {
 }
 
 // pushLong is the help text of push.
-const pushLong = `push is what a CI job runs. It assumes the role with the CI user's keys, gets an
-ECR token with the role's credentials, builds the Dockerfile through the Docker
-Engine API and pushes every tag, passing the registry credentials with each
-request or through the BuildKit session: no docker login, nothing written to
-~/.docker/config.json.
-
-Builder: --builder auto (the default) builds with BuildKit when the engine
-offers it (Engine API 1.39 or later, on Linux), else with the classic builder
-and a one-line notice. BuildKit serves today's Dockerfiles (RUN --mount,
-COPY --link, ...) and reads <Dockerfile>.dockerignore beside the Dockerfile
-in place of the context's .dockerignore. Progress goes to stderr as docker
-buildx build shows it: a live view at a terminal, plain lines in CI.
-
-BuildKit daemons: --builder remote and --builder container build on a
-standalone BuildKit daemon, through BuildKit's client with the same session
-(context, secrets, SSH, the ECR token for the ECR registry only), in one build
-for every tag and platform, pushed straight from the daemon.
-  remote     a BuildKit service you run and share between jobs (buildkitd on a
-             host or in Kubernetes), at --buildkit-host or BUILDKIT_HOST:
-             unix:///PATH, or tcp://HOST:PORT with --buildkit-ca and, for
-             mutual TLS, --buildkit-cert and --buildkit-key. It is reached
-             before AWS is asked anything.
-  container  for a cold CI engine (setup_remote_docker) and a multi-stage
-             Dockerfile: push runs --buildkit-image as the container
-             containerise-buildkit on the job's engine (host network), reuses
-             it on later pushes and recreates it for another image. It runs
-             privileged, or, where the engine refuses that, with CAP_SYS_ADMIN,
-             seccomp and AppArmor unconfined and /sys/fs/cgroup writable; push
-             says which.
-Both keep a registry cache in max mode (every build stage) at
-REPOSITORY:buildcache (--cache-tag), imported first and exported last with
-image-manifest=true,oci-mediatypes=true, the form ECR takes; a failed export is
-a warning. With immutable tags, setup --immutable-tags keeps the cache tag
-mutable (its --cache-tag, default buildcache, must match push's); superseded
-cache manifests become untagged, which setup --expire-untagged-days cleans up.
---platform linux/amd64,linux/arm64 pushes one OCI index under every tag and
-prints its digest; without QEMU on the daemon,
-only Dockerfiles that cross-build (FROM --platform=$BUILDPLATFORM) can target
-another architecture.
-
-Build secrets (BuildKit): --secret id=ID,env=VAR or id=ID,src=FILE, as docker
-buildx build spells them, reach RUN --mount=type=secret,id=ID only: never the
-image, its history, the build log or push's output. --ssh default forwards
-the SSH agent at SSH_AUTH_SOCK to RUN --mount=type=ssh.
-
-Registry cache (on unless --no-cache): a CI engine starts cold, so before the
-build, push pulls the tags it is about to push (and every --cache-from) from
-the registry with the ECR token, and the build reuses their layers; BuildKit
-writes its cache metadata into each image for the next run. Pulling first,
-rather than importing the cache from the registry, keeps the cache holding
-run after run on engines whose BuildKit would otherwise miss every other run.
-A source that is missing or refused is skipped with one line on stderr. The
-pull needs the token, so AWS answers first. On a warm engine that has a
-source already, push uses it as it is and pulls nothing; then, as with
---no-cache, the build needs nothing from AWS and runs while STS and ECR
-answer, and the image is tagged for the registry once ECR names it. With
---skip-existing, ECR is asked first, since its answer decides what to build.
-
-Keyless (after 'setup --auth oidc'): in a CircleCI job, push assumes the role
-with the job's OIDC token, which CircleCI sets in CIRCLE_OIDC_TOKEN_V2 (else
-CIRCLE_OIDC_TOKEN); no key is needed. It reads the token's claims first, so
-that a token that expired, comes from another organization (--circleci-org-id)
-or is not a JWT fails before AWS is asked; the token itself is never printed.
-CircleCI sets a token in every job, so when the user's keys are set too, the
-keys win (the role was set up for them), unless --auth oidc is given; push
-says which it used.
-
-Environment (the blog's variables, as setup prints them):
-  CIRCLE_OIDC_TOKEN_V2, CIRCLE_OIDC_TOKEN
-                                  keyless: the job's OIDC token (CircleCI sets them)
-  AWS_IAM_USER_ACCESS_KEY_ID      the CI user's access key ID (environment only)
-  AWS_IAM_USER_SECRET_ACCESS_KEY  its secret access key (environment only)
-  AWS_IAM_ROLE_ARN                the role to assume (or --role-arn)
-  AWS_REGION                      the ECR region (or --region)
-  AWS_ENDPOINT_URL                optional, another endpoint for STS and ECR
-  DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
-                                  the engine (CircleCI's setup_remote_docker sets them)
-  CIRCLE_PROJECT_REPONAME, CIRCLE_BUILD_NUM
-                                  name the role session for auditors
-  SSH_AUTH_SOCK                   the SSH agent that --ssh default forwards
-  BUILDKIT_HOST                   --builder remote: the daemon (or --buildkit-host)
-
-Right after setup, IAM may not know the new key or role for a few seconds:
-push retries those refusals for up to --wait.
-
-stdout gets one line per tag, <registry>/<repository>:<tag>@sha256:<digest>;
-progress goes to stderr. A failed build step (named as the builder names it),
-a refused layer or bad credentials exit 1 with the engine's message; invalid
-input exits 2.`
+const pushLong = `Run in the CI job: assume the role (with the job's OIDC token, or the CI
+user's key from AWS_IAM_USER_ACCESS_KEY_ID and AWS_IAM_USER_SECRET_ACCESS_KEY),
+build the Dockerfile with BuildKit through the job's Docker engine, and push
+every tag. It reads AWS_IAM_ROLE_ARN and AWS_REGION, and the engine from
+DOCKER_HOST; stdout gets one line per tag, REGISTRY/REPOSITORY:TAG@sha256:DIGEST.` + guideLine + "push.md"
 
 // pushExample is push's examples.
 const pushExample = `  # In a CircleCI job, after setup_remote_docker:
   containerise push --tag "$CIRCLE_SHA1" --tag latest
 
-  # Another folder, Dockerfile and repository, with build arguments:
-  containerise push --context app --file app/Dockerfile.prod \
-    --repository team/api --tag v2 --build-arg VERSION=2.0 --target runtime
+  # Another folder, Dockerfile and repository, with a build argument and a secret:
+  containerise push --context app --file app/Dockerfile.prod --repository team/api \
+    --tag v2 --build-arg VERSION=2.0 --secret id=npm,env=NPM_TOKEN
 
-  # A secret for RUN --mount=type=secret,id=npm, from a CircleCI variable:
-  containerise push --tag v3 --secret id=npm,env=NPM_TOKEN
-
-  # Reuse layers of another image too, or build from scratch:
-  containerise push --tag v3 --cache-from "$REGISTRY/team/base:latest"
-  containerise push --tag v3 --no-cache
-
-  # A multi-stage Dockerfile on a cold CircleCI engine: a BuildKit container
-  # caches its build stages in the registry:
+  # A multi-stage Dockerfile on a cold engine: cache every stage in the registry
   containerise push --tag "$CIRCLE_SHA1" --builder container
 
-  # A shared BuildKit service, over mutual TLS, for two platforms:
-  containerise push --tag v3 --builder remote --buildkit-host tcp://buildkitd:1234 \
-    --buildkit-ca ca.pem --buildkit-cert cert.pem --buildkit-key key.pem \
-    --platform linux/amd64,linux/arm64
-
-  # Rerun-safe: tags already in ECR are neither built nor pushed
-  # (needs setup --allow-skip-existing):
-  containerise push --tag v1 --skip-existing`
+  # Push, then fail the job on HIGH or CRITICAL findings
+  containerise push --tag "$CIRCLE_SHA1" --scan --fail-on HIGH`

@@ -2,7 +2,9 @@ package commands
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,10 +18,47 @@ var (
 	flagToken  = regexp.MustCompile(`(?:^|[\s` + "`" + `(])(--[a-z][a-z0-9-]*)`)
 )
 
-// TestREADMEFlagsExist checks that every flag the README shows for a command
-// exists on that command, so the documentation cannot drift from the binary.
+// docPages are the pages written by hand: the README and docs/, less the
+// generated command reference, relative to the repository root.
+func docPages(t *testing.T) []string {
+	t.Helper()
+	pages := []string{"README.md"}
+	err := filepath.WalkDir("../../docs", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("../..", path)
+		if d.IsDir() && filepath.ToSlash(rel) == "docs/commands" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".md") {
+			pages = append(pages, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pages
+}
+
+// TestREADMEFlagsExist checks that every flag the README and docs/ show for
+// a command exists on that command, so the documentation cannot drift from
+// the binary.
 func TestREADMEFlagsExist(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	checked := 0
+	for _, page := range docPages(t) {
+		checked += checkFlagsOf(t, page)
+	}
+	if checked < 100 {
+		t.Errorf("only %d flags found in README.md and docs/; the parser has lost track of them", checked)
+	}
+}
+
+// checkFlagsOf checks one page and returns how many flags it checked.
+func checkFlagsOf(t *testing.T, page string) int {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("../..", page))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +94,7 @@ func TestREADMEFlagsExist(t *testing.T) {
 		if section != "" && (strings.HasPrefix(line, "| `--") || strings.HasPrefix(line, "Flags:") || strings.HasPrefix(line, "`--")) {
 			cmd := lookup(section)
 			if cmd == nil {
-				t.Errorf("README line %d: heading names unknown command %q", i+1, section)
+				t.Errorf("%s line %d: heading names unknown command %q", page, i+1, section)
 				continue
 			}
 			documented := line
@@ -66,7 +105,7 @@ func TestREADMEFlagsExist(t *testing.T) {
 			for _, m := range flagToken.FindAllStringSubmatch(documented, -1) {
 				checked++
 				if !hasFlag(cmd, m[1]) {
-					t.Errorf("README line %d: %s is not a flag of containerise %s", i+1, m[1], section)
+					t.Errorf("%s line %d: %s is not a flag of containerise %s", page, i+1, m[1], section)
 				}
 			}
 		}
@@ -76,19 +115,17 @@ func TestREADMEFlagsExist(t *testing.T) {
 			cmd := lookup(m[1])
 			if cmd == nil {
 				if len(flags) > 0 {
-					t.Errorf("README line %d: %q is not a containerise command", i+1, m[1])
+					t.Errorf("%s line %d: %q is not a containerise command", page, i+1, m[1])
 				}
 				continue
 			}
 			for _, f := range flags {
 				checked++
 				if !hasFlag(cmd, f[1]) {
-					t.Errorf("README line %d: %s is not a flag of containerise %s", i+1, f[1], m[1])
+					t.Errorf("%s line %d: %s is not a flag of containerise %s", page, i+1, f[1], m[1])
 				}
 			}
 		}
 	}
-	if checked < 20 {
-		t.Errorf("only %d flags found in README; the parser has lost track of it", checked)
-	}
+	return checked
 }

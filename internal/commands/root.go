@@ -111,23 +111,15 @@ func NewRoot(version string, g *Globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "containerise",
 		Short: "A least-privilege path from CI to Amazon ECR",
-		Long: `containerise sets up and runs a least-privilege path from a CI job to Amazon ECR.
+		Long: `containerise gives a CI job a least-privilege path to push images to Amazon ECR.
+An admin runs setup once: the repository, a policy that may only push to it,
+and a role the job assumes with its OIDC token (keyless) or a CI user's key.
+The job runs push and scan; teardown removes what setup made, and only that.
 
-  setup     (an admin, once) creates or corrects the ECR repository, the push
-            policy, the CI user and the role it assumes, then prints the
-            CircleCI environment variables. Keyless (--auth oidc, recommended):
-            no user and no key; the role trusts CircleCI's OIDC token instead.
-  push      (in CI) assumes the role (with the CI user's key, or the job's
-            OIDC token), gets an ECR token, builds the Dockerfile through the
-            Docker Engine API and pushes every tag.
-  scan      (in CI) fails the job when ECR's scan of a pushed image found
-            vulnerabilities at or above a severity.
-  teardown  removes what setup created, safely.
-
-AWS credentials and region come from the SDK's usual chain (environment,
-AWS_PROFILE or --profile, SSO, instance metadata); AWS_ENDPOINT_URL is honoured.
-Results go to stdout, progress to stderr. Exit status: 0 success, 1 failure,
-2 invalid input (reported before any call), 130 interrupted.`,
+AWS credentials and the region come from the SDK's chain (environment,
+AWS_PROFILE or --profile, SSO). Results go to stdout, progress to stderr; exit
+0 success, 1 failure, 2 invalid input (before any call), 130 interrupted.` + guideLine + "README.md",
+		Example:       rootExample,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -161,6 +153,8 @@ Results go to stdout, progress to stderr. Exit status: 0 success, 1 failure,
 		newCIConfigCmd(g),
 		newScanCmd(g),
 	)
+	sectionAll(root)
+	groupCommands(root)
 	return root
 }
 

@@ -127,61 +127,19 @@ func newScanCmdWith(g *Globals, getenv func(string) string, gate gateFor) *cobra
 	cmd := &cobra.Command{
 		Use:   "scan",
 		Short: "Fail a CI job when ECR's scan of a pushed image found vulnerabilities at or above a severity",
-		Long: `scan is CI's gate on what ECR's image scan found. With the CI role's
-credentials (the same variables as push), it waits, up to --wait, for the
-scan of the image tagged --tag to complete, starting one when the repository
-did not scan the image on push, then prints the findings by severity and
-exits 1 when any counts at or above --fail-on, 0 otherwise.
+		Long: `Run in the CI job after push: wait for ECR's scan of the image tagged --tag,
+print its findings by severity, and exit 1 when any counts at or above
+--fail-on, or when the scan gives no verdict. It reads the same variables as
+push; the role may read findings after setup --scan-on-push, and start a
+scan after setup --allow-scan.
 
-The role needs ecr:DescribeImageScanFindings, which setup grants while the
-repository scans on push (setup --scan-on-push), and ecr:StartImageScan to
-start a scan (setup --allow-scan). ECR runs a basic scan of an image at
-most once a day. Under enhanced scanning (Amazon Inspector) ECR reads the
-findings from Inspector as the role, which then needs inspector2:ListFindings
-too.
-
-Findings: basic scanning reports CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL
-and UNDEFINED findings; enhanced scanning reports its own (with UNTRIAGED),
-and the gate prefers their vulnerability IDs, packages and fixed-in
-versions. UNDEFINED and UNTRIAGED findings are shown, never gated.
-Findings Amazon Inspector marks SUPPRESSED or CLOSED do not count.
-
-What counts:
-  --only-fixable      only findings with a fix available (enhanced scanning
-                      says which; a basic finding, which does not say, counts)
-  --ignore ID         a vulnerability ID that does not count (repeatable)
-  --ignore-file FILE  IDs that do not count, with an expiry and a reason:
-` + indent(scan.IgnoreFileFormat, "                      ") + `
-                      A bad line is an error (exit 2) naming FILE:LINE.
-  --junit FILE        a JUnit XML report: one failed test case per finding
-                      that counts, ignored ones skipped with their reason
-
-No verdict, never a pass: a scan that ended FAILED, UNSUPPORTED_IMAGE,
-LIMIT_EXCEEDED (ECR's scan quota), FINDINGS_UNAVAILABLE,
-SCAN_ELIGIBILITY_EXPIRED or IMAGE_ARCHIVED exits 1, naming the status and
-what to do. IN_PROGRESS and PENDING are waited out up to --wait, and so is
-the moment when enhanced scanning says COMPLETE before its findings arrive.
-
-Signature: with --require-signature the gate also reads ECR's managed
-signing status of the image (setup --signing-profile signs every push and
-grants ecr:DescribeImageSigningStatus), reports the profiles that signed
-it, and exits 1 when none did. Signing in progress is waited out up to
---wait.
-
-Environment: AWS_IAM_USER_ACCESS_KEY_ID, AWS_IAM_USER_SECRET_ACCESS_KEY,
-AWS_IAM_ROLE_ARN (or --role-arn) and AWS_REGION (or --region), as for push.
-
-Exit status: 0 no finding counts at or above --fail-on; 1 findings do, the
-image is not signed (--require-signature), or the scan could not be judged (no verdict, still running after --wait, no
-permission); 2 invalid input.`,
+Ignore file (--ignore-file):
+` + indent(scan.IgnoreFileFormat, "  ") + guideLine + "scan.md",
 		Example: `  # After the push, in the same CircleCI job:
   containerise scan --tag "$CIRCLE_SHA1" --fail-on HIGH
 
-  # Only what can be fixed, minus accepted CVEs, with a report for CircleCI:
-  containerise scan --tag v2 --fail-on HIGH --only-fixable --ignore-file .scanignore --junit test-results/scan.xml
-
-  # Another repository, a longer wait, the counts as JSON:
-  containerise scan --repository team/api --tag v2 --fail-on CRITICAL --wait 10m --output json`,
+  # Only what can be fixed, minus accepted CVEs, with a JUnit report:
+  containerise scan --tag v2 --fail-on HIGH --only-fixable --ignore-file .scanignore --junit test-results/scan.xml`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pol, err := f.validate()
@@ -558,16 +516,16 @@ func (f *pushFlags) scanGate() (*pushGate, error) {
 		}{{"--fail-on", f.FailOn != ""}, {"--only-fixable", f.OnlyFixable}, {"--ignore", len(f.Ignores) > 0},
 			{"--ignore-file", f.IgnoreFile != ""}, {"--junit", f.JUnit != ""}} {
 			if fl.set && fl.name == "--fail-on" {
-				return nil, clierror.Usagef("--fail-on needs --scan: push --scan --fail-on %s", f.FailOn)
+				return nil, clierror.Usagef("--fail-on needs --scan: containerise push --scan --fail-on %s", f.FailOn)
 			}
 			if fl.set {
-				return nil, clierror.Usagef("%s needs --scan: push --scan --fail-on %s %s ...", fl.name, orHigh(f.FailOn), fl.name)
+				return nil, clierror.Usagef("%s needs --scan: containerise push --scan --fail-on %s %s ...", fl.name, orHigh(f.FailOn), fl.name)
 			}
 		}
 		return nil, nil
 	}
 	if f.FailOn == "" {
-		return nil, clierror.Usagef("--scan needs --fail-on: e.g. push --scan --fail-on HIGH (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
+		return nil, clierror.Usagef("--scan needs --fail-on SEVERITY, the severity that fails the job: e.g. containerise push --scan --fail-on HIGH (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL)")
 	}
 	threshold, err := failOn(f.FailOn)
 	if err != nil {

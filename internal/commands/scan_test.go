@@ -151,8 +151,8 @@ func TestPushScanFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--fail-on", "HIGH"}, "--fail-on needs --scan"},
-		{[]string{"--scan"}, "--scan needs --fail-on: e.g. push --scan --fail-on HIGH"},
-		{[]string{"--junit", "r.xml"}, "--junit needs --scan: push --scan --fail-on HIGH --junit"},
+		{[]string{"--scan"}, "--scan needs --fail-on SEVERITY, the severity that fails the job: e.g. containerise push --scan --fail-on HIGH"},
+		{[]string{"--junit", "r.xml"}, "--junit needs --scan: containerise push --scan --fail-on HIGH --junit"},
 		{[]string{"--scan", "--fail-on", "HIGH", "--ignore", "not an id"}, "--ignore"},
 		{[]string{"--scan", "--fail-on", "bad"}, `--fail-on "bad"`},
 		{[]string{"--scan", "--fail-on", "HIGH", "--scan-wait", "-1m"}, "--scan-wait"},

@@ -51,12 +51,12 @@ func TestSetupSettingsInEveryFormat(t *testing.T) {
 	}
 
 	text := runSetupCmd(t, acct, everySettingArgs...)
-	if text.err != nil || !strings.Contains(text.stdout, "settings") || !regexpLine(text.stdout, `^\s+settings\s+circleci-ecr-test\s+unchanged$`) {
+	if text.err != nil || !strings.Contains(text.stdout, "settings") || !regexpLine(text.stdout, `^\s+settings\s+us-east-1/circleci-ecr-test\s+unchanged$`) {
 		t.Errorf("text rerun:\n%s\n%v", text.stdout, text.err)
 	}
 	dotenv := runSetupCmd(t, acct, "-o", "dotenv", "--keep-images", "20")
 	if dotenv.err != nil || strings.Contains(dotenv.stdout, "settings") ||
-		!strings.Contains(dotenv.stderr, "repository settings circleci-ecr-test: updated (lifecycle: keep the 20 images most recently pushed") {
+		!strings.Contains(dotenv.stderr, "repository settings us-east-1/circleci-ecr-test: updated (lifecycle: keep the 20 images most recently pushed") {
 		t.Errorf("dotenv:\n%s\n--- stderr\n%s\n%v", dotenv.stdout, dotenv.stderr, dotenv.err)
 	}
 

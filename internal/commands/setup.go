@@ -92,7 +92,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Repository, "repository", names.Repository, "ECR repository to create or use")
+	f.StringArrayVar(&o.Repositories, "repository", []string{names.Repository}, "ECR repository to create or use; repeat it for several, one role pushes to each")
 	f.StringVar(&o.Policy, "policy", names.Policy, "IAM managed policy allowing pushes to the repository")
 	f.StringVar(&o.User, "user", names.User, "IAM user whose access key CI holds")
 	f.StringVar(&o.Role, "role", names.Role, "IAM role CI assumes to push")
@@ -112,6 +112,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 	groupFlags(cmd,
 		flagGroup{"What to set up", []string{"repository", "policy", "user", "role"}},
 		flagGroup{"How CI assumes the role", []string{"auth", "circleci-org-id", "circleci-project-id", "any-project", "branch"}},
+		ciTrustGroup,
 		flagGroup{"What the role may do", []string{"permissions", "allow-skip-existing", "registry-cache", "allow-scan"}},
 		flagGroup{"Repository settings (not given: left as they are)", []string{"scan-on-push", "immutable-tags", "mutable-tag", "cache-tag", "keep-images", "expire-untagged-days", "archive-after-days", "kms-key"}},
 		flagGroup{"Registry settings (shared by every repository of the account and region)", []string{"scanning", "scan-frequency", "signing-profile"}},
@@ -127,6 +128,7 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 	default:
 		return clierror.Usagef("--output %q is invalid: use text, json or dotenv", o.output)
 	}
+	o.useRepositories()
 	if err := o.Spec().ValidateNames(flagLabels); err != nil {
 		return err
 	}
@@ -138,6 +140,7 @@ func (o *setupOptions) validate(getenv func(string) string) error {
 	if o.Auth, o.OIDC, err = o.auth.options(true); err != nil {
 		return err
 	}
+	o.Trust = o.auth.selectors
 	if o.Keyless() && o.RotateKey {
 		return clierror.Usagef("--rotate-key is for --auth keys: a keyless setup has no access key")
 	}
@@ -205,15 +208,14 @@ func (o setupOptions) rotateCommand() string { return o.commandLine("--rotate-ke
 // commandLine is a setup command line with first, then every non-default
 // name, grant and authentication, so that copying it acts on the same set.
 func (o setupOptions) commandLine(first string) string {
-	return "containerise setup " + first + resourceArgs(o.Options) + grantArgs(o.Grants) + registryArgs(o.Options) + authArgs(o.Auth, o.OIDC) + o.ci.args()
+	return "containerise setup " + first + resourceArgs(o.Options) + grantArgs(o.Grants) + registryArgs(o.Options) + authArgs(o.Auth, o.OIDC) + o.auth.others.args() + o.ci.args()
 }
 
 // resourceArgs names the non-default resources, so that a suggested
 // command acts on the same set.
 func resourceArgs(o provision.Options) string {
-	var args string
+	args := repositoryArgs(o)
 	for _, f := range []struct{ flag, value, def string }{
-		{"--repository", o.Repository, names.Repository},
 		{"--policy", o.Policy, names.Policy},
 		{"--user", o.User, names.User},
 		{"--role", o.Role, names.Role},
@@ -229,7 +231,7 @@ func runSetup(ctx context.Context, g *Globals, p *provision.Provisioner, o setup
 	g.Words = o.words
 	res, runErr := prepareAndApply(ctx, g, p, o)
 	if res == nil {
-		return runErr
+		return o.explainDrop(runErr)
 	}
 	g.Debugf("setup: %s", summariseStatuses(res))
 	for _, w := range res.Warnings {
@@ -349,7 +351,7 @@ func deliver(g *Globals, o setupOptions, res *provision.Result) error {
 		}
 		for _, r := range res.Resources {
 			if r.Kind == resource.KindSettings {
-				g.Logf("repository settings %s: %s", r.Name, settingsLine(r))
+				g.Logf("repository settings %s: %s", r.Label(), settingsLine(r))
 			}
 		}
 		for _, n := range res.Notes {
@@ -474,7 +476,7 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range res.Resources {
-		name := r.Name
+		name := r.Label()
 		if name == "" {
 			name = "-"
 		}
@@ -494,15 +496,14 @@ func renderSetupText(w io.Writer, res *provision.Result, words hint.Words) {
 	} else if o != "" {
 		fmt.Fprintf(w, "\nCircleCI environment variables, kept in %s:\n", o)
 	} else {
-		fmt.Fprintln(w, "\nCircleCI environment variables:")
+		fmt.Fprintf(w, "\n%s:\n", variablesHeading(res))
 	}
 	v := res.Variables
 	if res.Keyless {
 		for _, kv := range v.Pairs() {
 			fmt.Fprintf(w, "  %s=%s\n", kv[0], kv[1])
 		}
-		fmt.Fprintln(w, "\nKeyless: no access key to store. CircleCI gives each job an OIDC token\n"+
-			"(CIRCLE_OIDC_TOKEN_V2), which 'containerise push' exchanges for the role's credentials.")
+		fmt.Fprintln(w, "\n"+keylessNote(res))
 		renderSetupFooter(w, res, words)
 		return
 	}
@@ -585,6 +586,7 @@ type setupJSON struct {
 type setupResource struct {
 	Kind    string   `json:"kind"`
 	Name    string   `json:"name"`
+	Region  string   `json:"region,omitempty"` // a repository's, and its settings'
 	ARN     string   `json:"arn"`
 	Status  string   `json:"status"`
 	Managed bool     `json:"managed"`
@@ -607,7 +609,7 @@ func renderSetupJSON(w io.Writer, res *provision.Result, words hint.Words) error
 	}
 	for _, r := range res.Resources {
 		doc.Resources = append(doc.Resources, setupResource{
-			Kind: r.Kind, Name: r.Name, ARN: r.ARN, Status: string(r.Status), Managed: r.Managed,
+			Kind: r.Kind, Name: r.Name, Region: r.Region, ARN: r.ARN, Status: string(r.Status), Managed: r.Managed,
 			Changes: append([]string{}, r.Changes...), Settings: settingsDoc(r.Settings),
 		})
 	}
@@ -670,134 +672,25 @@ func summariseStatuses(res *provision.Result) string {
 }
 
 // setupLong is the help text of setup.
-const setupLong = `Create, or correct, what the blog post clicks together, then print the
-CircleCI environment variables:
-
-  1. the ECR repository (--repository);
-  2. the managed policy (--policy) allowing pushes to that repository only,
-     plus ecr:GetAuthorizationToken and the reads of the features asked for
-     (see 'containerise policies'); --permissions blog grants the blog's
-     broader statements instead;
-  3. the IAM user (--user), with no permissions, and one access key;
-  4. the role (--role) with the policy attached, which only that user may
-     assume;
-  5. with the settings flags, the repository's settings: --scan-on-push,
-     --immutable-tags (with --mutable-tag patterns that stay mutable, and
-     push's cache tag, --cache-tag, default buildcache, so that every push
-     can rewrite its build cache), --keep-images and --expire-untagged-days
-     (lifecycle rules; the latter also cleans up the cache manifests each
-     push supersedes, which become untagged), --kms-key (encryption, at
-     creation only).
-
-Keyless (recommended): with --auth oidc, setup creates no user and no key.
-Instead it creates the IAM OpenID Connect provider of your CircleCI
-organization (https://oidc.circleci.com/org/<--circleci-org-id>, with the
-organization ID as its client ID) and makes the role trust only the jobs of
-the projects named with --circleci-project-id (or, with --any-project, of
-every project), and with --branch only jobs building those branches. CircleCI
-gives every job an OIDC token, which push exchanges for the role's
-credentials: nothing to store, rotate or leak. A provider for that URL that
-containerise did not create is used as it is; setup adds the organization ID
-to its client IDs only after you confirm. Switching an existing setup
-between --auth keys and --auth oidc rewrites the role's trust; the user and
-its key, no longer used, are deleted only after you confirm at the terminal
-(or with --yes), since CI may still hold the key.
-
-Setup reads everything first, then makes only the changes needed, so it is
-safe to rerun: a rerun changes nothing unless something drifted, and never
-creates a second access key. A changed policy document gets a new default
-version (the oldest is pruned when AWS's 5 are reached), a changed trust
-policy is restored, a detached policy is re-attached. What setup creates is
-tagged managed-by=containerise; resources without that tag (made by hand)
-are used as they are, never changed, and reported as unmanaged. The policy's
-containerise/default-version and containerise/document-sha256 tags let a
-rerun skip reading its document; a rerun finding them stale rewrites them.
-
-Repository settings are part of what setup holds, but only those asked
-for: a settings flag not given leaves that setting as it is. A new
-repository is created with them; an existing one is compared on every run
-and each setting that differs is corrected with one write. Setup's
-lifecycle rules are recognised by their descriptions: a rule not asked for
-is kept, 0 (--keep-images 0, --expire-untagged-days 0) removes setup's
-rule, and the policy goes with the last rule; a lifecycle policy with rules
-setup did not write is left alone. ECR sets a repository's encryption only
-when it creates it: --kms-key on an existing repository with another key
-fails, after correcting the rest, and says how to get a new repository.
---scan-on-push also lets CI read scan findings ('containerise scan', 'push
---scan'); --allow-scan lets it start scans too.
-
-Registry settings are shared by every repository of the account and
-region, so setup merges its own rule into them and never drops another:
---scanning basic|enhanced keeps a registry scanning rule covering the
-repository (--scan-frequency on-push, or continuous with enhanced), and
---signing-profile ARN a signing rule signing its pushes (ECR managed
-signing). Changing the registry's scan type changes how every repository
-is scanned: setup asks first (or takes --yes) and, unconfirmed, changes
-nothing and exits 2. Rules take no tags: setup's are the ones naming
-exactly this repository (and, for signing, recorded in the repository's
-tag containerise/signing-profile); teardown removes them with the
-repository, and leaves the scan type. --archive-after-days N is a
-lifecycle rule like the others: it moves tagged images not pulled for N
-days to the archive storage class, from which an image cannot be pulled
-until it is restored.
-
-The secret access key exists only when the key is created: it is printed
-then (stdout, never logs) and written to --env-file if given (mode 0600).
-Every write of it is checked, and a failed one exits 1. On a rerun,
---rotate-key creates a new key, prints it, and deletes the old one after
-you confirm at the terminal (or with --yes), and only once the new key was
-written: if writing it fails, the new key is deleted again and the old one
-keeps working. Without confirmation the old key is kept and setup says how
-to delete it later.
-
-Straight into CircleCI: with --circleci-project SLUG (or --circleci-context
-NAME with --circleci-org, or --circleci-context-id), setup writes the
-variables into the project's environment variables or the context itself,
-reads them back to check them, and shows only their names, the key ID and
-where they went: the secret goes to CircleCI and nowhere else. The API
-token comes from CIRCLECI_TOKEN (or CIRCLE_TOKEN, CIRCLECI_CLI_TOKEN),
-never from a flag: a personal API token of a user who may change the
-project's (or the organization's) settings. The role and region are
-written first, so a token or slug CircleCI refuses stops setup before a key
-is made; a key whose secret does not reach CircleCI is deleted again. With
---rotate-key --yes the old key is deleted only once CircleCI holds the new
-one. After a failed write setup reads CircleCI back, says what it holds,
-and keeps any key whose secret it may hold; the same command again
-finishes: with two keys it first deletes the one CircleCI's key ID does not
-name. A rerun writes nothing when CircleCI already holds the values (it
-shows a project variable's last four characters, and of a context only the
-names). --create-context restricts the context it creates to the
---context-project projects before writing to it.
-
-Output (stdout): --output text (default) lists each resource and what was
-done (created, updated, unchanged, unmanaged), then the variables;
---output json is one object (account, region, resources, variables,
-secret_available, dry_run, notes, warnings); --output dotenv prints
-NAME=value lines only. Progress and warnings go to stderr.`
+const setupLong = `Create, or correct, the ECR repository, a policy that may only push to it,
+and the role CI assumes: keyless with --auth oidc (the role trusts the OIDC
+tokens of the CI jobs you name), or the blog's way, with an IAM user and its
+access key. It reads first and changes only what differs, so a rerun is safe;
+then it prints the CI's variables, or writes them into CircleCI.` + guideLine + "setup.md"
 
 // setupExample is setup's examples.
-const setupExample = `  # First time, with the blog's names; store the printed values in CircleCI
-  containerise setup
-
-  # See what would change, without changing anything
-  containerise setup --dry-run
-
-  # Your own names, variables written to a file readable only by you
-  containerise setup --repository my-app --user ci-bot --role ci-push --policy ci-push-ecr --env-file ci.env
-
-  # Replace the CI user's key: prints the new key, then deletes the old one
-  containerise setup --rotate-key --yes --output dotenv > ci.env
-
-  # Write the variables into a CircleCI project; rotate there, unattended
-  export CIRCLECI_TOKEN=...   # a personal API token
-  containerise setup --circleci-project gh/acme/app
-  containerise setup --circleci-project gh/acme/app --rotate-key --yes
-
-  # ... or into an organization's context, created if need be
-  containerise setup --circleci-context aws-push --circleci-org gh/acme --create-context --context-project gh/acme/app
-
-  # Keyless: CircleCI jobs of one project assume the role with their OIDC token
+const setupExample = `  # Keyless: the jobs of one CircleCI project assume the role with their OIDC token
   containerise setup --auth oidc --circleci-org-id <org UUID> --circleci-project-id <project UUID>
 
+  # The blog's way: a CI user and its key; see the plan first
+  containerise setup --dry-run
+  containerise setup --repository my-app --env-file ci.env
+
+  # Write the variables into a CircleCI project (token in CIRCLECI_TOKEN)
+  containerise setup --circleci-project gh/acme/app
+
+  # Replace the CI user's key, unattended
+  containerise setup --circleci-project gh/acme/app --rotate-key --yes
+
   # Scan every push, immutable tags except latest, keep the 50 newest images
-  containerise setup --scan-on-push --immutable-tags --mutable-tag latest --keep-images 50 --expire-untagged-days 7`
+  containerise setup --scan-on-push --immutable-tags --mutable-tag latest --keep-images 50`

@@ -85,7 +85,7 @@ func TestSetupFlagDefaults(t *testing.T) {
 	g := &Globals{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}
 	cmd := newSetupCmd(g)
 	for flag, want := range map[string]string{
-		"repository": "circleci-ecr-test", "policy": "ECRContainerise", "user": "circleci", "role": "containerise",
+		"repository": "[circleci-ecr-test]", "policy": "ECRContainerise", "user": "circleci", "role": "containerise",
 		"output": "text", "wait": "2m0s", "dry-run": "false", "rotate-key": "false", "yes": "false",
 		"env-file": "", "allow-skip-existing": "false",
 	} {

@@ -38,7 +38,12 @@ func newTeardownCmd(g *Globals) *cobra.Command {
 		if err != nil {
 			return nil, err
 		}
-		return teardown.New(iam.NewFromConfig(cfg), ecr.NewFromConfig(cfg), sts.NewFromConfig(cfg), g.Err), nil
+		td := teardown.New(iam.NewFromConfig(cfg), ecr.NewFromConfig(cfg), sts.NewFromConfig(cfg), g.Err)
+		td.Region = cfg.Region
+		td.ECRIn = func(region string) resource.ECR {
+			return ecr.NewFromConfig(cfg, func(o *ecr.Options) { o.Region = region })
+		}
+		return td, nil
 	})
 }
 
@@ -47,46 +52,22 @@ func newTeardownCmdWith(g *Globals, build newTeardown) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "teardown",
 		Short: "Remove the repository, policy, role and user setup created",
-		Long: `Remove what setup created: the ECR repository (with its images), the
-policy, the role, the CI user (with its access keys) and, after a keyless
-setup, the CircleCI OIDC provider, in the order AWS requires. The provider
-is found through the role, and kept while any role that stays trusts it:
-another role, or this one when it is left alone or its deletion fails
-(teardown says which). Trust policies are read in IAM's full grammar; one
-that cannot be read keeps the provider when it names the provider's ARN.
-
-Only resources tagged managed-by=containerise are deleted. A resource
-without the tag (made by hand, as in the blog) is listed and left alone
-unless --include-unmanaged is given. A role in an instance profile, or a
-policy attached to something else, is not forced: teardown says what holds
-it and how to remove that, and still deletes the rest.
-
-With --circleci-project (or --circleci-context with --circleci-org, or
---circleci-context-id) it also removes the variables setup wrote there that
-name what it deletes, before the key and the role: the access key ID whose
-last four characters (all CircleCI shows of a value) match a key it deletes,
-with its secret, and the role ARN of the role it deletes. Anything else
-stays, with a note saying why: the region, a key or role it keeps, and every
-variable of a context, whose values CircleCI does not show. The token comes
-from CIRCLECI_TOKEN, as for setup.
-
-Teardown first reads everything and prints the plan, including how many
-images the repository holds, then asks for confirmation at a terminal.
-Without a terminal (CI, a pipe) it deletes nothing unless --yes is given.
-What is already gone is reported as gone, so a teardown that was cut off
-finishes when run again.
-
-Exit status: 0 when every resource is deleted, gone or left alone; 1 when
-one failed (each is named, with what to do); 2 for invalid input or a
-missing --yes without a terminal (nothing deleted).`,
+		Long: `Remove what setup created (the repository with its images, the policy,
+the role, the CI user with its keys, the OIDC provider) in the order AWS
+requires, and only what carries the managed-by=containerise tag. It prints
+the plan and asks at a terminal; without one it deletes nothing unless --yes
+is given. Without --repository it removes the repositories setup's policy
+grants, each in its region. A rerun finishes a teardown that was cut off.` + guideLine + "teardown.md",
 		Example: `  # See what would be deleted, without changing anything
   containerise teardown --dry-run
 
   # Delete, after confirming at the terminal
   containerise teardown
 
-  # Delete from a script, with setup's non-default names
-  containerise teardown --yes --repository my-app --user ci-bot --role ci-push --policy ci-push-ecr
+  # Delete from a script, with setup's non-default names (the repositories
+  # come from the policy; naming them checks the policy grants them)
+  containerise teardown --yes --user ci-bot --role ci-push --policy ci-push-ecr
+  containerise teardown --yes --repository my-app --repository my-api --user ci-bot --role ci-push --policy ci-push-ecr
 
   # Also remove the variables setup wrote into a CircleCI project
   containerise teardown --circleci-project gh/acme/app
@@ -115,7 +96,8 @@ missing --yes without a terminal (nothing deleted).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Repository, "repository", names.Repository, "ECR repository to delete, with its images")
+	f.StringArrayVar(&o.Repositories, "repository", nil,
+		"ECR repository to delete, with its images; repeat it for several (default: those the policy grants, in their regions, else "+names.Repository+")")
 	f.StringVar(&o.Policy, "policy", names.Policy, "IAM managed policy to delete")
 	f.StringVar(&o.User, "user", names.User, "IAM user to delete, with its access keys")
 	f.StringVar(&o.Role, "role", names.Role, "IAM role to delete")
@@ -131,7 +113,11 @@ func (o *teardownOptions) validate() error {
 	if o.output != "text" && o.output != "json" {
 		return clierror.Usagef("--output %q is invalid: use text or json", o.output)
 	}
-	return resource.Spec{Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role}.ValidateNames(flagLabels)
+	spec := resource.Spec{Repository: names.Repository, Policy: o.Policy, User: o.User, Role: o.Role}
+	for _, r := range o.Repositories {
+		spec.Repositories = append(spec.Repositories, resource.RepositoryAt{Name: r})
+	}
+	return spec.ValidateNames(flagLabels)
 }
 
 func runTeardown(ctx context.Context, g *Globals, td *teardown.Teardown, o teardownOptions) error {
@@ -167,7 +153,7 @@ func runTeardown(ctx context.Context, g *Globals, td *teardown.Teardown, o teard
 		return true, nil
 	})
 	if plan == nil || !plan.Applied() {
-		return applyErr
+		return explainNotGranted(applyErr)
 	}
 	if text {
 		writeResultsText(g.Out, plan, g.words())
@@ -212,9 +198,9 @@ func reason(r *resource.Report) string {
 // writePlanText writes the plan for people: one line per resource, then its
 // steps.
 func writePlanText(w io.Writer, p *teardown.Plan) {
-	fmt.Fprintf(w, "Teardown plan (account %s):\n", p.Account)
+	fmt.Fprintf(w, "Teardown plan (account %s; repositories as region/name, IAM resources are global):\n", p.Account)
 	for _, r := range p.Resources {
-		fmt.Fprintf(w, "  %s %s: %s\n", r.Kind, r.Name, planText(r))
+		fmt.Fprintf(w, "  %s %s: %s\n", r.Kind, r.Label(), planText(r))
 		for _, s := range r.Steps {
 			fmt.Fprintf(w, "      - %s\n", s.Action)
 		}
@@ -250,9 +236,9 @@ func planText(r *resource.Report) string {
 // writeResultsText writes one line per resource with what Apply did, after
 // a blank line that separates them from the plan.
 func writeResultsText(w io.Writer, p *teardown.Plan, words hint.Words) {
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\nTeardown of account %s:\n", p.Account)
 	for _, r := range p.Resources {
-		fmt.Fprintf(w, "%s %s: %s\n", r.Kind, r.Name, resultText(r, words))
+		fmt.Fprintf(w, "%s %s: %s\n", r.Kind, r.Label(), resultText(r, words))
 	}
 }
 
@@ -272,7 +258,7 @@ func resultText(r *resource.Report, words hint.Words) string {
 		return "left alone (not managed by containerise; --include-unmanaged deletes it)"
 	case resource.OutcomeFailed:
 		// The error names the resource already; the line does too.
-		return "failed: " + strings.TrimPrefix(hint.Message(r.Err, words), r.Kind+" "+r.Name+": ")
+		return "failed: " + strings.TrimPrefix(hint.Message(r.Err, words), r.Kind+" "+r.Label()+": ")
 	default:
 		return "not changed"
 	}
@@ -290,6 +276,7 @@ type teardownReport struct {
 type teardownResource struct {
 	Kind    string         `json:"kind"`
 	Name    string         `json:"name"`
+	Region  string         `json:"region,omitempty"` // a repository's; IAM is global
 	ARN     string         `json:"arn,omitempty"`
 	Managed *bool          `json:"managed,omitempty"` // absent when the resource does not exist
 	Images  *int           `json:"images,omitempty"`
@@ -308,7 +295,7 @@ type teardownStep struct {
 func teardownJSON(p *teardown.Plan, dryRun bool) teardownReport {
 	doc := teardownReport{DryRun: dryRun, Account: p.Account, Resources: []teardownResource{}, Notes: p.Notes}
 	for _, r := range p.Resources {
-		tr := teardownResource{Kind: r.Kind, Name: r.Name, ARN: r.ARN, Images: r.Images, State: string(r.State),
+		tr := teardownResource{Kind: r.Kind, Name: r.Name, Region: r.Region, ARN: r.ARN, Images: r.Images, State: string(r.State),
 			Reason: reason(r), Outcome: string(r.Outcome)}
 		if r.Exists {
 			tr.Managed = &r.Managed

@@ -44,7 +44,9 @@ func runTeardownCmdIn(t *testing.T, a *awsfake.Account, in io.Reader, args ...st
 	var r teardownRun
 	root.AddCommand(newTeardownCmdWith(g, func(context.Context) (*teardown.Teardown, error) {
 		r.built = true
-		return teardown.New(a.IAM(), a.ECR(), a.STS(), g.Err), nil
+		td := teardown.New(a.IAM(), a.ECR(), a.STS(), g.Err)
+		td.Region = a.Region() // as the command sets it from the SDK's config
+		return td, nil
 	}))
 	root.SetArgs(append([]string{"teardown"}, args...))
 	err := root.ExecuteContext(context.Background())
@@ -143,7 +145,8 @@ func TestTeardownYesDeletesThenRerunSucceeds(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	for _, want := range []string{
-		"repository circleci-ecr-test: deleted, with its 2 images\n",
+		// A repository is named with its region.
+		"repository us-east-1/circleci-ecr-test: deleted, with its 2 images\n",
 		"policy ECRContainerise: deleted\n",
 		"role containerise: deleted\n",
 		"user circleci: deleted\n",
@@ -276,7 +279,7 @@ func TestTeardownHelp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Examples:", "containerise teardown --dry-run", "--yes", "--include-unmanaged", "--output", "managed-by=containerise",
-		"default \"circleci-ecr-test\"", "default \"ECRContainerise\"", "default \"containerise\"", "default \"circleci\""} {
+		"those the policy grants, in their regions, else circleci-ecr-test", "default \"ECRContainerise\"", "default \"containerise\"", "default \"circleci\""} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}

@@ -49,6 +49,11 @@ const (
 	BashEnv PathFile = iota
 	// GitHubPath appends the folder to $GITHUB_PATH (GitHub Actions).
 	GitHubPath
+	// Export exports PATH in the step's own shell, for CIs that run a
+	// script's lines in one shell (GitLab CI, Bitbucket Pipelines,
+	// Buildkite): the lines after it find containerise. The step is POSIX
+	// sh, since those jobs may run it with sh rather than bash.
+	Export
 )
 
 // Options say what the job installs.
@@ -134,18 +139,27 @@ func (o Options) StepFor(pf PathFile) Step {
 // releaseScript downloads the archive for the job's platform and the
 // checksums file, refuses an archive whose SHA-256 differs, and unpacks the
 // binary into a folder of the user's that later steps find on PATH.
+//
+// The work runs in a subshell that exits on the first failure by itself
+// (each fallible line ends in `|| exit 1`), so the step fails the same way
+// whether or not the CI's shell has errexit on, and its variables stay in
+// the subshell.
 func releaseScript(version, base string, pf PathFile) string {
-	var handOn string
+	var header, handOn string
 	switch pf {
 	case GitHubPath:
-		handOn = `echo "$dir" >> "$GITHUB_PATH"`
+		header = "set -eu -o pipefail\n"
+		handOn = `echo "$HOME/.local/bin" >> "$GITHUB_PATH"` + "\n\"$HOME/.local/bin/containerise\" --version\n"
+	case Export:
+		handOn = `export PATH="$HOME/.local/bin:$PATH"` + "\ncontainerise --version\n"
 	default:
-		handOn = `echo "export PATH=\"$dir:\$PATH\"" >> "$BASH_ENV"`
+		header = "set -eu -o pipefail\n"
+		handOn = `echo "export PATH=\"$HOME/.local/bin:\$PATH\"" >> "$BASH_ENV"` + "\n\"$HOME/.local/bin/containerise\" --version\n"
 	}
 	// Every value is a checked constant: version by buildinfo.IsRelease,
 	// base by Validate (no quotes), so single quotes hold them.
 	return `# A pinned release, checked against its SHA-256 before it runs.
-set -eu -o pipefail
+` + header + `(
 version='` + version + `'
 base='` + base + `'
 case "$(uname -s)/$(uname -m)" in
@@ -157,19 +171,17 @@ case "$(uname -s)/$(uname -m)" in
 esac
 archive="containerise_${version#v}_${platform}.tar.gz"
 sums="containerise_${version#v}_checksums.txt"
-tmp="$(mktemp -d)"
-curl -fsSL --proto '=https' --retry 3 -o "$tmp/$archive" "$base/$version/$archive"
-curl -fsSL --proto '=https' --retry 3 -o "$tmp/$sums" "$base/$version/$sums"
+tmp="$(mktemp -d)" || exit 1
+curl -fsSL --proto '=https' --retry 3 -o "$tmp/$archive" "$base/$version/$archive" || exit 1
+curl -fsSL --proto '=https' --retry 3 -o "$tmp/$sums" "$base/$version/$sums" || exit 1
 if command -v sha256sum > /dev/null; then sha256="sha256sum"; else sha256="shasum -a 256"; fi
 if ! (cd "$tmp" && awk -v f="$archive" '$2 == f' "$sums" | $sha256 -c -); then
   echo "containerise $version: $archive does not match its SHA-256 in $sums: not installed" >&2
   exit 1
 fi
-dir="$HOME/.local/bin"
-mkdir -p "$dir"
-tar -xzf "$tmp/$archive" -C "$dir" containerise
+mkdir -p "$HOME/.local/bin" || exit 1
+tar -xzf "$tmp/$archive" -C "$HOME/.local/bin" containerise || exit 1
 rm -rf "$tmp"
-` + handOn + `
-"$dir/containerise" --version
-`
+) || exit 1
+` + handOn
 }

@@ -20,7 +20,7 @@ import (
 
 // stepTools are the only programs the release step may use: what a small
 // CI image such as cimg/base has. No Go.
-var stepTools = []string{"bash", "uname", "mktemp", "curl", "awk", "sha256sum", "mkdir", "tar", "gzip", "rm"}
+var stepTools = []string{"bash", "sh", "uname", "mktemp", "curl", "awk", "sha256sum", "mkdir", "tar", "gzip", "rm"}
 
 // bareShell is a job's shell with a minimal PATH (links to stepTools
 // only), its own HOME and the files a CI hands PATH on through.
@@ -64,11 +64,18 @@ func newBareShell(t *testing.T, caFile string) *bareShell {
 // reads $BASH_ENV first, as CircleCI's steps do.
 func (s *bareShell) run(t *testing.T, script string) (string, error) {
 	t.Helper()
-	bash, err := exec.LookPath("bash")
+	return s.runWith(t, "bash", script)
+}
+
+// runWith runs script with the named shell (sh: a POSIX shell, dash on
+// Debian, as a GitLab or Bitbucket job may use).
+func (s *bareShell) runWith(t *testing.T, shell, script string) (string, error) {
+	t.Helper()
+	sh, err := exec.LookPath(shell)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bash, "-c", script)
+	cmd := exec.Command(sh, "-c", script)
 	cmd.Env = s.env
 	cmd.Dir = s.home
 	out, err := cmd.CombinedOutput()
@@ -242,5 +249,39 @@ func TestReleaseStepFailsOnMissingRelease(t *testing.T) {
 	out, err := sh.run(t, Options{Version: "v0.9.2", ReleaseURL: base}.StepFor(BashEnv).Command)
 	if err == nil || !strings.Contains(out, "404") {
 		t.Errorf("installing a release that does not exist: %v\n%s", err, out)
+	}
+}
+
+// The form for CIs that run a script's lines in one shell (GitLab,
+// Bitbucket, Buildkite) works in a POSIX sh without errexit: the next line
+// finds containerise; with a changed archive the script stops at the step.
+func TestReleaseStepExportsInTheSameShell(t *testing.T) {
+	root := fakeRelease(t, "v0.9.1")
+	base, ca := serve(t, root)
+	step := Options{Version: "v0.9.1", ReleaseURL: base}.StepFor(Export)
+	sh := newBareShell(t, ca)
+	out, err := sh.runWith(t, "sh", step.Command+"containerise --version\n")
+	if err != nil || strings.Count(out, "containerise v0.9.1 (commit ") != 2 {
+		t.Fatalf("the install step and the line after it: %v\n%s", err, out)
+	}
+	for _, f := range []string{sh.bashEnv, sh.githubPath} {
+		if b, _ := os.ReadFile(f); len(b) > 0 {
+			t.Errorf("the same-shell form wrote %s: %s", f, b)
+		}
+	}
+
+	archive := filepath.Join(root, "v0.9.1", Archive("v0.9.1", "linux", "amd64"))
+	b, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x01
+	if err := os.WriteFile(archive, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh = newBareShell(t, ca)
+	out, err = sh.runWith(t, "sh", step.Command+"echo the next line ran\n")
+	if err == nil || !strings.Contains(out, "does not match its SHA-256") || strings.Contains(out, "the next line ran") {
+		t.Fatalf("a changed archive did not stop the script: %v\n%s", err, out)
 	}
 }

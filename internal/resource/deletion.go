@@ -33,7 +33,7 @@ func (d Deletion) Wrap(s *Step) {
 	do := s.Do
 	s.Do = func(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%s %s: interrupted before %q: %w (rerun %s to finish)", d.Report.Kind, d.Report.Name, s.Action, err, d.Rerun)
+			return fmt.Errorf("%s %s: interrupted before %q: %w (rerun %s to finish)", d.Report.Kind, d.Report.Label(), s.Action, err, d.Rerun)
 		}
 		if d.Why != "" {
 			d.logf("%s: %s", s.Action, d.Why)

@@ -73,20 +73,30 @@ func conditionText(c policies.Condition) string {
 
 // differences describes how have (as IAM returns it) differs from want in
 // what it grants, in at most a few lines; nil when it grants the same.
-func differences(have string, want policies.Document) []string {
+// Grants on the resources of skip (repositories said to be added or
+// dropped, in a line of their own) are left out.
+func differences(have string, want policies.Document, skip ...string) []string {
 	d, err := policies.Parse(have)
 	if err != nil {
 		return []string{"the document cannot be read: " + err.Error()}
 	}
 	h, w := grants(d), grants(want)
+	on := func(line string) bool {
+		for _, r := range skip {
+			if strings.HasSuffix(line, " on "+r) || strings.Contains(line, " on "+r+" when ") {
+				return true
+			}
+		}
+		return false
+	}
 	var missing, extra []string
 	for g := range w {
-		if !h[g] {
+		if !h[g] && !on(g) {
 			missing = append(missing, g)
 		}
 	}
 	for g := range h {
-		if !w[g] {
+		if !w[g] && !on(g) {
 			extra = append(extra, g)
 		}
 	}

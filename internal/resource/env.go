@@ -122,6 +122,9 @@ type Env struct {
 	KMS    KMS // only setup asking for a KMS key calls it
 	Caller *awsx.Caller
 	Region string
+	// ECRIn, when set, is the ECR client of another region, for the
+	// repositories teardown finds elsewhere (a policy's ARNs name them).
+	ECRIn func(region string) ECR
 
 	// Logf receives progress lines (for stderr), never a secret. Calls are
 	// serialised, so it need not be safe for concurrent use.
@@ -134,6 +137,15 @@ type Env struct {
 	RaceWait time.Duration
 
 	logMu sync.Mutex
+}
+
+// ecrIn is the ECR client of region: ECR's own for the run's region (or
+// none named), else ECRIn's.
+func (e *Env) ecrIn(region string) ECR {
+	if region == "" || region == e.Region || e.ECRIn == nil {
+		return e.ECR
+	}
+	return e.ECRIn(region)
 }
 
 // Logf writes a progress line, if anyone listens.

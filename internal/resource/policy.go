@@ -37,6 +37,9 @@ type Policy struct {
 	// Teardown: the role and user whose attachments teardown undoes itself.
 	Role *Role
 	User *User
+	// Known, when set, is the policy as already read (teardown reads it
+	// first for the repositories it grants): Observe does not read it again.
+	Known *Granted
 
 	report  Report
 	want    policies.Document
@@ -59,6 +62,9 @@ type Policy struct {
 	// record in its tags once it is done.
 	ready         *Step
 	recordVersion string
+	// dropped are the repositories the policy grants today and the wanted
+	// document does not: CI could no longer push there.
+	dropped, added []policies.RepositoryRef
 }
 
 // NewPolicy is the managed policy called name.
@@ -91,14 +97,10 @@ func (p *Policy) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 	if p.Variant != nil {
 		p.variant = p.Variant(id)
 	}
-	out, err := env.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(p.arn)})
-	if awsx.IsNotFound(err) {
-		return nil
+	pol, err := p.read(ctx, env)
+	if pol == nil || err != nil {
+		return err
 	}
-	if err != nil {
-		return p.fail("reading IAM policy "+p.Name, "iam:GetPolicy", err)
-	}
-	pol := out.Policy
 	if purpose == ForTeardown {
 		return p.observeAttachments(ctx, env, pol)
 	}
@@ -117,6 +119,22 @@ func (p *Policy) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 	}
 	p.policy, p.doc = pol, doc
 	return nil
+}
+
+// read reads the policy, unless Known already did: nil when it does not
+// exist.
+func (p *Policy) read(ctx context.Context, env *Env) (*iamtypes.Policy, error) {
+	if p.Known != nil {
+		return p.Known.policy, nil
+	}
+	out, err := env.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(p.arn)})
+	if awsx.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, p.fail("reading IAM policy "+p.Name, "iam:GetPolicy", err)
+	}
+	return out.Policy, nil
 }
 
 func (p *Policy) observeAttachments(ctx context.Context, env *Env, pol *iamtypes.Policy) error {
@@ -189,7 +207,11 @@ func (p *Policy) Reconcile(pl *Plan) {
 	var diffs []string
 	if !same {
 		same, _ = policies.Equivalent(p.doc, p.want)
-		diffs = differences(p.doc, p.want)
+		var skip []string
+		if rep.Managed { // setup rewrites only its own policy
+			skip = p.repositoriesChanged()
+		}
+		diffs = differences(p.doc, p.want, skip...)
 	}
 	switch {
 	case !rep.Managed:
@@ -205,7 +227,7 @@ func (p *Policy) Reconcile(pl *Plan) {
 		}
 	case !same:
 		rep.Status = WouldUpdate
-		rep.Changes = append([]string{"new default version"}, diffs...)
+		rep.Changes = append(p.repositoryChanges(), append([]string{"new default version"}, diffs...)...)
 		p.ready = pl.Add(rep, &Step{Action: "add a new default version to policy " + p.Name, Call: "iam:CreatePolicyVersion", Do: func(ctx context.Context) error {
 			version, err := p.newDefaultVersion(ctx, pl.Env)
 			if err != nil {
@@ -223,6 +245,42 @@ func (p *Policy) Reconcile(pl *Plan) {
 		p.addTagStep(pl)
 	}
 }
+
+// repositoriesChanged are the ARNs of the repositories the document found
+// grants and the wanted one does not, or the other way round: their
+// grants are said in one line each (repositoryChanges), not one per action.
+// It records the dropped ones.
+func (p *Policy) repositoriesChanged() []string {
+	have, err := policies.Parse(p.doc)
+	if err != nil {
+		return nil
+	}
+	p.dropped = policies.Dropped(have, p.want)
+	p.added = policies.Dropped(p.want, have)
+	var out []string
+	for _, r := range append(append([]policies.RepositoryRef(nil), p.dropped...), p.added...) {
+		out = append(out, r.ARN())
+	}
+	return out
+}
+
+// repositoryChanges say which repositories the new document stops or
+// starts granting push to.
+func (p *Policy) repositoryChanges() []string {
+	var out []string
+	for _, r := range p.dropped {
+		out = append(out, "stops granting push to "+r.String())
+	}
+	for _, r := range p.added {
+		out = append(out, "starts granting push to "+r.String())
+	}
+	return out
+}
+
+// Dropped are the repositories the policy grants today that setup's
+// document no longer grants, as Reconcile found them: a change to what CI
+// may do, which the caller has confirmed before applying.
+func (p *Policy) Dropped() []policies.RepositoryRef { return p.dropped }
 
 // Ready is the step after which the policy exists as wanted (nil: it
 // already does, or setup leaves it alone).

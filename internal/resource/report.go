@@ -72,7 +72,10 @@ const (
 type Report struct {
 	Kind string
 	Name string
-	ARN  string
+	// Region is where a regional resource (a repository, its settings) is;
+	// empty for IAM's, which are global.
+	Region string
+	ARN    string
 	// Exists: the resource was found (teardown).
 	Exists bool
 	// Managed: the resource carries managed-by=containerise, or will.
@@ -98,6 +101,15 @@ type Report struct {
 
 	// Err is why the resource failed, if it did.
 	Err error
+}
+
+// Label names the resource as people see it: region/name for a regional
+// one (a repository's region is part of its identity), the name otherwise.
+func (r *Report) Label() string {
+	if r.Region != "" {
+		return r.Region + "/" + r.Name
+	}
+	return r.Name
 }
 
 // Note is something the user should know or do next.

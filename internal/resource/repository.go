@@ -18,6 +18,8 @@ import (
 // Repository is the ECR repository CI pushes to.
 type Repository struct {
 	Name string
+	// Region is where it is; empty: the run's region (Env.Region).
+	Region string
 
 	report Report
 	// Observed.
@@ -31,6 +33,13 @@ type Repository struct {
 	// waits for it.
 	observed     chan struct{}
 	observedOnce sync.Once
+	// listed is closed once DescribeRepositories answered (Observe still
+	// reads tags and images): a kind that only needs to know whether the
+	// repository is there (the registry scanning rule) waits for it
+	// alone, so that its read runs alongside the repository's others.
+	listed     chan struct{}
+	listedOnce sync.Once
+	isListed   bool
 
 	// settings, when registered, add the repository's settings to its
 	// creation; created is the step that creates it.
@@ -44,9 +53,24 @@ type creationSettings interface {
 	apply(in *ecr.CreateRepositoryInput)
 }
 
-// NewRepository is the repository called name.
-func NewRepository(name string) *Repository {
-	return &Repository{Name: name, report: Report{Kind: KindRepository, Name: name}, observed: make(chan struct{})}
+// NewRepository is the repository called name, in the run's region.
+func NewRepository(name string) *Repository { return NewRepositoryIn("", name) }
+
+// NewRepositoryIn is the repository called name in region (empty: the
+// run's region); its report names the region.
+func NewRepositoryIn(region, name string) *Repository {
+	return &Repository{Name: name, Region: region, report: Report{Kind: KindRepository, Name: name, Region: region}, observed: make(chan struct{}), listed: make(chan struct{})}
+}
+
+// ecr is the ECR client of the repository's region.
+func (r *Repository) ecr(env *Env) ECR { return env.ecrIn(r.Region) }
+
+// region is the repository's region.
+func (r *Repository) region(env *Env) string {
+	if r.Region != "" {
+		return r.Region
+	}
+	return env.Region
 }
 
 // read waits until the repository was observed (or ctx ends).
@@ -56,6 +80,26 @@ func (r *Repository) read(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// markListed records, once, whether DescribeRepositories listed the
+// repository.
+func (r *Repository) markListed(listed bool) {
+	r.listedOnce.Do(func() {
+		r.isListed = listed
+		close(r.listed)
+	})
+}
+
+// wasListed waits until DescribeRepositories answered (or ctx ends) and
+// reports whether it listed the repository.
+func (r *Repository) wasListed(ctx context.Context) (bool, error) {
+	select {
+	case <-r.listed:
+		return r.isListed, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
 }
 
@@ -85,8 +129,9 @@ func (r *Repository) ARN() string { return r.report.ARN }
 // images it holds.
 func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) error {
 	defer r.observedOnce.Do(func() { close(r.observed) })
+	defer r.markListed(false)
 	doing := func(what string) string { return what + " ECR repository " + r.Name }
-	out, err := env.ECR.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
+	out, err := r.ecr(env).DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
 	if awsx.IsNotFound(err) {
 		return nil
 	}
@@ -103,18 +148,19 @@ func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) err
 	if arn == "" {
 		return nil
 	}
+	r.markListed(true)
 	var tagged bool
 	var tags []ecrtypes.Tag
 	var images int
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		tagged, tags, err = repositoryManaged(gctx, env, arn)
+		tagged, tags, err = repositoryManaged(gctx, r.ecr(env), arn)
 		return fail(KindRepository, r.Name, "reading the tags of ECR repository "+r.Name, "ecr:ListTagsForResource", err)
 	})
 	if purpose == ForTeardown {
 		g.Go(func() error {
-			p := ecr.NewDescribeImagesPaginator(env.ECR, &ecr.DescribeImagesInput{RepositoryName: aws.String(r.Name)})
+			p := ecr.NewDescribeImagesPaginator(r.ecr(env), &ecr.DescribeImagesInput{RepositoryName: aws.String(r.Name)})
 			err := awsx.Pages(gctx, p.HasMorePages, p.NextPage, func(page *ecr.DescribeImagesOutput) { images += len(page.ImageDetails) })
 			return fail(KindRepository, r.Name, doing("listing the images of"), "ecr:DescribeImages", err)
 		})
@@ -129,8 +175,8 @@ func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) err
 	return nil
 }
 
-func repositoryManaged(ctx context.Context, env *Env, arn string) (bool, []ecrtypes.Tag, error) {
-	tags, err := env.ECR.ListTagsForResource(ctx, &ecr.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
+func repositoryManaged(ctx context.Context, api ECR, arn string) (bool, []ecrtypes.Tag, error) {
+	tags, err := api.ListTagsForResource(ctx, &ecr.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
 	if err != nil {
 		return false, nil, err
 	}
@@ -142,7 +188,7 @@ func (r *Repository) Reconcile(p *Plan) {
 	rep := &r.report
 	rep.ARN = r.arn
 	if rep.ARN == "" {
-		rep.ARN = policies.RepositoryARN(p.Identity.Partition, p.Env.Region, p.Identity.Account, r.Name)
+		rep.ARN = policies.RepositoryARN(p.Identity.Partition, r.region(p.Env), p.Identity.Account, r.Name)
 	}
 	rep.Managed, rep.Status = true, Unchanged
 	switch {
@@ -163,10 +209,10 @@ func (r *Repository) create(ctx context.Context, env *Env) error {
 	if r.settings != nil {
 		r.settings.apply(in)
 	}
-	out, err := env.ECR.CreateRepository(ctx, in)
+	out, err := r.ecr(env).CreateRepository(ctx, in)
 	if awsx.IsAlreadyExists(err) {
 		// Created meanwhile, by another setup or by hand: use it.
-		d, err := env.ECR.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
+		d, err := r.ecr(env).DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
 		if err == nil && len(d.Repositories) == 0 {
 			err = fmt.Errorf("ECR does not list it")
 		}
@@ -174,7 +220,7 @@ func (r *Repository) create(ctx context.Context, env *Env) error {
 			return fail(KindRepository, r.Name, "reading ECR repository "+r.Name+" (it was created meanwhile)", "ecr:DescribeRepositories", err)
 		}
 		rep.ARN, r.described = aws.ToString(d.Repositories[0].RepositoryArn), &d.Repositories[0]
-		tagged, _, err := repositoryManaged(ctx, env, rep.ARN)
+		tagged, _, err := repositoryManaged(ctx, r.ecr(env), rep.ARN)
 		if err != nil {
 			return fail(KindRepository, r.Name, "reading the tags of ECR repository "+r.Name, "ecr:ListTagsForResource", err)
 		}
@@ -207,7 +253,7 @@ func (r *Repository) Delete(p *Plan) {
 		action = fmt.Sprintf("delete repository %s and its %s", r.Name, Images(r.images))
 	}
 	p.Add(rep, &Step{Action: action, Call: "ecr:DeleteRepository", Do: func(ctx context.Context) error {
-		_, err := p.Env.ECR.DeleteRepository(ctx, &ecr.DeleteRepositoryInput{RepositoryName: aws.String(r.Name), Force: true})
+		_, err := r.ecr(p.Env).DeleteRepository(ctx, &ecr.DeleteRepositoryInput{RepositoryName: aws.String(r.Name), Force: true})
 		return err
 	}})
 }

@@ -113,7 +113,7 @@ type RepositorySettings struct {
 
 // NewRepositorySettings are the settings of repo; they join its creation.
 func NewRepositorySettings(repo *Repository, want Settings) *RepositorySettings {
-	s := &RepositorySettings{Repo: repo, Want: want, report: Report{Kind: KindSettings, Name: repo.Name}}
+	s := &RepositorySettings{Repo: repo, Want: want, report: Report{Kind: KindSettings, Name: repo.Name, Region: repo.Region}}
 	repo.settings = s
 	return s
 }

@@ -18,6 +18,10 @@ import (
 // NewStack wires every kind from it.
 type Spec struct {
 	Repository, Policy, User, Role string
+	// Repositories, when set, are every repository of the set, and
+	// Repository is ignored: setup's are all in Region; teardown's are
+	// where the policy's ARNs put them (no region: Region).
+	Repositories []RepositoryAt
 	// Region is the repository's region.
 	Region string
 	// Grants choose the policy's statements. Setup's grant of scan findings
@@ -65,14 +69,17 @@ var Meaning = Labels{
 	SigningProfile: "the signing profile",
 }
 
-// ValidateNames checks the four names against their services' rules.
+// ValidateNames checks the names against their services' rules.
 func (s Spec) ValidateNames(l Labels) error {
-	return validate.First(
-		validate.Repository(l.Repository, s.Repository),
+	var repos []error
+	for _, r := range s.Repos() {
+		repos = append(repos, validate.Repository(l.Repository, r.Name))
+	}
+	return validate.First(append(repos,
 		validate.PolicyName(l.Policy, s.Policy),
 		validate.UserName(l.User, s.User),
 		validate.RoleName(l.Role, s.Role),
-	)
+	)...)
 }
 
 // ValidateSettings checks the repository settings asked for.
@@ -121,6 +128,11 @@ func (s Spec) Validate(l Labels) error {
 	if err := validate.First(s.ValidateNames(l), validate.Region(l.Region, s.Region), s.ValidateSettings(l)); err != nil {
 		return err
 	}
+	for _, r := range s.Repos() {
+		if r.Region != s.Region {
+			return clierror.Usagef("repository %s is not in %s: setup makes the repositories of the region it runs in", r, s.Region)
+		}
+	}
 	if !s.Keyless() {
 		return nil
 	}
@@ -147,10 +159,13 @@ type Stack struct {
 	Spec    Spec
 	Purpose Purpose
 
-	Repository *Repository
-	Settings   *RepositorySettings // nil: no setting asked for
-	Scanning   *RegistryScanning   // nil in setup: no registry scanning asked for
-	Signing    *Signing            // nil in setup: no signing profile asked for
+	Repositories []*Repository
+	Settings     []*RepositorySettings // one per repository; none: no setting asked for
+	// The registry's configurations are one per account and region, shared
+	// by its repositories: one kind per region, covering the region's
+	// repositories of the spec. Setup's: none when not asked for.
+	Scanning   []*RegistryScanning
+	Signing    []*Signing
 	Policy     *Policy
 	User       *User // the user CI's keys belong to; nil in a keyless setup
 	Former     *Retired
@@ -181,11 +196,11 @@ func NewStack(spec Spec, purpose Purpose, api CircleCIAPI) *Stack {
 // variables.
 func (st *Stack) setup(api CircleCIAPI) {
 	s := st.Spec
-	st.Repository = NewRepository(s.Repository)
+	st.repositories()
 	grants, variant := st.grants()
-	st.Policy = NewPolicy(s.Policy, s.Repository, st.permissions(grants))
+	st.Policy = NewPolicy(s.Policy, st.repositoryNames(), st.permissions(grants))
 	if variant != nil {
-		st.Policy.Variant, st.Policy.UseVariant = st.permissions(*variant), st.Repository.ScansOnPush
+		st.Policy.Variant, st.Policy.UseVariant = st.permissions(*variant), st.anyScansOnPush
 	}
 	if s.Keyless() {
 		st.Federation = Federate(s.Trust)
@@ -201,7 +216,7 @@ func (st *Stack) setup(api CircleCIAPI) {
 			}
 			return nil, ""
 		}
-		st.resources = []Resource{st.Repository, st.Policy}
+		st.resources = append(st.repositoryResources(), st.Policy)
 		for _, o := range st.Federation.Providers {
 			st.resources = append(st.resources, o)
 		}
@@ -209,19 +224,26 @@ func (st *Stack) setup(api CircleCIAPI) {
 	} else {
 		st.User = NewUser(s.User, s.RotateKey)
 		st.Role = NewRole(s.Role, st.User, st.Policy)
-		st.resources = []Resource{st.Repository, st.Policy, st.User, st.Role}
+		st.resources = append(st.repositoryResources(), st.Policy, st.User, st.Role)
 	}
 	if s.Settings.Any() {
-		st.Settings = NewRepositorySettings(st.Repository, s.Settings)
-		st.resources = append(st.resources, st.Settings)
+		for _, r := range st.Repositories {
+			set := NewRepositorySettings(r, s.Settings)
+			st.Settings = append(st.Settings, set)
+			st.resources = append(st.resources, set)
+		}
 	}
+	// Setup's repositories are all in its region (Validate): one
+	// configuration each.
 	if s.Scanning != nil {
-		st.Scanning = NewRegistryScanning(st.Repository, s.Scanning)
-		st.resources = append(st.resources, st.Scanning)
+		sc := NewRegistryScanning(s.Region, st.Repositories, s.Scanning)
+		st.Scanning = append(st.Scanning, sc)
+		st.resources = append(st.resources, sc)
 	}
 	if s.SigningProfile != "" {
-		st.Signing = NewSigning(st.Repository, s.SigningProfile)
-		st.resources = append(st.resources, st.Signing)
+		sg := NewSigning(s.Region, st.Repositories, s.SigningProfile)
+		st.Signing = append(st.Signing, sg)
+		st.resources = append(st.resources, sg)
 	}
 	if s.CircleCI != nil {
 		st.Variables = NewCircleCIVariables(api, *s.CircleCI, s.Region, st.Role, st.User)
@@ -238,16 +260,22 @@ func (st *Stack) setup(api CircleCIAPI) {
 // a CircleCI target, the variables there naming the key and the role.
 func (st *Stack) teardown(api CircleCIAPI) {
 	s := st.Spec
-	st.Repository = NewRepository(s.Repository)
-	st.Policy = NewPolicy(s.Policy, s.Repository, nil)
+	st.repositories()
+	st.Policy = NewPolicy(s.Policy, st.repositoryNames(), nil)
 	st.User = NewUser(s.User, false)
 	st.Role = NewRole(s.Role, st.User, st.Policy)
 	st.Policy.Role, st.Policy.User = st.Role, st.User
 	st.Found = &FoundProviders{Role: st.Role, Find: issuersOfRole}
-	// The registry's rules decide after the repository (they go only with
-	// it), and the repository is deleted after them.
-	st.Scanning, st.Signing = NewRegistryScanning(st.Repository, nil), NewSigning(st.Repository, "")
-	st.resources = []Resource{st.Repository, st.Scanning, st.Signing, st.Policy, st.Found, st.Role, st.User}
+	st.resources = st.repositoryResources()
+	// The registry's rules decide after the repositories (they go only
+	// with them), and the repositories are deleted after them: one
+	// configuration per region among the repositories teardown deletes.
+	for _, in := range st.repositoriesByRegion() {
+		sc, sg := NewRegistryScanning(in.region, in.repos, nil), NewSigning(in.region, in.repos, "")
+		st.Scanning, st.Signing = append(st.Scanning, sc), append(st.Signing, sg)
+		st.resources = append(st.resources, sc, sg)
+	}
+	st.resources = append(st.resources, st.Policy, st.Found, st.Role, st.User)
 	if s.CircleCI != nil {
 		st.Leftovers = NewCircleCILeftovers(api, *s.CircleCI, st.Role, st.User)
 		st.resources = append(st.resources, st.Leftovers)
@@ -285,7 +313,11 @@ func (st *Stack) grants() (policies.PermissionOptions, *policies.PermissionOptio
 func (st *Stack) permissions(grants policies.PermissionOptions) func(awsx.Identity) policies.Document {
 	s := st.Spec
 	return func(id awsx.Identity) policies.Document {
-		return policies.Permissions(policies.Target{Partition: id.Partition, Region: s.Region, AccountID: id.Account, Repository: s.Repository}, grants)
+		var names []string
+		for _, r := range s.Repos() {
+			names = append(names, r.Name)
+		}
+		return policies.Permissions(policies.Target{Partition: id.Partition, Region: s.Region, AccountID: id.Account, Repositories: names}, grants)
 	}
 }
 
@@ -317,9 +349,10 @@ func (st *Stack) Documents(id awsx.Identity) Documents {
 	return out
 }
 
-// issuersOfRole finds the issuers a role trusts or trusted: the one its
-// CircleCI tag names (setup leaves it when it switches the role back to
-// keys), then every OIDC provider of the account its trust names.
+// issuersOfRole finds the issuers a role trusts or trusted: those its tags
+// name (CircleCI's organisation, the other CIs' issuers; setup leaves them
+// when it switches the role back to keys or to other CIs), then every OIDC
+// provider of the account its trust names.
 func issuersOfRole(id awsx.Identity, tags map[string]string, trust policies.Document) []string {
 	var out []string
 	add := func(url string) {
@@ -329,6 +362,9 @@ func issuersOfRole(id awsx.Identity, tags map[string]string, trust policies.Docu
 	}
 	if org := tags[circleci.TagOrg]; org != "" {
 		add(circleci.Issuer(org))
+	}
+	for _, url := range ci.TaggedIssuers(tags) {
+		add(url)
 	}
 	prefix := policies.OIDCProviderARN(id.Partition, id.Account, "")
 	for _, p := range trust.FederatedPrincipals() {

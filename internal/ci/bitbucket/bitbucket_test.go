@@ -10,7 +10,9 @@ import (
 
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/bitbucket"
+	"github.com/containerise/containerise/internal/ci/jobconfig"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/testsupport/citoken"
 	"github.com/containerise/containerise/internal/testsupport/schemacheck"
 	"github.com/containerise/containerise/internal/testsupport/trusteval"
@@ -172,6 +174,44 @@ func TestConfigPassesBitbucketsSchema(t *testing.T) {
 		}
 		if push := st.Script[len(st.Script)-1]; o.Keyless != strings.Contains(push, "--auth oidc") {
 			t.Errorf("push line %q", push)
+		}
+	}
+}
+
+// The step installs this binary's release, checked, on a small image
+// without Go, in the script's own shell; a commit builds from source on a
+// Go image.
+func TestConfigInstallsARelease(t *testing.T) {
+	for _, tc := range []struct {
+		o     ci.ConfigOptions
+		image string
+	}{
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Version: "v1.2.3"}, jobconfig.ReleaseImage},
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Install: "v1.4.0", ReleaseURL: "https://downloads.example.com/c"}, jobconfig.ReleaseImage},
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Version: "v1.2.3", Install: "abcdef0"}, jobconfig.SourceImage},
+	} {
+		c, err := bitbucket.Provider{}.Config(tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schemacheck.Check(t, schema, c.Body)
+		var cfg struct {
+			Image     string `yaml:"image"`
+			Pipelines struct {
+				Default []struct {
+					Step struct {
+						Script []string `yaml:"script"`
+					} `yaml:"step"`
+				} `yaml:"default"`
+			} `yaml:"pipelines"`
+		}
+		if err := yaml.Unmarshal(c.Body, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		script := cfg.Pipelines.Default[0].Step.Script
+		want := install.Options{Version: tc.o.Install, ReleaseURL: tc.o.ReleaseURL, Binary: tc.o.Version}.StepFor(install.Export)
+		if cfg.Image != tc.image || len(script) != 2 || script[0] != want.Command {
+			t.Errorf("%+v: image %q, script %q; want image %q and the install step\n%s", tc.o, cfg.Image, script, tc.image, want.Command)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/buildkite"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/testsupport/citoken"
 	"github.com/containerise/containerise/internal/testsupport/schemacheck"
 	"github.com/containerise/containerise/internal/testsupport/trusteval"
@@ -175,6 +176,9 @@ func TestConfigPassesBuildkitesSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 		push := cfg.Steps[0].Command[1]
+		if install := cfg.Steps[0].Command[0]; strings.Contains(strings.ReplaceAll(install, "$$", ""), "$") {
+			t.Errorf("install step has a '$' Buildkite would interpolate at upload:\n%s", install)
+		}
 		if o.Keyless != strings.Contains(push, "--auth oidc") {
 			t.Errorf("push line %q", push)
 		}
@@ -182,6 +186,37 @@ func TestConfigPassesBuildkitesSchema(t *testing.T) {
 		// variable reference, so every '$' is doubled.
 		if strings.Contains(strings.ReplaceAll(push, "$$", ""), "$") {
 			t.Errorf("push line %q has a '$' Buildkite would interpolate at upload", push)
+		}
+	}
+}
+
+// The agent installs this binary's release, checked, in the command's own
+// shell: the step is install's same-shell form with every '$' doubled.
+func TestConfigInstallsARelease(t *testing.T) {
+	for _, o := range []ci.ConfigOptions{
+		{Keyless: true, Repository: "app", Version: "v1.2.3"},
+		{Keyless: true, Repository: "app", Install: "v1.4.0", ReleaseURL: "https://downloads.example.com/c"},
+		{Keyless: true, Repository: "app", Version: "v1.2.3", Install: "abcdef0"},
+	} {
+		c, err := buildkite.Provider{}.Config(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schemacheck.Check(t, schema, c.Body)
+		var cfg struct {
+			Steps []struct {
+				Command []string `yaml:"command"`
+			} `yaml:"steps"`
+		}
+		if err := yaml.Unmarshal(c.Body, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		want := install.Options{Version: o.Install, ReleaseURL: o.ReleaseURL, Binary: o.Version}.StepFor(install.Export)
+		if got := strings.ReplaceAll(cfg.Steps[0].Command[0], "$$", "$"); got != want.Command {
+			t.Errorf("%+v: install step\n%s\nwant\n%s", o, got, want.Command)
+		}
+		if needsGo := strings.Contains(string(c.Body), "The agent needs Go"); needsGo != want.FromSource {
+			t.Errorf("%+v: the header says the agent needs Go: %v, from source: %v", o, needsGo, want.FromSource)
 		}
 	}
 }

@@ -99,12 +99,15 @@ func (o JobOptions) Validate() error {
 // checkTag accepts a Docker tag in which ${CIRCLE_...} references may
 // stand for any part; the references expand in the job.
 func checkTag(tag string) error {
+	if rest := circleRef.ReplaceAllString(tag, ""); strings.Contains(rest, "$") {
+		return clierror.Usagef("--tag %q is invalid: a tag may use CircleCI's own variables only, in braces, as ${CIRCLE_NAME}: e.g. --tag '${CIRCLE_SHA1}' or --tag 'build-${CIRCLE_BUILD_NUM}', in single quotes so that your shell leaves them for the job", tag)
+	}
 	if !circleRef.MatchString(tag) {
 		return validate.Tag("--tag", tag)
 	}
 	// A reference stands for letters and digits (a SHA, a build number).
 	if validate.Tag("--tag", circleRef.ReplaceAllString(tag, "x")) != nil {
-		return clierror.Usagef("--tag %q is invalid: outside its ${CIRCLE_...} references a tag has only letters, digits, '_', '.' and '-', and does not start with '.' or '-'", tag)
+		return clierror.Usagef("--tag %q is invalid: outside its ${CIRCLE_...} references a tag has only letters, digits, '_', '.' and '-', and does not start with '.' or '-' (e.g. --tag 'v1-${CIRCLE_SHA1}')", tag)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/jobconfig"
 	"github.com/containerise/containerise/internal/clierror"
-	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/validate"
 )
 
@@ -69,7 +68,7 @@ func (Provider) Config(o ci.ConfigOptions) (ci.Config, error) {
 	if o.RoleARN != "" {
 		return ci.Config{}, clierror.Usagef("--role-arn is not embedded in a CircleCI config: the job reads AWS_IAM_ROLE_ARN from the project's environment variables or a context")
 	}
-	j := JobOptions{ConfigOptions: o, ReleaseURL: install.DefaultReleaseURL, Builder: "auto"}
+	j := JobOptions{ConfigOptions: o, ReleaseURL: o.ReleaseURL, Builder: "auto"}
 	if len(j.Tags) == 0 {
 		j.Tags = []string{"${CIRCLE_SHA1}"}
 	}

@@ -27,12 +27,17 @@ const clockSkew = time.Minute
 
 // WebIdentity is CircleCI's OIDC token for the job, with the claims push
 // read from it to explain a refusal. The token is a credential: it is sent
-// to STS and never printed, not even with --verbose.
+// to STS and never printed, not even with --verbose. Push carries another
+// CI's token in it too, with CI and Job set.
 type WebIdentity struct {
 	Token string
-	// Variable is the environment variable it came from.
+	// Variable is the environment variable it came from (another CI:
+	// where it came from, "GitHub's token endpoint").
 	Variable string
 	Claims   TokenClaims
+	// CI names another CI than CircleCI, for messages: "GitHub Actions";
+	// Job says which of its jobs the token stands for.
+	CI, Job string
 }
 
 // TokenClaims are what push reads from the token: none of it is secret.
@@ -88,6 +93,14 @@ func ReadToken(variable, token string, now time.Time, trustedOrg string) (*WebId
 }
 
 // Describe says which job the token stands for, for messages.
+func (w *WebIdentity) Describe() string {
+	if w.Job != "" {
+		return w.Job
+	}
+	return w.Claims.Describe()
+}
+
+// Describe says which job the token stands for, for messages.
 func (c TokenClaims) Describe() string {
 	var parts []string
 	if c.ProjectID != "" {
@@ -103,5 +116,8 @@ func (c TokenClaims) Describe() string {
 }
 
 func (w *WebIdentity) String() string {
+	if w.CI != "" {
+		return fmt.Sprintf("the %s OIDC token from %s (%s)", w.CI, w.Variable, w.Describe())
+	}
 	return fmt.Sprintf("the OIDC token in %s (organization %s, %s)", w.Variable, w.Claims.OrgID, w.Claims.Describe())
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/github"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/testsupport/citoken"
 	"github.com/containerise/containerise/internal/testsupport/ghtokenserver"
 	"github.com/containerise/containerise/internal/testsupport/schemacheck"
@@ -329,6 +330,46 @@ func TestConfigRefusesUnsafeValues(t *testing.T) {
 		var usage *clierror.UsageError
 		if !errors.As(err, &usage) {
 			t.Errorf("%+v: %v, want a usage error", o, err)
+		}
+	}
+}
+
+// The workflow installs this binary's release, checked, and hands its
+// folder on through $GITHUB_PATH, without Go; only a build from source
+// sets Go up.
+func TestConfigInstallsARelease(t *testing.T) {
+	for _, o := range []ci.ConfigOptions{
+		{Keyless: true, Repository: "app", Version: "v1.2.3"},
+		{Keyless: true, Repository: "app", Install: "v1.4.0", ReleaseURL: "https://downloads.example.com/c"},
+		{Keyless: true, Repository: "app", Version: "v1.2.3", Install: "abcdef0"},
+		{Keyless: true, Repository: "app", Version: "dev"},
+	} {
+		c, err := github.Provider{}.Config(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lint(t, c.Body)
+		var wf struct {
+			Jobs map[string]struct {
+				Steps []struct {
+					Name, Uses, Run string
+				} `yaml:"steps"`
+			} `yaml:"jobs"`
+		}
+		if err := yaml.Unmarshal(c.Body, &wf); err != nil {
+			t.Fatal(err)
+		}
+		want := install.Options{Version: o.Install, ReleaseURL: o.ReleaseURL, Binary: o.Version}.StepFor(install.GitHubPath)
+		var setupGo, installed bool
+		for _, st := range wf.Jobs["push"].Steps {
+			setupGo = setupGo || strings.HasPrefix(st.Uses, "actions/setup-go@")
+			installed = installed || (st.Name == want.Name && st.Run == want.Command)
+		}
+		if !installed || setupGo != want.FromSource {
+			t.Errorf("%+v: install step %v (want %q), setup-go %v (from source %v):\n%s", o, installed, want.Name, setupGo, want.FromSource, c.Body)
+		}
+		if !want.FromSource && !strings.Contains(want.Command, `>> "$GITHUB_PATH"`) {
+			t.Errorf("the release step does not hand PATH on through $GITHUB_PATH:\n%s", want.Command)
 		}
 	}
 }

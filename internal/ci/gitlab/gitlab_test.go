@@ -10,7 +10,9 @@ import (
 
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/gitlab"
+	"github.com/containerise/containerise/internal/ci/jobconfig"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/testsupport/citoken"
 	"github.com/containerise/containerise/internal/testsupport/schemacheck"
 	"github.com/containerise/containerise/internal/testsupport/trusteval"
@@ -198,6 +200,38 @@ func TestConfigPassesGitLabsSchema(t *testing.T) {
 	}
 }
 
+// The job installs this binary's release, checked, on a small image without
+// Go, in the script's own shell; a commit builds from source on a Go image.
+func TestConfigInstallsARelease(t *testing.T) {
+	for _, tc := range []struct {
+		o     ci.ConfigOptions
+		image string
+	}{
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Version: "v1.2.3"}, jobconfig.ReleaseImage},
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Install: "v1.4.0", ReleaseURL: "https://downloads.example.com/c"}, jobconfig.ReleaseImage},
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Version: "v1.2.3", Install: "abcdef0"}, jobconfig.SourceImage},
+		{ci.ConfigOptions{Keyless: true, Repository: "app", Version: "v1.2.3", Image: "debian:bookworm"}, "debian:bookworm"},
+	} {
+		c, err := gitlab.Provider{}.Config(tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schemacheck.Check(t, schema, c.Body)
+		var cfg map[string]struct {
+			Image  string   `yaml:"image"`
+			Script []string `yaml:"script"`
+		}
+		if err := yaml.Unmarshal(c.Body, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		job := cfg["containerise"]
+		want := install.Options{Version: tc.o.Install, ReleaseURL: tc.o.ReleaseURL, Binary: tc.o.Version}.StepFor(install.Export)
+		if job.Image != tc.image || len(job.Script) != 2 || job.Script[0] != want.Command {
+			t.Errorf("%+v: image %q, script %q; want image %q and the install step\n%s", tc.o, job.Image, job.Script, tc.image, want.Command)
+		}
+	}
+}
+
 // The schema is live: a job with a key GitLab does not know fails it.
 func TestSchemaCatchesABrokenConfig(t *testing.T) {
 	c, err := gitlab.Provider{}.Config(ci.ConfigOptions{Keyless: true, Repository: "app"})
@@ -215,3 +249,18 @@ var (
 	_ ci.Selector = gitlab.Selector{}
 	_ ci.Provider = gitlab.Provider{}
 )
+
+// The job's push line names the audience its id_tokens asks for when it is
+// not the default, since push checks the token's audience before STS.
+func TestConfigPushNamesAnotherAudience(t *testing.T) {
+	for aud, want := range map[string]string{"": "", "sts.amazonaws.com": "", "https://gitlab.com": " --audience https://gitlab.com"} {
+		cfg, err := gitlab.Provider{}.Config(ci.ConfigOptions{Keyless: true, Trusted: aud, Repository: "app", Version: "v1.2.3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := string(cfg.Body)
+		if !strings.Contains(body, `--tag "${CI_COMMIT_SHA}"`+want+"\n") {
+			t.Errorf("audience %q: the push line lacks %q:\n%s", aud, want, body)
+		}
+	}
+}

@@ -16,17 +16,20 @@ import (
 
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/clierror"
+	"github.com/containerise/containerise/internal/install"
 	"github.com/containerise/containerise/internal/names"
 	"github.com/containerise/containerise/internal/validate"
 )
 
-// InstallPath is what `go install` fetches in CI.
-const InstallPath = "github.com/containerise/containerise/cmd/containerise"
+// The job's image where the CI runs jobs in one and --image is not given:
+// a small Debian with curl for a release (no Go), Go to build from source.
+const (
+	ReleaseImage = "buildpack-deps:bookworm-curl"
+	SourceImage  = "golang:1.26"
+)
 
 var (
-	releaseTag = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
-	commitHash = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
-	shellSafe  = regexp.MustCompile(`^[A-Za-z0-9_./:=@%+,-]+$`)
+	shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=@%+,-]+$`)
 	// A tag may name the CI's own variables, ${NAME}, between plain parts.
 	varRef  = regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*)\}`)
 	roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
@@ -42,6 +45,9 @@ func Check(o ci.ConfigOptions, varPrefixes ...string) error {
 	}
 	for _, t := range o.Tags {
 		refs := varRef.FindAllStringSubmatch(t, -1)
+		if strings.Contains(varRef.ReplaceAllString(t, ""), "$") {
+			return clierror.Usagef("--tag %q is invalid: write the CI's variables in braces, as ${NAME}: e.g. --tag '%s', in single quotes so that your shell leaves it for the job", t, exampleRef(varPrefixes))
+		}
 		if len(refs) == 0 {
 			if err := validate.Tag("--tag", t); err != nil {
 				return err
@@ -50,12 +56,12 @@ func Check(o ci.ConfigOptions, varPrefixes ...string) error {
 		}
 		for _, m := range refs {
 			if !hasAnyPrefix(m[1], varPrefixes) {
-				return clierror.Usagef("--tag %q references ${%s}: only the CI's own variables (%s...) may be used", t, m[1], strings.Join(varPrefixes, "..., "))
+				return clierror.Usagef("--tag %q references ${%s}: only the CI's own variables (%s...) may be used, e.g. --tag '%s'", t, m[1], strings.Join(varPrefixes, "..., "), exampleRef(varPrefixes))
 			}
 		}
 		// A reference stands for letters and digits (a SHA, a number).
-		if validate.Tag("--tag", varRef.ReplaceAllString(t, "x")) != nil || strings.Contains(varRef.ReplaceAllString(t, ""), "$") {
-			return clierror.Usagef("--tag %q is invalid: outside its ${NAME} references a tag has only letters, digits, '_', '.' and '-', and does not start with '.' or '-'", t)
+		if validate.Tag("--tag", varRef.ReplaceAllString(t, "x")) != nil {
+			return clierror.Usagef("--tag %q is invalid: outside its ${NAME} references a tag has only letters, digits, '_', '.' and '-', and does not start with '.' or '-' (e.g. --tag 'v1-%s')", t, exampleRef(varPrefixes))
 		}
 	}
 	if o.RoleARN != "" && !roleARN.MatchString(o.RoleARN) {
@@ -69,8 +75,8 @@ func Check(o ci.ConfigOptions, varPrefixes ...string) error {
 			return clierror.Usagef("%s %q must be a plain path inside the repository (letters, digits and ./_-)", p.flag, p.v)
 		}
 	}
-	if o.Install != "" && o.Install != "latest" && !releaseTag.MatchString(o.Install) && !commitHash.MatchString(o.Install) {
-		return clierror.Usagef("--install-version %q is invalid: use latest, a release tag such as v1.2.3, or a commit hash of 7-40 lowercase hex digits", o.Install)
+	if err := installOptions(o).Validate(); err != nil {
+		return err
 	}
 	if o.Image != "" {
 		if _, err := reference.ParseNormalizedNamed(o.Image); err != nil || !shellSafe.MatchString(o.Image) {
@@ -78,6 +84,26 @@ func Check(o ci.ConfigOptions, varPrefixes ...string) error {
 		}
 	}
 	return nil
+}
+
+// commitRefs are each CI's commit variable, for examples in messages.
+var commitRefs = map[string]string{
+	"GITHUB_": "${GITHUB_SHA}", "CI_": "${CI_COMMIT_SHA}", "BITBUCKET_": "${BITBUCKET_COMMIT}",
+	"BUILDKITE_": "${BUILDKITE_COMMIT}", "CIRCLE_": "${CIRCLE_SHA1}",
+}
+
+// exampleRef is a reference a tag of the CI whose variables have one of
+// prefixes may use.
+func exampleRef(prefixes []string) string {
+	for _, p := range prefixes {
+		if r, ok := commitRefs[p]; ok {
+			return r
+		}
+	}
+	if len(prefixes) > 0 {
+		return "${" + prefixes[0] + "NAME}"
+	}
+	return "${NAME}"
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {
@@ -89,20 +115,21 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 	return false
 }
 
-// InstallCommand installs containerise with `go install`.
-func InstallCommand(o ci.ConfigOptions) string {
-	return "go install " + InstallPath + "@" + InstallVersion(o)
+func installOptions(o ci.ConfigOptions) install.Options {
+	return install.Options{Version: o.Install, ReleaseURL: o.ReleaseURL, Binary: o.Version}
 }
 
-// InstallVersion is o.Install, else this binary's release, else latest.
-func InstallVersion(o ci.ConfigOptions) string {
-	if o.Install != "" {
-		return o.Install
+// InstallStep is the job's install step: a pinned, checksummed release
+// (this binary's, or o.Install), or `go install` from source for a commit
+// or latest. pf is how the CI hands PATH to the job's later steps. Its
+// Image is the CI-neutral default image for that kind of step.
+func InstallStep(o ci.ConfigOptions, pf install.PathFile) install.Step {
+	step := installOptions(o).StepFor(pf)
+	step.Image = ReleaseImage
+	if step.FromSource {
+		step.Image = SourceImage
 	}
-	if releaseTag.MatchString(o.Version) && !strings.Contains(o.Version, "-") {
-		return o.Version
-	}
-	return "latest"
+	return step
 }
 
 // ShellQuote quotes one argument for a POSIX shell: inside single quotes
