@@ -679,12 +679,17 @@ access key. It reads first and changes only what differs, so a rerun is safe;
 then it prints the CI's variables, or writes them into CircleCI.` + guideLine + "setup.md"
 
 // setupExample is setup's examples.
-const setupExample = `  # Keyless: the jobs of one CircleCI project assume the role with their OIDC token
+const setupExample = `  # Keyless: GitHub Actions jobs of one repository, on main, assume the role with their OIDC token
+  containerise setup --auth oidc --github-repo acme/app --branch main
+
+  # ... or the jobs of one CircleCI project
   containerise setup --auth oidc --circleci-org-id <org UUID> --circleci-project-id <project UUID>
 
   # The blog's way: a CI user and its key; see the plan first
   containerise setup --dry-run
-  containerise setup --repository my-app --env-file ci.env
+
+  # One role pushing to two repositories, the variables in a file only you can read
+  containerise setup --repository my-app --repository my-api --env-file ci.env
 
   # Write the variables into a CircleCI project (token in CIRCLECI_TOKEN)
   containerise setup --circleci-project gh/acme/app

@@ -63,7 +63,6 @@ var setupVariables = []string{names.EnvAccessKeyID, names.EnvSecretAccessKey, na
 func (l *CircleCILeftovers) plan(p *Plan) {
 	v := l.vars
 	rep := &v.report
-	where := "CircleCI " + rep.Name
 	var present []string
 	for _, name := range setupVariables {
 		if _, ok := v.shown[name]; ok {
@@ -75,81 +74,10 @@ func (l *CircleCILeftovers) plan(p *Plan) {
 		rep.State = StateGone
 		return
 	}
-	project := v.Target.Project != ""
-	leave := func(name, why string) {
-		l.notes = append(l.notes, fmt.Sprintf("%s left in %s: %s", name, where, why))
-	}
-	const hidden = "CircleCI shows no value of a context's variables, so teardown cannot tell whether it names what teardown deletes; remove it in the context's settings if it does"
-
-	var removeKey, removeRole *Step
-	add := p.chain(rep)
-	remove := func(name, because string) *Step {
-		return add(&Step{Action: fmt.Sprintf("remove %s from %s (%s)", name, where, because), Call: "circleci",
-			Do: func(ctx context.Context) error {
-				p.Env.logf("removing %s from %s", name, where)
-				var err error
-				if project {
-					err = v.API.DeleteProjectEnvVar(ctx, v.Target.Project, name)
-				} else {
-					err = v.API.DeleteContextEnvVar(ctx, v.contextID, name)
-				}
-				return v.fail("removing "+name, err)
-			}})
-	}
-
-	// The key: its ID's last four characters against the keys teardown
-	// deletes; the secret goes with a matching ID, and first, so that a
-	// rerun still finds the ID to match.
-	if shown, ok := v.shown[names.EnvAccessKeyID]; ok {
-		_, hasSecret := v.shown[names.EnvSecretAccessKey]
-		switch key := l.deletedKey(shown); {
-		case !project:
-			leave(names.EnvAccessKeyID, hidden)
-			if hasSecret {
-				leave(names.EnvSecretAccessKey, hidden)
-			}
-		case key == "":
-			why := l.keyKept(shown)
-			leave(names.EnvAccessKeyID, why)
-			if hasSecret {
-				leave(names.EnvSecretAccessKey, "it goes with "+names.EnvAccessKeyID+", which is left")
-			}
-		default:
-			which := fmt.Sprintf("access key %s of user %s, which teardown deletes", key, l.User.Name)
-			if hasSecret {
-				remove(names.EnvSecretAccessKey, "the secret of "+which)
-			}
-			removeKey = remove(names.EnvAccessKeyID, fmt.Sprintf("it shows %s, the end of %s", shown, which))
-		}
-	} else if _, ok := v.shown[names.EnvSecretAccessKey]; ok {
-		leave(names.EnvSecretAccessKey, "no "+names.EnvAccessKeyID+" beside it says which key it is the secret of")
-	}
-
-	if shown, ok := v.shown[names.EnvRoleARN]; ok {
-		role := l.Role.report
-		switch {
-		case !project:
-			leave(names.EnvRoleARN, hidden)
-		case role.State != StateDelete:
-			leave(names.EnvRoleARN, "teardown does not delete role "+l.Role.Name)
-		case circleci.CompareMasked(role.ARN, shown) != circleci.MaskMatches:
-			leave(names.EnvRoleARN, fmt.Sprintf("it shows %s, which is not how role %s's ARN ends", shown, l.Role.Name))
-		default:
-			add = p.chain(rep) // independent of the key's removals
-			removeRole = remove(names.EnvRoleARN, "role "+l.Role.Name+", which teardown deletes")
-		}
-	}
-
-	var region []string
-	for _, name := range []string{names.EnvRegion, names.EnvDefaultRegion} {
-		if _, ok := v.shown[name]; ok {
-			region = append(region, name)
-		}
-	}
-	if len(region) > 0 {
-		l.notes = append(l.notes, fmt.Sprintf("%s left in %s: teardown removes only the variables naming the key and the role it deletes, and other jobs may read the region",
-			strings.Join(region, ", "), where))
-	}
+	lp := &leftoverPlan{l: l, p: p, where: "CircleCI " + rep.Name, project: v.Target.Project != "", add: p.chain(rep)}
+	removeKey := lp.key()
+	removeRole := lp.role()
+	lp.region()
 
 	if removeKey == nil && removeRole == nil {
 		rep.State = StateInUse
@@ -164,6 +92,109 @@ func (l *CircleCILeftovers) plan(p *Plan) {
 	}
 	if removeRole != nil && l.Role.deleteStep != nil {
 		l.Role.deleteStep.Needs = append(l.Role.deleteStep.Needs, removeRole)
+	}
+}
+
+// hiddenValues is why a context's variables stay.
+const hiddenValues = "CircleCI shows no value of a context's variables, so teardown cannot tell whether it names what teardown deletes; remove it in the context's settings if it does"
+
+// leftoverPlan is one plan of CircleCILeftovers: which of setup's
+// variables go (steps chained in add) and which stay (notes).
+type leftoverPlan struct {
+	l       *CircleCILeftovers
+	p       *Plan
+	where   string
+	project bool // a project shows its values' last four characters; a context none
+	add     func(*Step) *Step
+}
+
+func (lp *leftoverPlan) leave(name, why string) {
+	lp.l.notes = append(lp.l.notes, fmt.Sprintf("%s left in %s: %s", name, lp.where, why))
+}
+
+func (lp *leftoverPlan) remove(name, because string) *Step {
+	v := lp.l.vars
+	return lp.add(&Step{Action: fmt.Sprintf("remove %s from %s (%s)", name, lp.where, because), Call: "circleci",
+		Do: func(ctx context.Context) error {
+			lp.p.Env.logf("removing %s from %s", name, lp.where)
+			var err error
+			if lp.project {
+				err = v.API.DeleteProjectEnvVar(ctx, v.Target.Project, name)
+			} else {
+				err = v.API.DeleteContextEnvVar(ctx, v.contextID, name)
+			}
+			return v.fail("removing "+name, err)
+		}})
+}
+
+// key matches the key ID's last four characters against the keys
+// teardown deletes; the secret goes with a matching ID, and first, so that
+// a rerun still finds the ID to match.
+func (lp *leftoverPlan) key() *Step {
+	l, shownVars := lp.l, lp.l.vars.shown
+	shown, ok := shownVars[names.EnvAccessKeyID]
+	_, hasSecret := shownVars[names.EnvSecretAccessKey]
+	if !ok {
+		if hasSecret {
+			lp.leave(names.EnvSecretAccessKey, "no "+names.EnvAccessKeyID+" beside it says which key it is the secret of")
+		}
+		return nil
+	}
+	switch key := l.deletedKey(shown); {
+	case !lp.project:
+		lp.leave(names.EnvAccessKeyID, hiddenValues)
+		if hasSecret {
+			lp.leave(names.EnvSecretAccessKey, hiddenValues)
+		}
+	case key == "":
+		lp.leave(names.EnvAccessKeyID, l.keyKept(shown))
+		if hasSecret {
+			lp.leave(names.EnvSecretAccessKey, "it goes with "+names.EnvAccessKeyID+", which is left")
+		}
+	default:
+		which := fmt.Sprintf("access key %s of user %s, which teardown deletes", key, l.User.Name)
+		if hasSecret {
+			lp.remove(names.EnvSecretAccessKey, "the secret of "+which)
+		}
+		return lp.remove(names.EnvAccessKeyID, fmt.Sprintf("it shows %s, the end of %s", shown, which))
+	}
+	return nil
+}
+
+// role removes the role ARN when it shows the end of the role teardown
+// deletes.
+func (lp *leftoverPlan) role() *Step {
+	l := lp.l
+	shown, ok := l.vars.shown[names.EnvRoleARN]
+	if !ok {
+		return nil
+	}
+	role := l.Role.report
+	switch {
+	case !lp.project:
+		lp.leave(names.EnvRoleARN, hiddenValues)
+	case role.State != StateDelete:
+		lp.leave(names.EnvRoleARN, "teardown does not delete role "+l.Role.Name)
+	case circleci.CompareMasked(role.ARN, shown) != circleci.MaskMatches:
+		lp.leave(names.EnvRoleARN, fmt.Sprintf("it shows %s, which is not how role %s's ARN ends", shown, l.Role.Name))
+	default:
+		lp.add = lp.p.chain(&l.vars.report) // independent of the key's removals
+		return lp.remove(names.EnvRoleARN, "role "+l.Role.Name+", which teardown deletes")
+	}
+	return nil
+}
+
+// region notes the region variables, which stay: other jobs may read them.
+func (lp *leftoverPlan) region() {
+	var region []string
+	for _, name := range []string{names.EnvRegion, names.EnvDefaultRegion} {
+		if _, ok := lp.l.vars.shown[name]; ok {
+			region = append(region, name)
+		}
+	}
+	if len(region) > 0 {
+		lp.l.notes = append(lp.l.notes, fmt.Sprintf("%s left in %s: teardown removes only the variables naming the key and the role it deletes, and other jobs may read the region",
+			strings.Join(region, ", "), lp.where))
 	}
 }
 
