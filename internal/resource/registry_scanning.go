@@ -355,15 +355,15 @@ func (s *RegistryScanning) Delete(p *Plan) {
 	}
 	if !p.decide(rep, len(with) > 0, len(leaving) > 0, "") {
 		if len(kept) > 0 {
-			rep.Blocker = "repository " + repositoryList(kept) + " is kept, so its scanning rule stays"
+			rep.Blocker = "stays with " + repositoriesNamed(kept) + ", which is kept: setup's filter goes only with its repository"
 		}
 		return
 	}
 	stays := "the scan type stays " + string(s.have.ScanType)
 	if len(kept) > 0 {
-		stays += ", and so does the filter of kept repository " + repositoryList(kept)
+		stays += ", and so does the filter of kept " + repositoriesNamed(kept)
 	}
-	step := p.Add(rep, &Step{Action: "take repository " + repositoryList(leaving) + "'s filter out of the registry scanning rules (" + stays + ")",
+	step := p.Add(rep, &Step{Action: "take the filter of " + repositoriesNamed(leaving) + " out of the registry scanning rules (" + stays + ")",
 		Call: "ecr:PutRegistryScanningConfiguration", Do: func(ctx context.Context) error {
 			_, err := p.Env.ecrIn(s.Region).PutRegistryScanningConfiguration(ctx, &ecr.PutRegistryScanningConfigurationInput{ScanType: s.have.ScanType, Rules: rules})
 			return fail(KindRegistryScanning, repositoryList(leaving), "putting the registry scanning configuration", "ecr:PutRegistryScanningConfiguration", err)
@@ -406,6 +406,14 @@ func repositoryList(repos []*Repository) string {
 		names = append(names, r.Name)
 	}
 	return strings.Join(names, ", ")
+}
+
+// repositoriesNamed says "repository a", or "repositories a, b".
+func repositoriesNamed(repos []*Repository) string {
+	if len(repos) == 1 {
+		return "repository " + repos[0].Name
+	}
+	return "repositories " + repositoryList(repos)
 }
 
 // anyListed waits until ECR answered whether each repository of repos is

@@ -320,10 +320,9 @@ func (s *Signing) Delete(p *Plan) {
 	if !p.decide(rep, len(with) > 0, len(leaving) > 0, "") {
 		return
 	}
-	names := repositoryList(leaving)
-	action, call := "take repository "+names+"'s rule out of the registry's signing configuration", "ecr:PutSigningConfiguration"
+	action, call := "take the rule of "+repositoriesNamed(leaving)+" out of the registry's signing configuration", "ecr:PutSigningConfiguration"
 	if len(rules) == 0 {
-		action, call = "delete the registry's signing configuration (its only rules are setup's, for repository "+names+")", "ecr:DeleteSigningConfiguration"
+		action, call = "delete the registry's signing configuration (its only rules are setup's, for "+repositoriesNamed(leaving)+")", "ecr:DeleteSigningConfiguration"
 	}
 	step := p.Add(rep, &Step{Action: action, Call: call, Do: func(ctx context.Context) error {
 		var err error
