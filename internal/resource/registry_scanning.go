@@ -355,7 +355,7 @@ func (s *RegistryScanning) Delete(p *Plan) {
 	}
 	if !p.decide(rep, len(with) > 0, len(leaving) > 0, "") {
 		if len(kept) > 0 {
-			rep.Blocker = "stays with " + repositoriesNamed(kept) + ", which is kept: setup's filter goes only with its repository"
+			rep.Blocker = "stays with " + repositoriesNamed(kept) + " (kept): setup's filter goes only with its repository"
 		}
 		return
 	}
