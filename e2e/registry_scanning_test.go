@@ -81,3 +81,44 @@ func TestRegistryScanningThroughTheRealAPI(t *testing.T) {
 		t.Errorf("after teardown: %s %s (the other team's rule and the scan type stay)", typ, rules)
 	}
 }
+
+// TestRegistryScanningOfTwoRepositoriesIsOneWrite: the registry scanning
+// configuration is shared by the region's repositories, so setup for two
+// writes it once with a filter for each, beside another team's rule; a
+// rerun writes nothing; teardown takes both filters out in one write.
+func TestRegistryScanningOfTwoRepositoriesIsOneWrite(t *testing.T) {
+	resetAWS(t)
+	if _, err := awsClients(t).ECR.PutRegistryScanningConfiguration(context.Background(), &ecr.PutRegistryScanningConfigurationInput{
+		ScanType: ecrtypes.ScanTypeBasic, Rules: []ecrtypes.RegistryScanningRule{{ScanFrequency: ecrtypes.ScanFrequencyScanOnPush,
+			RepositoryFilters: []ecrtypes.ScanningRepositoryFilter{{Filter: aws.String("other-team/*"), FilterType: ecrtypes.ScanningRepositoryFilterTypeWildcard}}}},
+	}); err != nil {
+		t.Fatalf("the other team's rule: %v", err)
+	}
+	setup := []string{"setup", "--repository", "scan-api", "--repository", "scan-web", "--scanning", "basic", "--verbose"}
+	r := run(t, nil, setup...)
+	if r.Code != 0 {
+		t.Fatalf("setup:\n%s", r)
+	}
+	if n := strings.Count(strings.Join(mutatingOps(r.Stderr), " "), "PutRegistryScanningConfiguration"); n != 1 {
+		t.Errorf("setup wrote the registry scanning configuration %d times, want once: %v", n, mutatingOps(r.Stderr))
+	}
+	if typ, rules := registryScanning(t); typ != ecrtypes.ScanTypeBasic || rules != "SCAN_ON_PUSH: other-team/*, scan-api, scan-web" {
+		t.Errorf("after setup: %s %s", typ, rules)
+	}
+
+	again := run(t, nil, setup...)
+	if m := mutatingOps(again.Stderr); again.Code != 0 || len(m) != 0 {
+		t.Errorf("rerun wrote %v:\n%s", m, again)
+	}
+
+	td := run(t, nil, "teardown", "--yes", "--verbose")
+	if td.Code != 0 {
+		t.Fatalf("teardown:\n%s", td)
+	}
+	if n := strings.Count(strings.Join(mutatingOps(td.Stderr), " "), "PutRegistryScanningConfiguration"); n != 1 {
+		t.Errorf("teardown wrote the registry scanning configuration %d times, want once: %v", n, mutatingOps(td.Stderr))
+	}
+	if typ, rules := registryScanning(t); typ != ecrtypes.ScanTypeBasic || rules != "SCAN_ON_PUSH: other-team/*" {
+		t.Errorf("after teardown: %s %s (the other team's rule stays)", typ, rules)
+	}
+}
