@@ -117,13 +117,7 @@ func (lp *leftoverPlan) remove(name, because string) *Step {
 	return lp.add(&Step{Action: fmt.Sprintf("remove %s from %s (%s)", name, lp.where, because), Call: "circleci",
 		Do: func(ctx context.Context) error {
 			lp.p.Env.logf("removing %s from %s", name, lp.where)
-			var err error
-			if lp.project {
-				err = v.API.DeleteProjectEnvVar(ctx, v.Target.Project, name)
-			} else {
-				err = v.API.DeleteContextEnvVar(ctx, v.contextID, name)
-			}
-			return v.fail("removing "+name, err)
+			return v.fail("removing "+name, v.vault().Delete(ctx, name))
 		}})
 }
 
