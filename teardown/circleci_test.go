@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -196,12 +197,13 @@ func TestTeardownLeavesCircleCIVariablesItCannotMatch(t *testing.T) {
 			t.Errorf("variables %s, want left alone", vars.Outcome)
 		}
 	})
-	t.Run("a context, whose values CircleCI does not show", func(t *testing.T) {
+	t.Run("a context written before the key and the role were made", func(t *testing.T) {
 		w := newWorld(t)
 		w.setUp(false, false)
 		ci := w.withCircleCI()
 		id := ci.AddContext("gh/acme", "aws-push")
-		w.holdAsSetupWrote(func(n, v string) { ci.SetContextVar(id, n, v) }, w.keyID())
+		long := w.a.Now().Add(-24 * time.Hour) // before the fake made the key and the role
+		w.holdAsSetupWrote(func(n, v string) { ci.SetContextVarAt(id, n, v, long) }, w.keyID())
 		o := inProject
 		o.CircleCI = &resource.CircleCITarget{Context: "aws-push", Owner: circleci.Owner{Slug: "gh/acme"}}
 		p, err := w.run(o)
@@ -211,8 +213,8 @@ func TestTeardownLeavesCircleCIVariablesItCannotMatch(t *testing.T) {
 		if got := varNames(ci.ContextVars(id)); got != "AWS_DEFAULT_REGION AWS_IAM_ROLE_ARN AWS_IAM_USER_ACCESS_KEY_ID AWS_IAM_USER_SECRET_ACCESS_KEY AWS_REGION" {
 			t.Errorf("removed from a context: left %s", got)
 		}
-		if n := strings.Count(notesText(p), "CircleCI shows no value of a context's variables"); n != 3 {
-			t.Errorf("%d notes say why, want 3:\n%s", n, notesText(p))
+		if n := strings.Count(notesText(p), "CircleCI shows no value of a context's variables"); n != 2 {
+			t.Errorf("%d notes say why, want 2 (the key ID and the role):\n%s", n, notesText(p))
 		}
 		w.wantExists(allGone)
 	})
@@ -250,4 +252,28 @@ func TestTeardownWithARefusedCircleCITokenDeletesNothing(t *testing.T) {
 	if m := w.a.Mutating(); len(m) != 0 {
 		t.Errorf("deleted despite the refusal: %v", m)
 	}
+}
+
+// A context shows no values, only when each variable was written: what
+// setup wrote after the key and the role were made goes with them; the
+// region stays.
+func TestTeardownRemovesAContextsVariablesWrittenAfterTheKey(t *testing.T) {
+	w := newWorld(t)
+	w.setUp(false, false)
+	ci := w.withCircleCI()
+	id := ci.AddContext("gh/acme", "aws-push")
+	w.holdAsSetupWrote(func(n, v string) { ci.SetContextVarAt(id, n, v, w.a.Now().Add(time.Minute)) }, w.keyID())
+	o := inProject
+	o.CircleCI = &resource.CircleCITarget{Context: "aws-push", Owner: circleci.Owner{Slug: "gh/acme"}}
+	p, err := w.run(o)
+	if err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	if got := varNames(ci.ContextVars(id)); got != "AWS_DEFAULT_REGION AWS_REGION" {
+		t.Errorf("left in the context: %s", got)
+	}
+	if vars := reportOf(p, resource.KindCircleCI); vars.Outcome != OutcomeDeleted {
+		t.Errorf("variables %s, want deleted", vars.Outcome)
+	}
+	w.wantExists(allGone)
 }

@@ -17,15 +17,10 @@ const KindCircleCI = "circleci"
 
 // CircleCIAPI is the part of *circleci.Client the variables use.
 type CircleCIAPI interface {
-	ListProjectEnvVars(ctx context.Context, slug string) ([]circleci.ProjectEnvVar, error)
-	SetProjectEnvVar(ctx context.Context, slug, name, value string) (circleci.ProjectEnvVar, error)
-	DeleteProjectEnvVar(ctx context.Context, slug, name string) error
+	circleci.VaultAPI
 	FindContext(ctx context.Context, owner circleci.Owner, name string) (circleci.Context, bool, error)
 	GetContext(ctx context.Context, id string) (circleci.Context, error)
 	CreateContext(ctx context.Context, owner circleci.Owner, name string) (circleci.Context, error)
-	ListContextEnvVars(ctx context.Context, contextID string) ([]circleci.ContextEnvVar, error)
-	SetContextEnvVar(ctx context.Context, contextID, name, value string) (circleci.ContextEnvVar, error)
-	DeleteContextEnvVar(ctx context.Context, contextID, name string) error
 	GetProject(ctx context.Context, slug string) (circleci.Project, error)
 	ListContextRestrictions(ctx context.Context, contextID string) ([]circleci.ContextRestriction, error)
 	RestrictContextToProject(ctx context.Context, contextID, projectID string) (circleci.ContextRestriction, error)
@@ -158,26 +153,25 @@ func (c *CircleCIVariables) Observe(ctx context.Context, env *Env, purpose Purpo
 
 // readVariables reads what CircleCI shows of the target's variables.
 func (c *CircleCIVariables) readVariables(ctx context.Context) error {
-	shown, updated := map[string]string{}, map[string]time.Time{}
-	if c.Target.Project != "" {
-		vars, err := c.API.ListProjectEnvVars(ctx, c.Target.Project)
-		if err != nil {
-			return c.fail("reading the environment variables", err)
+	shown, updated, err := c.vault().Variables(ctx)
+	if err != nil {
+		what := "reading the environment variables"
+		if c.Target.Project == "" {
+			what = "reading the context's variables"
 		}
-		for _, v := range vars {
-			shown[v.Name] = v.MaskedValue
-		}
-	} else {
-		vars, err := c.API.ListContextEnvVars(ctx, c.contextID)
-		if err != nil {
-			return c.fail("reading the context's variables", err)
-		}
-		for _, v := range vars {
-			shown[v.Name], updated[v.Name] = "", v.UpdatedAt
-		}
+		return c.fail(what, err)
 	}
 	c.shown, c.updated = shown, updated
 	return nil
+}
+
+// vault is where the variables go: the project, or the context once found
+// or made.
+func (c *CircleCIVariables) vault() *circleci.Vault {
+	if c.Target.Project != "" {
+		return circleci.ProjectVault(c.API, c.Target.Project)
+	}
+	return circleci.ContextVault(c.API, c.contextID)
 }
 
 // current reports whether CircleCI holds value under name, as far as it
@@ -312,13 +306,7 @@ func (c *CircleCIVariables) removeKeyVariables(p *Plan, ready *Step) {
 		},
 		Do: func(ctx context.Context) error {
 			for _, name := range stale {
-				var err error
-				if c.Target.Project != "" {
-					err = c.API.DeleteProjectEnvVar(ctx, c.Target.Project, name)
-				} else {
-					err = c.API.DeleteContextEnvVar(ctx, c.contextID, name)
-				}
-				if err != nil {
+				if err := c.vault().Delete(ctx, name); err != nil {
 					return c.fail("removing "+name, err)
 				}
 			}
@@ -337,12 +325,7 @@ func (c *CircleCIVariables) write(ctx context.Context, env *Env, order []string,
 		env.logf("writing %s to CircleCI %s", name, rep.Name)
 		_, existed := c.shown[name]
 		prev := c.updated[name]
-		var err error
-		if c.Target.Project != "" {
-			_, err = c.API.SetProjectEnvVar(ctx, c.Target.Project, name, values[name])
-		} else {
-			_, err = c.API.SetContextEnvVar(ctx, c.contextID, name, values[name])
-		}
+		err := c.vault().Set(ctx, name, values[name])
 		state := Written
 		if err != nil {
 			held, known := c.landed(ctx, name, values[name], prev, existed, err)

@@ -117,13 +117,7 @@ func (lp *leftoverPlan) remove(name, because string) *Step {
 	return lp.add(&Step{Action: fmt.Sprintf("remove %s from %s (%s)", name, lp.where, because), Call: "circleci",
 		Do: func(ctx context.Context) error {
 			lp.p.Env.logf("removing %s from %s", name, lp.where)
-			var err error
-			if lp.project {
-				err = v.API.DeleteProjectEnvVar(ctx, v.Target.Project, name)
-			} else {
-				err = v.API.DeleteContextEnvVar(ctx, v.contextID, name)
-			}
-			return v.fail("removing "+name, err)
+			return v.fail("removing "+name, v.vault().Delete(ctx, name))
 		}})
 }
 
@@ -140,12 +134,10 @@ func (lp *leftoverPlan) key() *Step {
 		}
 		return nil
 	}
+	if !lp.project {
+		return lp.contextKey(hasSecret)
+	}
 	switch key := l.deletedKey(shown); {
-	case !lp.project:
-		lp.leave(names.EnvAccessKeyID, hiddenValues)
-		if hasSecret {
-			lp.leave(names.EnvSecretAccessKey, hiddenValues)
-		}
 	case key == "":
 		lp.leave(names.EnvAccessKeyID, l.keyKept(shown))
 		if hasSecret {
@@ -171,10 +163,16 @@ func (lp *leftoverPlan) role() *Step {
 	}
 	role := l.Role.report
 	switch {
-	case !lp.project:
-		lp.leave(names.EnvRoleARN, hiddenValues)
 	case role.State != StateDelete:
 		lp.leave(names.EnvRoleARN, "teardown does not delete role "+l.Role.Name)
+	case !lp.project:
+		at := l.vars.updated[names.EnvRoleARN]
+		if l.Role.role == nil || l.Role.role.CreateDate == nil || at.Before(l.Role.role.CreateDate.Add(-clockSkew)) {
+			lp.leave(names.EnvRoleARN, hiddenValues+"; it was last written before role "+l.Role.Name+" was made")
+			return nil
+		}
+		lp.add = lp.p.chain(&l.vars.report)
+		return lp.remove(names.EnvRoleARN, "role "+l.Role.Name+", which teardown deletes; "+contextEvidence)
 	case circleci.CompareMasked(role.ARN, shown) != circleci.MaskMatches:
 		lp.leave(names.EnvRoleARN, fmt.Sprintf("it shows %s, which is not how role %s's ARN ends", shown, l.Role.Name))
 	default:
@@ -182,6 +180,44 @@ func (lp *leftoverPlan) role() *Step {
 		return lp.remove(names.EnvRoleARN, "role "+l.Role.Name+", which teardown deletes")
 	}
 	return nil
+}
+
+// contextEvidence says why a context's variable is taken as setup's:
+// CircleCI shows no value of a context's variables, only when each was
+// last written.
+const contextEvidence = "written after it was made (CircleCI shows no value of a context's variables, only when they were written)"
+
+// contextKey judges a context's key variables by time: the ID names a key
+// teardown deletes when it was last written after the oldest such key was
+// made (setup writes the ID only once its key exists). Written before any
+// of them, it names some other key, and stays.
+func (lp *leftoverPlan) contextKey(hasSecret bool) *Step {
+	l := lp.l
+	at := l.vars.updated[names.EnvAccessKeyID]
+	var key string
+	if l.User != nil && l.User.report.State == StateDelete {
+		for _, k := range l.User.keys { // oldest first
+			if k.CreateDate != nil && !at.Before(k.CreateDate.Add(-clockSkew)) {
+				key = aws.ToString(k.AccessKeyId)
+			}
+		}
+	}
+	if key == "" {
+		why := hiddenValues + "; it was last written before any key teardown deletes was made"
+		if l.User == nil || l.User.report.State != StateDelete {
+			why = "teardown deletes no access key"
+		}
+		lp.leave(names.EnvAccessKeyID, why)
+		if hasSecret {
+			lp.leave(names.EnvSecretAccessKey, "it goes with "+names.EnvAccessKeyID+", which is left")
+		}
+		return nil
+	}
+	which := fmt.Sprintf("access key %s of user %s, which teardown deletes; %s", key, l.User.Name, contextEvidence)
+	if hasSecret {
+		lp.remove(names.EnvSecretAccessKey, "the secret of "+which)
+	}
+	return lp.remove(names.EnvAccessKeyID, which)
 }
 
 // region notes the region variables, which stay: other jobs may read them.

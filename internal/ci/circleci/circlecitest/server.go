@@ -289,6 +289,18 @@ func (s *Server) SetContextVar(contextID, name, value string) {
 	c.vars[name] = &ctxVar{value: value, created: now, updated: now}
 }
 
+// SetContextVarAt stores a context variable as last written at a given
+// time (test setup): a value written before a key or role existed.
+func (s *Server) SetContextVarAt(contextID, name, value string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.contexts[contextID]
+	if !ok {
+		panic("circlecitest: SetContextVarAt: no context " + contextID)
+	}
+	c.vars[name] = &ctxVar{value: value, created: at, updated: at}
+}
+
 // ContextVars returns a copy of a context's variables in plaintext. Nil if
 // there is no such context.
 func (s *Server) ContextVars(contextID string) map[string]string {
