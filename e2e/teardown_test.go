@@ -132,10 +132,12 @@ func TestTeardownAfterSetupLeavesNothing(t *testing.T) {
 	if _, err := c.IAM.ListAccessKeys(context.Background(), &iam.ListAccessKeysInput{UserName: aws.String(tdUser)}); err == nil {
 		t.Error("the user's access keys can still be listed")
 	}
-	// 16 reads of the resources, and the policy's document for the
-	// repositories it grants.
-	if !strings.Contains(r.Stderr, "aws: 23 calls, 6 mutating") {
-		t.Errorf("a full teardown should make 17 reads and 6 deletions:\n%s", r.Stderr)
+	// 18 reads: 16 of the resources, the policy's document for the
+	// repositories it grants (issue 24), and the registry scanning
+	// configuration for setup's rule, read once the repository is found
+	// (issue 22); then 6 deletions.
+	if !strings.Contains(r.Stderr, "aws: 24 calls, 6 mutating") {
+		t.Errorf("a full teardown should make 18 reads and 6 deletions:\n%s", r.Stderr)
 	}
 
 	r = run(t, nil, "teardown", "--verbose")

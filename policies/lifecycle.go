@@ -10,8 +10,9 @@ import (
 	"github.com/containerise/containerise/internal/managed"
 )
 
-// Lifecycle is an ECR lifecycle policy document: rules that expire images,
-// each evaluated in the order of its priority.
+// Lifecycle is an ECR lifecycle policy document: rules that expire images
+// or move them to the archive storage class, each evaluated in the order of
+// its priority.
 type Lifecycle struct {
 	Rules []LifecycleRule `json:"rules"`
 }
@@ -29,14 +30,19 @@ type LifecycleSelection struct {
 	TagStatus      string   `json:"tagStatus"`
 	TagPrefixList  []string `json:"tagPrefixList,omitempty"`
 	TagPatternList []string `json:"tagPatternList,omitempty"`
-	CountType      string   `json:"countType"`
-	CountUnit      string   `json:"countUnit,omitempty"`
-	CountNumber    int      `json:"countNumber"`
+	// StorageClass is the class a rule selects from ("standard", the
+	// default, or "archive").
+	StorageClass string `json:"storageClass,omitempty"`
+	CountType    string `json:"countType"`
+	CountUnit    string `json:"countUnit,omitempty"`
+	CountNumber  int    `json:"countNumber"`
 }
 
 // LifecycleAction is what a rule does with the images it selects.
 type LifecycleAction struct {
-	Type string `json:"type"`
+	Type string `json:"type"` // "expire" or "transition"
+	// TargetStorageClass is where a transition moves images: "archive".
+	TargetStorageClass string `json:"targetStorageClass,omitempty"`
 }
 
 // Retention is what setup's lifecycle rules keep. Zero means no such rule.
@@ -46,6 +52,10 @@ type Retention struct {
 	KeepImages int
 	// ExpireUntaggedDays expires untagged images D days after their push.
 	ExpireUntaggedDays int
+	// ArchiveAfterDays moves tagged images not pulled for D days to ECR's
+	// archive storage class; an archived image cannot be pulled until it
+	// is restored.
+	ArchiveAfterDays int
 }
 
 // Setup's rules are recognised by this start of their description, so that
@@ -53,11 +63,15 @@ type Retention struct {
 const lifecycleMark = managed.Described
 
 // ECR evaluates rules by ascending priority, and a rule whose tagStatus is
-// "any" must have the highest priority number of all: the untagged rule
-// comes first.
+// "any" must have the highest priority number of all, and be the only
+// one: the untagged rule comes first, the archive rule (which selects
+// tagged images, so that the keep rule stays the one "any" rule) next, the
+// keep rule last. Without an archive rule the keep rule keeps the priority
+// it always had, so that policies written before are not rewritten.
 const (
 	untaggedPriority = 1
 	keepPriority     = 2
+	archivePriority  = 2
 )
 
 func untaggedRule(days int) LifecycleRule {
@@ -78,6 +92,17 @@ func keepRule(n int) LifecycleRule {
 	}
 }
 
+// archiveRule moves tagged images nobody pulled for days to the archive
+// storage class. ECR counts an image never pulled from its push.
+func archiveRule(days int) LifecycleRule {
+	return LifecycleRule{
+		RulePriority: archivePriority,
+		Description:  lifecycleMark.On(fmt.Sprintf("archive images not pulled for %s", plural(days, "day"))),
+		Selection:    LifecycleSelection{TagStatus: "tagged", TagPatternList: []string{"*"}, CountType: "sinceImagePulled", CountUnit: "days", CountNumber: days},
+		Action:       LifecycleAction{Type: "transition", TargetStorageClass: "archive"},
+	}
+}
+
 func plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
@@ -91,8 +116,15 @@ func LifecyclePolicy(r Retention) (doc Lifecycle, ok bool) {
 	if r.ExpireUntaggedDays > 0 {
 		doc.Rules = append(doc.Rules, untaggedRule(r.ExpireUntaggedDays))
 	}
+	if r.ArchiveAfterDays > 0 {
+		doc.Rules = append(doc.Rules, archiveRule(r.ArchiveAfterDays))
+	}
 	if r.KeepImages > 0 {
-		doc.Rules = append(doc.Rules, keepRule(r.KeepImages))
+		keep := keepRule(r.KeepImages)
+		if r.ArchiveAfterDays > 0 {
+			keep.RulePriority = archivePriority + 1
+		}
+		doc.Rules = append(doc.Rules, keep)
 	}
 	return doc, len(doc.Rules) > 0
 }
@@ -130,16 +162,19 @@ func SetupRetention(text string) (r Retention, ours bool) {
 		return Retention{}, false
 	}
 	for _, rule := range l.Rules {
-		if !lifecycleMark.Made(rule.Description) || rule.Action.Type != "expire" || rule.Selection.CountNumber <= 0 ||
-			len(rule.Selection.TagPrefixList) > 0 || len(rule.Selection.TagPatternList) > 0 {
+		s, a := rule.Selection, rule.Action
+		if !lifecycleMark.Made(rule.Description) || s.CountNumber <= 0 || len(s.TagPrefixList) > 0 || (s.StorageClass != "" && s.StorageClass != "standard") {
 			return Retention{}, false
 		}
-		s := rule.Selection
+		expire := a.Type == "expire" && a.TargetStorageClass == ""
 		switch {
-		case s.TagStatus == "untagged" && s.CountType == "sinceImagePushed" && s.CountUnit == "days" && r.ExpireUntaggedDays == 0:
+		case expire && s.TagStatus == "untagged" && len(s.TagPatternList) == 0 && s.CountType == "sinceImagePushed" && s.CountUnit == "days" && r.ExpireUntaggedDays == 0:
 			r.ExpireUntaggedDays = s.CountNumber
-		case s.TagStatus == "any" && s.CountType == "imageCountMoreThan" && s.CountUnit == "" && r.KeepImages == 0:
+		case expire && s.TagStatus == "any" && len(s.TagPatternList) == 0 && s.CountType == "imageCountMoreThan" && s.CountUnit == "" && r.KeepImages == 0:
 			r.KeepImages = s.CountNumber
+		case a.Type == "transition" && a.TargetStorageClass == "archive" && s.TagStatus == "tagged" && len(s.TagPatternList) == 1 && s.TagPatternList[0] == "*" &&
+			s.CountType == "sinceImagePulled" && s.CountUnit == "days" && r.ArchiveAfterDays == 0:
+			r.ArchiveAfterDays = s.CountNumber
 		default:
 			return Retention{}, false
 		}
@@ -195,6 +230,9 @@ func (r Retention) Describe() string {
 	}
 	if r.ExpireUntaggedDays > 0 {
 		parts = append(parts, "expire untagged images "+plural(r.ExpireUntaggedDays, "day")+" after their push")
+	}
+	if r.ArchiveAfterDays > 0 {
+		parts = append(parts, "archive images not pulled for "+plural(r.ArchiveAfterDays, "day"))
 	}
 	if len(parts) == 0 {
 		return "no lifecycle rules"

@@ -16,6 +16,8 @@ func TestLifecyclePolicyGolden(t *testing.T) {
 		{"lifecycle-keep10-untagged7.json", Retention{KeepImages: 10, ExpireUntaggedDays: 7}},
 		{"lifecycle-keep1.json", Retention{KeepImages: 1}},
 		{"lifecycle-untagged14.json", Retention{ExpireUntaggedDays: 14}},
+		{"lifecycle-archive90.json", Retention{ArchiveAfterDays: 90}},
+		{"lifecycle-keep10-untagged7-archive30.json", Retention{KeepImages: 10, ExpireUntaggedDays: 7, ArchiveAfterDays: 30}},
 	} {
 		doc, ok := LifecyclePolicy(c.r)
 		if !ok {
@@ -69,7 +71,11 @@ func TestSetupRetentionRecognisesOnlySetupsRules(t *testing.T) {
 		{"no rules at all", `{"rules":[]}`, Retention{}, true},
 		{"a hand-made rule", handMade, Retention{}, false},
 		{"setup's description on another shape", strings.Replace(ours(Retention{KeepImages: 5}), `"any"`, `"tagged"`, 1), Retention{}, false},
-		{"a field this version does not know", strings.Replace(ours(Retention{KeepImages: 5}), `"type": "expire"`, `"type": "expire", "targetStorageClass": "archive"`, 1), Retention{}, false},
+		{"a field this version does not know", strings.Replace(ours(Retention{KeepImages: 5}), `"type": "expire"`, `"type": "expire", "storageTier": "cold"`, 1), Retention{}, false},
+		{"setup's, with the archive rule", ours(Retention{KeepImages: 5, ArchiveAfterDays: 60}), Retention{KeepImages: 5, ArchiveAfterDays: 60}, true},
+		{"an expire rule with an archive target", strings.Replace(ours(Retention{KeepImages: 5}), `"type": "expire"`, `"type": "expire", "targetStorageClass": "archive"`, 1), Retention{}, false},
+		{"setup's archive description on an expire rule", strings.Replace(ours(Retention{ArchiveAfterDays: 5}), `"type": "transition"`, `"type": "expire"`, 1), Retention{}, false},
+		{"setup's keep rule selecting archived images", strings.Replace(ours(Retention{KeepImages: 5}), `"tagStatus": "any",`, `"tagStatus": "any", "storageClass": "archive",`, 1), Retention{}, false},
 		{"two keep rules", `{"rules":[` + strings.Join([]string{jsonRule(keepRule(3)), jsonRule(keepRule(4))}, ",") + `]}`, Retention{}, false},
 		{"not JSON", `rules: []`, Retention{}, false},
 	} {
@@ -121,5 +127,34 @@ func TestRetentionDescribe(t *testing.T) {
 		if got := r.Describe(); got != want {
 			t.Errorf("%+v: %q, want %q", r, got, want)
 		}
+	}
+}
+
+// TestArchiveRuleKeepsECRsOrder: with the archive rule, the keep rule is
+// still the only "any" rule and the last; without it, the priorities of
+// policies written before stay as they were.
+func TestArchiveRuleKeepsECRsOrder(t *testing.T) {
+	doc, _ := LifecyclePolicy(Retention{KeepImages: 3, ExpireUntaggedDays: 1, ArchiveAfterDays: 30})
+	anyRules, last := 0, doc.Rules[len(doc.Rules)-1]
+	seen := map[int]bool{}
+	for _, r := range doc.Rules {
+		if r.Selection.TagStatus == "any" {
+			anyRules++
+		}
+		if seen[r.RulePriority] || r.RulePriority > last.RulePriority {
+			t.Errorf("priorities must be unique, the 'any' rule's the highest: %+v", doc.Rules)
+		}
+		seen[r.RulePriority] = true
+	}
+	if anyRules != 1 || last.Selection.TagStatus != "any" {
+		t.Errorf("want exactly one 'any' rule, last: %s", doc.JSON())
+	}
+	archive := doc.Rules[1]
+	if archive.Action.Type != "transition" || archive.Action.TargetStorageClass != "archive" || archive.Selection.CountType != "sinceImagePulled" {
+		t.Errorf("archive rule: %+v", archive)
+	}
+	before, _ := LifecyclePolicy(Retention{KeepImages: 3, ExpireUntaggedDays: 1})
+	if before.Rules[1].RulePriority != keepPriority {
+		t.Errorf("without an archive rule the keep rule's priority changed: %+v", before.Rules)
 	}
 }

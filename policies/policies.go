@@ -167,6 +167,14 @@ type PermissionOptions struct {
 	// so that the scan gate may also start a scan of an image that has
 	// none (a repository that does not scan on push).
 	StartScan bool
+	// EnhancedFindings adds inspector2:ListFindings, which reading the
+	// findings of ECR's enhanced scanning (Amazon Inspector) also needs.
+	// It takes no resource: its statement is on "*".
+	EnhancedFindings bool
+	// SigningProfile, when set, adds signer:SignPayload on that AWS Signer
+	// profile, which ECR's managed signing of the role's pushes needs, and
+	// ecr:DescribeImageSigningStatus, for the gate's --require-signature.
+	SigningProfile string
 }
 
 // Permissions returns the policy attached to the role: the base set's
@@ -210,6 +218,14 @@ func Permissions(t Target, opts PermissionOptions) Document {
 		doc.Statement = append(doc.Statement, Statement{Sid: "ScanGate", Effect: "Allow", Action: scanStartActions, Resource: repo()})
 	case opts.ScanFindings:
 		doc.Statement = append(doc.Statement, Statement{Sid: "ScanGate", Effect: "Allow", Action: scanReadActions, Resource: repo()})
+	}
+	if opts.EnhancedFindings {
+		doc.Statement = append(doc.Statement, Statement{Sid: "ReadEnhancedFindings", Effect: "Allow", Action: Values{"inspector2:ListFindings"}, Resource: Values{"*"}})
+	}
+	if opts.SigningProfile != "" {
+		doc.Statement = append(doc.Statement,
+			Statement{Sid: "SignPushedImages", Effect: "Allow", Action: Values{"signer:SignPayload"}, Resource: Values{opts.SigningProfile}},
+			Statement{Sid: "ReadSigningStatus", Effect: "Allow", Action: Values{"ecr:DescribeImageSigningStatus"}, Resource: repo()})
 	}
 	return doc
 }

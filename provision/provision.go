@@ -61,6 +61,11 @@ type Options struct {
 	// Settings are the repository's settings to hold; those not asked for
 	// are left as they are.
 	Settings resource.Settings
+	// Scanning, when set, is the registry scanning rule that covers the
+	// repository; SigningProfile, the AWS Signer profile of the registry's
+	// managed signing rule for it.
+	Scanning       *resource.Scanning
+	SigningProfile string
 	// DryRun reads and plans, and makes no mutating call.
 	DryRun bool
 	// RotateKey creates a new access key when the user has one; the old one
@@ -109,7 +114,7 @@ func (o Options) Keyless() bool { return o.Auth == AuthOIDC }
 func (o Options) Spec() resource.Spec {
 	return resource.Spec{
 		Repository: o.Repository, Policy: o.Policy, User: o.User, Role: o.Role, Region: o.Region,
-		Grants: o.Grants, Settings: o.Settings, RotateKey: o.RotateKey,
+		Grants: o.Grants, Settings: o.Settings, Scanning: o.Scanning, SigningProfile: o.SigningProfile, RotateKey: o.RotateKey,
 		Trust: o.trust(), CircleCI: o.CircleCI, Repositories: o.repositories(),
 	}
 }
@@ -293,6 +298,10 @@ func (s *Setup) Apply(ctx context.Context, confirmed bool) (*Result, error) {
 	res := s.res
 	if confirmed {
 		s.plan.Confirm()
+	} else if err := s.plan.Unconfirmed(); err != nil {
+		// A change that must not be made unasked, nor quietly left out:
+		// nothing is changed, and the caller is told how to confirm.
+		return nil, clierror.AsUsage(err)
 	}
 	s.plan.Apply(ctx)
 	var errs []error

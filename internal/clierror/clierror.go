@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/containerise/containerise/internal/hint"
 )
 
 // Exit codes.
@@ -23,6 +25,9 @@ type UsageError struct{ Err error }
 
 func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }
+
+// Explain words the wrapped error's ways forward, as hint.Message does.
+func (e *UsageError) Explain(words hint.Words) string { return hint.Message(e.Err, words) }
 
 // Usagef builds a UsageError. Messages name the flag or variable and the rule.
 func Usagef(format string, args ...any) error {

@@ -18,6 +18,7 @@ type policiesOptions struct {
 	account, user, role, policy, document string
 	repositories                          []string
 	grants                                grantFlags
+	registry                              registryFlags
 	auth                                  authFlags
 }
 
@@ -48,6 +49,7 @@ review or for 'aws iam create-policy'.` + guideLine + "policies.md",
 	f.StringVar(&o.policy, "policy", names.Policy, "IAM policy name (for the heading)")
 	f.StringVar(&o.document, "document", "all", "which document: permissions, trust or all")
 	o.grants.add(f)
+	o.registry.addForPolicies(f)
 	o.auth.add(f, true)
 	return cmd
 }
@@ -79,6 +81,9 @@ func runPolicies(cmd *cobra.Command, g *Globals, o policiesOptions) error {
 		// policy's grant follows.
 		v := o.grants.scanOnPush
 		spec.Settings.ScanOnPush = &v
+	}
+	if spec.Scanning, _, spec.SigningProfile, err = o.registry.spec(cmd); err != nil {
+		return err
 	}
 	switch o.document {
 	case "permissions", "trust", "all":

@@ -130,3 +130,45 @@ func TestPoliciesShowWhatSetupWrites(t *testing.T) {
 		}
 	}
 }
+
+// The registry features' grants: policies shows what setup writes with
+// --scanning (either type, which replaces the repository's own scan
+// setting as the grant's source) and --signing-profile, alone and with the
+// other grants.
+func TestPoliciesShowWhatSetupWritesForRegistryFeatures(t *testing.T) {
+	isolateAWS(t)
+	profile := "arn:aws:signer:us-east-1:123456789012:/signing-profiles/ci_signing"
+	for _, args := range [][]string{
+		{"--scanning", "basic"},
+		{"--scanning", "enhanced"},
+		{"--scanning", "enhanced", "--scan-on-push=false"},
+		{"--scanning", "enhanced", "--allow-scan", "--permissions", "blog"},
+		{"--signing-profile", profile},
+		{"--signing-profile", profile, "--scanning", "enhanced"},
+		append([]string{"--signing-profile", profile, "--scanning", "basic"}, keylessArgs...),
+	} {
+		name := strings.Join(args, " ")
+		acct := awsfake.New(awsfake.Config{})
+		shown := policiesSections(t, acct, args...)
+		if _, ok := shown["scanning"]; ok && strings.Contains(name, "--scanning") {
+			t.Errorf("%s: with registry scanning the grant does not follow the repository's setting", name)
+		}
+		r := runSetupCmd(t, acct, append(append([]string{}, args...), "--yes")...)
+		if r.err != nil {
+			t.Fatalf("%s: setup: %s", name, r.message)
+		}
+		perms, _ := written(t, acct)
+		doc, err := policies.Parse(shown["permissions"])
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if same, err := policies.Equivalent(perms, doc); !same || err != nil {
+			t.Errorf("%s: setup wrote\n%s\npolicies shows\n%s", name, perms, shown["permissions"])
+		}
+		for flag, action := range map[string]string{"enhanced": "inspector2:ListFindings", profile: "signer:SignPayload", "--scanning": "ecr:DescribeImageScanFindings"} {
+			if strings.Contains(name, flag) != strings.Contains(shown["permissions"], action) {
+				t.Errorf("%s: %s granted iff %s is asked for:\n%s", name, action, flag, shown["permissions"])
+			}
+		}
+	}
+}

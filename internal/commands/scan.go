@@ -112,6 +112,7 @@ type scanFlags struct {
 	creds                   ciCredentials
 	repository, tag, output string
 	wait                    time.Duration
+	requireSignature        bool
 	policyFlags
 }
 
@@ -184,6 +185,8 @@ Ignore file (--ignore-file):
 	fl.StringVar(&f.repository, "repository", push.DefaultRepository, "ECR repository")
 	fl.StringVar(&f.FailOn, "fail-on", "", "exit 1 when a finding counts at or above this severity: CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL (required)")
 	f.policyFlags.add(fl, "")
+	fl.BoolVar(&f.requireSignature, "require-signature", false,
+		"also fail (exit 1) unless ECR's managed signing signed the image (setup --signing-profile); the report says which profile signed it")
 	fl.DurationVar(&f.wait, "wait", DefaultScanWait, "how long to wait for the scan to complete (0: look once)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.creds.RoleARN, "role-arn", "", "role to assume (default: AWS_IAM_ROLE_ARN)")
@@ -213,7 +216,9 @@ func (f *scanFlags) validate() (scan.Policy, error) {
 	if f.wait < 0 {
 		return scan.Policy{}, clierror.Usagef("--wait %s is negative", f.wait)
 	}
-	return f.policy(threshold)
+	pol, err := f.policy(threshold)
+	pol.RequireSignature = f.requireSignature
+	return pol, err
 }
 
 // failOn reads --fail-on.
@@ -268,8 +273,11 @@ func gateVerdict(results []*scan.Result, waitFlag string) error {
 				do += ", or allow longer with " + waitFlag
 			}
 			failed = append(failed, fmt.Sprintf("%s has no verdict, so it does not pass: scan status %s: %s; %s", ref, nv.Status, nv.Why, do))
-		case !r.Passed():
+		case r.Failing > 0:
 			failed = append(failed, fmt.Sprintf("%s has %s at or above %s", ref, plural(r.Failing, "finding"), r.Threshold()))
+		}
+		if r.Unsigned() {
+			failed = append(failed, unsignedText(ref, r.Signature))
 		}
 	}
 	if len(failed) == 0 {
@@ -344,10 +352,13 @@ func renderScanText(w io.Writer, results []*scan.Result) {
 				skipped = append(skipped, f)
 			}
 		}
+		renderSignature(w, r)
 		if r.Passed() {
 			fmt.Fprintf(w, "PASS: no finding counts at or above %s", r.Threshold())
-		} else {
+		} else if r.Failing > 0 {
 			fmt.Fprintf(w, "FAIL: %s at or above %s", plural(r.Failing, "finding"), r.Threshold())
+		} else {
+			fmt.Fprintf(w, "FAIL: not signed; no finding counts at or above %s", r.Threshold())
 		}
 		if len(skipped) > 0 {
 			fmt.Fprintf(w, " (%d not counted)", len(skipped))
@@ -419,6 +430,8 @@ type scanImageJSON struct {
 	Verdict           string            `json:"verdict"` // pass, fail or none
 	NoVerdict         *scanNoVerdict    `json:"no_verdict"`
 	Findings          []scanFindingJSON `json:"findings"`
+	// Signature is null unless --require-signature asked for it.
+	Signature *scanSignatureJSON `json:"signature"`
 }
 
 type scanNoVerdict struct {
@@ -472,6 +485,9 @@ func renderScanJSON(w io.Writer, pol scan.Policy, results []*scan.Result) error 
 		for _, f := range r.Findings {
 			img.Findings = append(img.Findings, scanFindingJSON{Name: f.ID, Severity: f.Severity, Package: f.Package, FixedIn: f.FixedIn,
 				Fix: f.Fix, Title: f.Title, URI: f.URI, Verdict: string(f.Verdict), Reason: f.Reason, Expired: f.Expired})
+		}
+		if sig := r.Signature; sig != nil {
+			img.Signature = &scanSignatureJSON{Signed: sig.Signed, Profiles: append([]string{}, sig.Profiles...), Problems: append([]string{}, sig.Problems...)}
 		}
 		doc.Passed = doc.Passed && r.Passed()
 		doc.Images = append(doc.Images, img)

@@ -108,6 +108,7 @@ type lifecycleJSON struct {
 	Policy             string `json:"policy"`
 	KeepImages         int    `json:"keep_images"`
 	ExpireUntaggedDays int    `json:"expire_untagged_days"`
+	ArchiveAfterDays   int    `json:"archive_after_days"`
 }
 
 func settingsDoc(s *resource.SettingsState) *settingsJSON {
@@ -120,7 +121,8 @@ func settingsDoc(s *resource.SettingsState) *settingsJSON {
 	case s.LifecycleForeign:
 		doc.Lifecycle = &lifecycleJSON{Policy: "other"}
 	case s.Lifecycle != nil:
-		doc.Lifecycle = &lifecycleJSON{Policy: "containerise", KeepImages: s.Lifecycle.KeepImages, ExpireUntaggedDays: s.Lifecycle.ExpireUntaggedDays}
+		doc.Lifecycle = &lifecycleJSON{Policy: "containerise", KeepImages: s.Lifecycle.KeepImages, ExpireUntaggedDays: s.Lifecycle.ExpireUntaggedDays,
+			ArchiveAfterDays: s.Lifecycle.ArchiveAfterDays}
 		if *s.Lifecycle == (policies.Retention{}) {
 			doc.Lifecycle.Policy = "none"
 		}

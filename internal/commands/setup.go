@@ -36,6 +36,7 @@ type setupOptions struct {
 	envFile  string
 	grants   grantFlags
 	settings settingsFlags
+	registry registryFlags
 	ci       circleCIFlags
 	auth     authFlags
 }
@@ -74,6 +75,9 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 				return err
 			}
 			o.Settings = settings
+			if err := o.registry.apply(cmd, &o.Options); err != nil {
+				return err
+			}
 			p, region, err := build(cmd.Context())
 			if err != nil {
 				return err
@@ -100,6 +104,7 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 	f.StringVar(&o.envFile, "env-file", "", "also write the variables, secret included, to this file (mode 0600)")
 	o.grants.add(f)
 	o.settings.add(f)
+	o.registry.add(f)
 	o.ci.add(f)
 	o.ci.addRestrict(f)
 	o.auth.add(f, true)
@@ -109,7 +114,8 @@ func newSetupCmdWith(g *Globals, build newProvisioner) *cobra.Command {
 		flagGroup{"How CI assumes the role", []string{"auth", "circleci-org-id", "circleci-project-id", "any-project", "branch"}},
 		ciTrustGroup,
 		flagGroup{"What the role may do", []string{"permissions", "allow-skip-existing", "registry-cache", "allow-scan"}},
-		flagGroup{"Repository settings (not given: left as they are)", []string{"scan-on-push", "immutable-tags", "mutable-tag", "cache-tag", "keep-images", "expire-untagged-days", "kms-key"}},
+		flagGroup{"Repository settings (not given: left as they are)", []string{"scan-on-push", "immutable-tags", "mutable-tag", "cache-tag", "keep-images", "expire-untagged-days", "archive-after-days", "kms-key"}},
+		flagGroup{"Registry settings (shared by every repository of the account and region)", []string{"scanning", "scan-frequency", "signing-profile"}},
 		flagGroup{"Where the variables go", []string{"output", "env-file", "circleci-project", "circleci-context", "circleci-org", "circleci-context-id", "create-context", "context-project", "circleci-host"}},
 		flagGroup{"Keys and confirmation", []string{"rotate-key", "yes", "dry-run", "wait"}},
 	)
@@ -202,7 +208,7 @@ func (o setupOptions) rotateCommand() string { return o.commandLine("--rotate-ke
 // commandLine is a setup command line with first, then every non-default
 // name, grant and authentication, so that copying it acts on the same set.
 func (o setupOptions) commandLine(first string) string {
-	return "containerise setup " + first + resourceArgs(o.Options) + grantArgs(o.Grants) + authArgs(o.Auth, o.OIDC) + o.auth.others.args() + o.ci.args()
+	return "containerise setup " + first + resourceArgs(o.Options) + grantArgs(o.Grants) + registryArgs(o.Options) + authArgs(o.Auth, o.OIDC) + o.auth.others.args() + o.ci.args()
 }
 
 // resourceArgs names the non-default resources, so that a suggested

@@ -88,6 +88,16 @@ type ECR interface {
 	GetLifecyclePolicy(context.Context, *ecr.GetLifecyclePolicyInput, ...func(*ecr.Options)) (*ecr.GetLifecyclePolicyOutput, error)
 	PutLifecyclePolicy(context.Context, *ecr.PutLifecyclePolicyInput, ...func(*ecr.Options)) (*ecr.PutLifecyclePolicyOutput, error)
 	DeleteLifecyclePolicy(context.Context, *ecr.DeleteLifecyclePolicyInput, ...func(*ecr.Options)) (*ecr.DeleteLifecyclePolicyOutput, error)
+
+	// The registry's configurations, shared by every repository of the
+	// account in the region.
+	GetRegistryScanningConfiguration(context.Context, *ecr.GetRegistryScanningConfigurationInput, ...func(*ecr.Options)) (*ecr.GetRegistryScanningConfigurationOutput, error)
+	PutRegistryScanningConfiguration(context.Context, *ecr.PutRegistryScanningConfigurationInput, ...func(*ecr.Options)) (*ecr.PutRegistryScanningConfigurationOutput, error)
+	GetSigningConfiguration(context.Context, *ecr.GetSigningConfigurationInput, ...func(*ecr.Options)) (*ecr.GetSigningConfigurationOutput, error)
+	PutSigningConfiguration(context.Context, *ecr.PutSigningConfigurationInput, ...func(*ecr.Options)) (*ecr.PutSigningConfigurationOutput, error)
+	DeleteSigningConfiguration(context.Context, *ecr.DeleteSigningConfigurationInput, ...func(*ecr.Options)) (*ecr.DeleteSigningConfigurationOutput, error)
+	// TagResource records setup's signing rule on the repository.
+	TagResource(context.Context, *ecr.TagResourceInput, ...func(*ecr.Options)) (*ecr.TagResourceOutput, error)
 }
 
 // KMS is the part of *kms.Client the resources call: setup resolves the

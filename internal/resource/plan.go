@@ -29,6 +29,11 @@ type Step struct {
 	// Do when the plan was not confirmed.
 	Confirm  string
 	Declined func()
+	// Required, on a step that asks for confirmation, is why a run
+	// without it must not go ahead at all: the change cannot be left out
+	// quietly (setup's registry scan type). Unconfirmed returns it, and
+	// nothing runs.
+	Required func() error
 
 	// Report is the resource the step works on.
 	Report *Report
@@ -194,6 +199,18 @@ func (p *Plan) Questions() []string {
 		}
 	}
 	return out
+}
+
+// Unconfirmed is why the plan must not run unconfirmed: the Required
+// errors of its steps that ask for confirmation; nil when it may.
+func (p *Plan) Unconfirmed() error {
+	var errs []error
+	for _, s := range p.steps {
+		if s.Confirm != "" && s.Required != nil {
+			errs = append(errs, s.Required())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Confirm lets the steps that ask for confirmation run.

@@ -3,6 +3,7 @@ package resource
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -26,6 +27,19 @@ type Repository struct {
 	arn             string
 	images          int
 	described       *ecrtypes.Repository // as DescribeRepositories returned it
+	tags            []ecrtypes.Tag
+	// observed is closed once Observe is done: a kind whose reading
+	// depends on the repository's (the signing rule, recorded in its tags)
+	// waits for it.
+	observed     chan struct{}
+	observedOnce sync.Once
+	// listed is closed once DescribeRepositories answered (Observe still
+	// reads tags and images): a kind that only needs to know whether the
+	// repository is there (the registry scanning rule) waits for it
+	// alone, so that its read runs alongside the repository's others.
+	listed     chan struct{}
+	listedOnce sync.Once
+	isListed   bool
 
 	// settings, when registered, add the repository's settings to its
 	// creation; created is the step that creates it.
@@ -45,7 +59,7 @@ func NewRepository(name string) *Repository { return NewRepositoryIn("", name) }
 // NewRepositoryIn is the repository called name in region (empty: the
 // run's region); its report names the region.
 func NewRepositoryIn(region, name string) *Repository {
-	return &Repository{Name: name, Region: region, report: Report{Kind: KindRepository, Name: name, Region: region}}
+	return &Repository{Name: name, Region: region, report: Report{Kind: KindRepository, Name: name, Region: region}, observed: make(chan struct{}), listed: make(chan struct{})}
 }
 
 // ecr is the ECR client of the repository's region.
@@ -57,6 +71,46 @@ func (r *Repository) region(env *Env) string {
 		return r.Region
 	}
 	return env.Region
+}
+
+// read waits until the repository was observed (or ctx ends).
+func (r *Repository) read(ctx context.Context) error {
+	select {
+	case <-r.observed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// markListed records, once, whether DescribeRepositories listed the
+// repository.
+func (r *Repository) markListed(listed bool) {
+	r.listedOnce.Do(func() {
+		r.isListed = listed
+		close(r.listed)
+	})
+}
+
+// wasListed waits until DescribeRepositories answered (or ctx ends) and
+// reports whether it listed the repository.
+func (r *Repository) wasListed(ctx context.Context) (bool, error) {
+	select {
+	case <-r.listed:
+		return r.isListed, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// tag is the value of one of the repository's tags, as found.
+func (r *Repository) tag(key string) string {
+	for _, t := range r.tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
 }
 
 // Reports is the repository's one report.
@@ -74,6 +128,8 @@ func (r *Repository) ARN() string { return r.report.ARN }
 // Observe reads the repository and its tags; for a teardown, also how many
 // images it holds.
 func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) error {
+	defer r.observedOnce.Do(func() { close(r.observed) })
+	defer r.markListed(false)
 	doing := func(what string) string { return what + " ECR repository " + r.Name }
 	out, err := r.ecr(env).DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
 	if awsx.IsNotFound(err) {
@@ -92,12 +148,14 @@ func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) err
 	if arn == "" {
 		return nil
 	}
+	r.markListed(true)
 	var tagged bool
+	var tags []ecrtypes.Tag
 	var images int
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var err error
-		tagged, err = repositoryManaged(gctx, r.ecr(env), arn)
+		tagged, tags, err = repositoryManaged(gctx, r.ecr(env), arn)
 		return fail(KindRepository, r.Name, "reading the tags of ECR repository "+r.Name, "ecr:ListTagsForResource", err)
 	})
 	if purpose == ForTeardown {
@@ -113,16 +171,16 @@ func (r *Repository) Observe(ctx context.Context, env *Env, purpose Purpose) err
 		}
 		return err
 	}
-	r.exists, r.managed, r.arn, r.images, r.described = true, tagged, arn, images, described
+	r.exists, r.managed, r.arn, r.images, r.described, r.tags = true, tagged, arn, images, described, tags
 	return nil
 }
 
-func repositoryManaged(ctx context.Context, api ECR, arn string) (bool, error) {
+func repositoryManaged(ctx context.Context, api ECR, arn string) (bool, []ecrtypes.Tag, error) {
 	tags, err := api.ListTagsForResource(ctx, &ecr.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
-	return managed.ECR(tags.Tags), nil
+	return managed.ECR(tags.Tags), tags.Tags, nil
 }
 
 // Reconcile creates the repository when it is missing.
@@ -162,7 +220,7 @@ func (r *Repository) create(ctx context.Context, env *Env) error {
 			return fail(KindRepository, r.Name, "reading ECR repository "+r.Name+" (it was created meanwhile)", "ecr:DescribeRepositories", err)
 		}
 		rep.ARN, r.described = aws.ToString(d.Repositories[0].RepositoryArn), &d.Repositories[0]
-		tagged, err := repositoryManaged(ctx, r.ecr(env), rep.ARN)
+		tagged, _, err := repositoryManaged(ctx, r.ecr(env), rep.ARN)
 		if err != nil {
 			return fail(KindRepository, r.Name, "reading the tags of ECR repository "+r.Name, "ecr:ListTagsForResource", err)
 		}

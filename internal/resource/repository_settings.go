@@ -38,6 +38,9 @@ type Settings struct {
 	// removes the rule, and the policy once no rule of setup's is left.
 	KeepImages         *int
 	ExpireUntaggedDays *int
+	// ArchiveAfterDays is setup's rule moving images not pulled for that
+	// many days to ECR's archive storage class; 0 removes it.
+	ArchiveAfterDays *int
 	// KMSKey is the KMS key (ARN, alias ARN or alias/NAME) to encrypt the
 	// repository with. ECR sets encryption only at creation.
 	KMSKey string
@@ -66,7 +69,9 @@ func covers(filter, tag string) bool {
 	return err == nil && ok
 }
 
-func (s Settings) lifecycleAsked() bool { return s.KeepImages != nil || s.ExpireUntaggedDays != nil }
+func (s Settings) lifecycleAsked() bool {
+	return s.KeepImages != nil || s.ExpireUntaggedDays != nil || s.ArchiveAfterDays != nil
+}
 
 // SettingsState is what a repository's settings are, or will be once the
 // run is done. Lifecycle is nil when setup did not read the policy (no
@@ -379,6 +384,9 @@ func (s *RepositorySettings) wantedRetention(current policies.Retention) policie
 	}
 	if s.Want.ExpireUntaggedDays != nil {
 		r.ExpireUntaggedDays = *s.Want.ExpireUntaggedDays
+	}
+	if s.Want.ArchiveAfterDays != nil {
+		r.ArchiveAfterDays = *s.Want.ArchiveAfterDays
 	}
 	return r
 }

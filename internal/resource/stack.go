@@ -3,6 +3,8 @@ package resource
 import (
 	"strings"
 
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+
 	"github.com/containerise/containerise/internal/awsx"
 	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/circleci"
@@ -28,6 +30,12 @@ type Spec struct {
 	Grants policies.PermissionOptions
 	// Settings are the repository settings to hold; unset ones are left.
 	Settings Settings
+	// Scanning, when set, is the registry scanning rule that covers the
+	// repository (registry_scanning.go).
+	Scanning *Scanning
+	// SigningProfile, when set, is the AWS Signer profile of the registry's
+	// managed signing rule for the repository (signing.go).
+	SigningProfile string
 	// RotateKey makes a new access key beside the user's one.
 	RotateKey bool
 	// Trust are the CI jobs a keyless role trusts, one trust statement
@@ -46,6 +54,9 @@ type Labels struct {
 	MutableTag, ImmutableTags, KMSKey      string
 	CacheTag                               string
 	KeepImages, ExpireUntaggedDays         string
+	ArchiveAfterDays                       string
+	Scanning, ScanFrequency                string
+	SigningProfile                         string
 }
 
 // Meaning labels values by what they are, for callers without flags.
@@ -53,6 +64,9 @@ var Meaning = Labels{
 	Repository: "the repository name", Policy: "the policy name", User: "the user name", Role: "the role name", Region: "the region",
 	MutableTag: "a mutable tag pattern", ImmutableTags: "immutable tags", KMSKey: "the KMS key", CacheTag: "the cache tag",
 	KeepImages: "the count of images to keep", ExpireUntaggedDays: "the days before untagged images expire",
+	ArchiveAfterDays: "the days without a pull before images are archived",
+	Scanning:         "the registry scan type", ScanFrequency: "the scan frequency",
+	SigningProfile: "the signing profile",
 }
 
 // ValidateNames checks the names against their services' rules.
@@ -94,10 +108,13 @@ func (s Spec) ValidateSettings(l Labels) error {
 	for _, n := range []struct {
 		label string
 		value *int
-	}{{l.KeepImages, st.KeepImages}, {l.ExpireUntaggedDays, st.ExpireUntaggedDays}} {
+	}{{l.KeepImages, st.KeepImages}, {l.ExpireUntaggedDays, st.ExpireUntaggedDays}, {l.ArchiveAfterDays, st.ArchiveAfterDays}} {
 		if n.value != nil && *n.value < 0 {
 			return clierror.Usagef("%s %d is negative: give a positive number, or 0 to remove setup's rule", n.label, *n.value)
 		}
+	}
+	if err := validate.First(s.validateScanning(l), s.validateSigning(l)); err != nil {
+		return err
 	}
 	if st.KMSKey != "" {
 		return validate.KMSKey(l.KMSKey, st.KMSKey, s.Region)
@@ -144,14 +161,19 @@ type Stack struct {
 
 	Repositories []*Repository
 	Settings     []*RepositorySettings // one per repository; none: no setting asked for
-	Policy       *Policy
-	User         *User // the user CI's keys belong to; nil in a keyless setup
-	Former       *Retired
-	Federation   *Federation     // the role's trustee in a keyless setup
-	Found        *FoundProviders // the providers teardown finds through the role
-	Role         *Role
-	Variables    *CircleCIVariables // nil: no CircleCI target
-	Leftovers    *CircleCILeftovers // teardown's CircleCI variables; nil: no target
+	// The registry's configurations are one per account and region, shared
+	// by its repositories: one kind per region, covering the region's
+	// repositories of the spec. Setup's: none when not asked for.
+	Scanning   []*RegistryScanning
+	Signing    []*Signing
+	Policy     *Policy
+	User       *User // the user CI's keys belong to; nil in a keyless setup
+	Former     *Retired
+	Federation *Federation     // the role's trustee in a keyless setup
+	Found      *FoundProviders // the providers teardown finds through the role
+	Role       *Role
+	Variables  *CircleCIVariables // nil: no CircleCI target
+	Leftovers  *CircleCILeftovers // teardown's CircleCI variables; nil: no target
 
 	resources []Resource
 }
@@ -211,6 +233,18 @@ func (st *Stack) setup(api CircleCIAPI) {
 			st.resources = append(st.resources, set)
 		}
 	}
+	// Setup's repositories are all in its region (Validate): one
+	// configuration each.
+	if s.Scanning != nil {
+		sc := NewRegistryScanning(s.Region, st.Repositories, s.Scanning)
+		st.Scanning = append(st.Scanning, sc)
+		st.resources = append(st.resources, sc)
+	}
+	if s.SigningProfile != "" {
+		sg := NewSigning(s.Region, st.Repositories, s.SigningProfile)
+		st.Signing = append(st.Signing, sg)
+		st.resources = append(st.resources, sg)
+	}
 	if s.CircleCI != nil {
 		st.Variables = NewCircleCIVariables(api, *s.CircleCI, s.Region, st.Role, st.User)
 		st.resources = append(st.resources, st.Variables)
@@ -232,7 +266,16 @@ func (st *Stack) teardown(api CircleCIAPI) {
 	st.Role = NewRole(s.Role, st.User, st.Policy)
 	st.Policy.Role, st.Policy.User = st.Role, st.User
 	st.Found = &FoundProviders{Role: st.Role, Find: issuersOfRole}
-	st.resources = append(st.repositoryResources(), st.Policy, st.Found, st.Role, st.User)
+	st.resources = st.repositoryResources()
+	// The registry's rules decide after the repositories (they go only
+	// with them), and the repositories are deleted after them: one
+	// configuration per region among the repositories teardown deletes.
+	for _, in := range st.repositoriesByRegion() {
+		sc, sg := NewRegistryScanning(in.region, in.repos, nil), NewSigning(in.region, in.repos, "")
+		st.Scanning, st.Signing = append(st.Scanning, sc), append(st.Signing, sg)
+		st.resources = append(st.resources, sc, sg)
+	}
+	st.resources = append(st.resources, st.Policy, st.Found, st.Role, st.User)
 	if s.CircleCI != nil {
 		st.Leftovers = NewCircleCILeftovers(api, *s.CircleCI, st.Role, st.User)
 		st.resources = append(st.resources, st.Leftovers)
@@ -247,6 +290,14 @@ func (st *Stack) Resources() []Resource { return st.resources }
 func (st *Stack) grants() (policies.PermissionOptions, *policies.PermissionOptions) {
 	s := st.Spec
 	grants := s.Grants
+	grants.SigningProfile = s.SigningProfile
+	if s.Scanning != nil {
+		// The registry's rule scans the repository, whatever its own
+		// (deprecated) setting; enhanced findings come from Inspector.
+		grants.ScanFindings = true
+		grants.EnhancedFindings = s.Scanning.Type == ecrtypes.ScanTypeEnhanced
+		return grants, nil
+	}
 	if s.Settings.ScanOnPush != nil {
 		grants.ScanFindings = *s.Settings.ScanOnPush
 		return grants, nil
@@ -322,4 +373,28 @@ func issuersOfRole(id awsx.Identity, tags map[string]string, trust policies.Docu
 		}
 	}
 	return out
+}
+
+// validateScanning checks the registry scanning asked for: BASIC scans on
+// push only; ENHANCED on push or continuously.
+func (s Spec) validateScanning(l Labels) error {
+	sc := s.Scanning
+	if sc == nil {
+		return nil
+	}
+	switch sc.Type {
+	case ecrtypes.ScanTypeBasic, ecrtypes.ScanTypeEnhanced:
+	default:
+		return clierror.Usagef("%s %q is invalid: use basic or enhanced", l.Scanning, strings.ToLower(string(sc.Type)))
+	}
+	switch sc.Frequency {
+	case ecrtypes.ScanFrequencyScanOnPush:
+	case ecrtypes.ScanFrequencyContinuousScan:
+		if sc.Type != ecrtypes.ScanTypeEnhanced {
+			return clierror.Usagef("%s continuous needs %s enhanced: ECR's basic scanning scans on push only", l.ScanFrequency, l.Scanning)
+		}
+	default:
+		return clierror.Usagef("%s %q is invalid: use on-push or continuous", l.ScanFrequency, sc.Frequency)
+	}
+	return nil
 }

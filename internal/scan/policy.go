@@ -20,6 +20,9 @@ type Policy struct {
 	OnlyFixable bool
 	// Ignores are vulnerability IDs that do not count until they expire.
 	Ignores []Ignore
+	// RequireSignature fails an image that ECR's managed signing has not
+	// signed (signature.go).
+	RequireSignature bool
 	// Now is the time expiries are compared with; zero means time.Now.
 	Now time.Time
 }

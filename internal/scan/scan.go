@@ -182,13 +182,21 @@ type Result struct {
 	Failing int
 	// NoVerdict is set when the scan cannot judge the image.
 	NoVerdict *NoVerdict
+	// Signature is the image's managed signing status, when the policy
+	// requires a signature.
+	Signature *Signature
 }
 
 // Threshold is the severity the result was judged against.
 func (r *Result) Threshold() Severity { return r.Policy.Threshold }
 
 // Passed reports whether the image was judged and no finding fails it.
-func (r *Result) Passed() bool { return r.NoVerdict == nil && r.Failing == 0 }
+func (r *Result) Passed() bool { return r.NoVerdict == nil && r.Failing == 0 && !r.Unsigned() }
+
+// Unsigned reports whether a signature is required and the image has none.
+func (r *Result) Unsigned() bool {
+	return r.Policy.RequireSignature && (r.Signature == nil || !r.Signature.Signed)
+}
 
 // Ref names the image: repository:tags@digest.
 func (r *Result) Ref() string {
@@ -246,6 +254,11 @@ func (g *Gate) CheckAll(ctx context.Context, repository string, targets []Target
 		}
 		byDigest[r.Digest] = r
 		out = append(out, r)
+	}
+	if p.RequireSignature {
+		if err := g.signatures(ctx, repository, out); err != nil {
+			return out, err
+		}
 	}
 	return out, nil
 }

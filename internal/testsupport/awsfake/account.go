@@ -130,6 +130,7 @@ type Account struct {
 	instanceProfiles map[string]*instanceProfile
 	oidcProviders    map[string]*oidcProvider // by ARN
 	kmsKeys          []*kmsKey
+	registry         registryConfig // ECR's registry-wide configurations
 
 	calls  []Call
 	faults []*Fault
