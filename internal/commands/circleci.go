@@ -65,6 +65,7 @@ quoted for the job's shell; a tag may use CircleCI's variables, as
 	f.StringVar(&o.job.ReleaseURL, "release-url", install.DefaultReleaseURL, "where the job downloads releases from: BASE/v1.2.3/<archive> and its checksums file")
 	f.StringVar(&o.failOn, "fail-on", "", "turn the scan gate on: the job fails when ECR's scan finds a finding at or above this severity (CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL), and uploads a JUnit report")
 	f.BoolVar(&o.job.OnlyFixable, "only-fixable", false, "with --fail-on: count only findings with a fix available")
+	f.BoolVar(&o.job.RequireSignature, "require-signature", false, "with --fail-on: also fail unless ECR's managed signing signed the image (setup --signing-profile)")
 	f.StringVar(&o.job.IgnoreFile, "ignore-file", "", "with --fail-on: the gate's ignore file, relative to the repository root")
 	f.StringVar(&o.job.Builder, "builder", "auto", "push's builder: auto (the remote engine's own), or container (a BuildKit container on it, which caches a multi-stage Dockerfile's build stages in the registry)")
 	o.auth.add(f, false)

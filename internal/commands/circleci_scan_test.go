@@ -26,10 +26,10 @@ func (c circleConfig) storedTestResults() []string {
 // scan, writes a JUnit report inside the folder that store_test_results
 // uploads; without it, neither.
 func TestCircleCIConfigScanGate(t *testing.T) {
-	cfg, out := circleCIConfigOf(t, "--fail-on", "high", "--only-fixable", "--ignore-file", "ci/scan ignore")
+	cfg, out := circleCIConfigOf(t, "--fail-on", "high", "--only-fixable", "--ignore-file", "ci/scan ignore", "--require-signature")
 	argv := shellArgv(t, cfg.runCommands(t)["Build and push to ECR"])
 	want := []string{"push", "--auth", "keys", "--repository", "circleci-ecr-test", "--tag", "v1", "--scan", "--fail-on", "HIGH", "--only-fixable",
-		"--ignore-file", "ci/scan ignore", "--junit", "test-results/containerise/scan.xml"}
+		"--ignore-file", "ci/scan ignore", "--require-signature", "--junit", "test-results/containerise/scan.xml"}
 	if !reflect.DeepEqual(argv, want) {
 		t.Errorf("the job runs containerise with %q, want %q", argv, want)
 	}

@@ -115,7 +115,7 @@ func newPushCmdWith(g *Globals, getenv func(string) string, runF func(context.Co
 		flagGroup{"The build", []string{"context", "file", "build-arg", "target", "label", "builder", "secret", "ssh", "cache-from", "no-cache", "network", "platform"}},
 		flagGroup{"BuildKit daemon (--builder remote or container)", daemonFlagNames},
 		flagGroup{"Credentials", []string{"role-arn", "auth", "audience", "circleci-org-id", "wait"}},
-		flagGroup{"Scan gate", []string{"scan", "fail-on", "scan-wait", "only-fixable", "ignore", "ignore-file", "junit"}},
+		flagGroup{"Scan gate", []string{"scan", "fail-on", "scan-wait", "only-fixable", "ignore", "ignore-file", "junit", "require-signature"}},
 	)
 	return cmd
 }

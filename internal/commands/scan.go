@@ -40,6 +40,8 @@ type policyFlags struct {
 	Ignores     []string
 	IgnoreFile  string
 	JUnit       string
+	// RequireSignature also fails an image ECR's managed signing did not sign.
+	RequireSignature bool
 }
 
 func (p *policyFlags) add(fl *pflag.FlagSet, prefix string) {
@@ -47,12 +49,14 @@ func (p *policyFlags) add(fl *pflag.FlagSet, prefix string) {
 	fl.StringArrayVar(&p.Ignores, "ignore", nil, prefix+"a vulnerability ID (CVE-2024-1234) that does not count; repeatable")
 	fl.StringVar(&p.IgnoreFile, "ignore-file", "", prefix+"a file of vulnerability IDs that do not count, each with an optional expiry date and reason (see --help)")
 	fl.StringVar(&p.JUnit, "junit", "", prefix+"also write the findings as a JUnit XML report to this file (CircleCI: store_test_results)")
+	fl.BoolVar(&p.RequireSignature, "require-signature", false,
+		prefix+"also fail (exit 1) unless ECR's managed signing signed the image (setup --signing-profile); the report says which profile signed it")
 }
 
 // policy checks the flags and reads the ignore file: a usage error (exit 2)
 // before any call, naming the file and line at fault.
 func (p *policyFlags) policy(threshold scan.Severity) (scan.Policy, error) {
-	pol := scan.Policy{Threshold: threshold, OnlyFixable: p.OnlyFixable}
+	pol := scan.Policy{Threshold: threshold, OnlyFixable: p.OnlyFixable, RequireSignature: p.RequireSignature}
 	for _, id := range p.Ignores {
 		if err := scan.CheckID(id); err != nil {
 			return pol, clierror.Usagef("--ignore: %v", err)
@@ -112,7 +116,6 @@ type scanFlags struct {
 	creds                   ciCredentials
 	repository, tag, output string
 	wait                    time.Duration
-	requireSignature        bool
 	policyFlags
 }
 
@@ -185,8 +188,6 @@ Ignore file (--ignore-file):
 	fl.StringVar(&f.repository, "repository", push.DefaultRepository, "ECR repository")
 	fl.StringVar(&f.FailOn, "fail-on", "", "exit 1 when a finding counts at or above this severity: CRITICAL, HIGH, MEDIUM, LOW or INFORMATIONAL (required)")
 	f.policyFlags.add(fl, "")
-	fl.BoolVar(&f.requireSignature, "require-signature", false,
-		"also fail (exit 1) unless ECR's managed signing signed the image (setup --signing-profile); the report says which profile signed it")
 	fl.DurationVar(&f.wait, "wait", DefaultScanWait, "how long to wait for the scan to complete (0: look once)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.StringVar(&f.creds.RoleARN, "role-arn", "", "role to assume (default: AWS_IAM_ROLE_ARN)")
@@ -216,9 +217,7 @@ func (f *scanFlags) validate() (scan.Policy, error) {
 	if f.wait < 0 {
 		return scan.Policy{}, clierror.Usagef("--wait %s is negative", f.wait)
 	}
-	pol, err := f.policy(threshold)
-	pol.RequireSignature = f.requireSignature
-	return pol, err
+	return f.policy(threshold)
 }
 
 // failOn reads --fail-on.
@@ -514,7 +513,7 @@ func (f *pushFlags) scanGate() (*pushGate, error) {
 			name string
 			set  bool
 		}{{"--fail-on", f.FailOn != ""}, {"--only-fixable", f.OnlyFixable}, {"--ignore", len(f.Ignores) > 0},
-			{"--ignore-file", f.IgnoreFile != ""}, {"--junit", f.JUnit != ""}} {
+			{"--ignore-file", f.IgnoreFile != ""}, {"--junit", f.JUnit != ""}, {"--require-signature", f.RequireSignature}} {
 			if fl.set && fl.name == "--fail-on" {
 				return nil, clierror.Usagef("--fail-on needs --scan: containerise push --scan --fail-on %s", f.FailOn)
 			}

@@ -156,6 +156,7 @@ func TestPushScanFlags(t *testing.T) {
 		{[]string{"--scan", "--fail-on", "HIGH", "--ignore", "not an id"}, "--ignore"},
 		{[]string{"--scan", "--fail-on", "bad"}, `--fail-on "bad"`},
 		{[]string{"--scan", "--fail-on", "HIGH", "--scan-wait", "-1m"}, "--scan-wait"},
+		{[]string{"--require-signature"}, "--require-signature needs --scan: containerise push --scan --fail-on HIGH --require-signature"},
 	} {
 		_, _, err := runPushCmd(t, blogEnv(), c.args...)
 		if exitCodeOf(err) != clierror.ExitUsage || !strings.Contains(err.Error(), c.want) {
@@ -164,6 +165,12 @@ func TestPushScanFlags(t *testing.T) {
 	}
 	if _, _, err := runPushCmd(t, blogEnv(), "--scan", "--fail-on", "critical"); err != nil {
 		t.Errorf("push --scan --fail-on critical: %v", err)
+	}
+	// push --scan judges the signature as scan does.
+	f := &pushFlags{Scan: true}
+	f.FailOn, f.RequireSignature = "HIGH", true
+	if g, err := f.scanGate(); err != nil || !g.policy.RequireSignature {
+		t.Errorf("push --scan --require-signature: gate %+v, %v", g, err)
 	}
 }
 

@@ -32,6 +32,8 @@ type JobOptions struct {
 	FailOn      string
 	OnlyFixable bool
 	IgnoreFile  string
+	// RequireSignature passes --require-signature to the gate.
+	RequireSignature bool
 	// Builder is push's --builder: "auto" or "container".
 	Builder string
 }
@@ -85,8 +87,8 @@ func (o JobOptions) Validate() error {
 	if _, err := reference.ParseNormalizedNamed(o.Image); o.Image != "" && err != nil {
 		return clierror.Usagef("--image %q is invalid (%v): use a Docker image reference such as cimg/base:current or registry.example.com/team/base@sha256:<digest>", o.Image, err)
 	}
-	if o.FailOn == "" && (o.OnlyFixable || o.IgnoreFile != "") {
-		return clierror.Usagef("--only-fixable and --ignore-file need the gate: add --fail-on HIGH (or another severity)")
+	if o.FailOn == "" && (o.OnlyFixable || o.IgnoreFile != "" || o.RequireSignature) {
+		return clierror.Usagef("--only-fixable, --ignore-file and --require-signature need the gate: add --fail-on HIGH (or another severity)")
 	}
 	if o.IgnoreFile != "" {
 		if err := CheckPath("--ignore-file", o.IgnoreFile); err != nil {
@@ -173,6 +175,9 @@ func pushCommand(o JobOptions) string {
 		}
 		if o.IgnoreFile != "" {
 			words = append(words, "--ignore-file", shellQuote(o.IgnoreFile))
+		}
+		if o.RequireSignature {
+			words = append(words, "--require-signature")
 		}
 		words = append(words, "--junit", ScanReport)
 	}
