@@ -115,10 +115,10 @@ func TestCacheExportWarningSaysWhatToDo(t *testing.T) {
 	}
 }
 
-// TestEngineAdvisesContainerForBuildStages: on an engine that cannot export
-// a registry cache, a multi-stage Dockerfile gets one line saying that
-// --builder container would cache its build stages; a single-stage one,
-// --no-cache, or an engine with the containerd image store gets none.
+// TestEngineAdvisesContainerForBuildStages: the engine path exports no
+// registry cache, whatever the engine's image store, so a multi-stage
+// Dockerfile gets one line saying that --builder container would cache its
+// build stages; a single-stage one, or --no-cache, gets none.
 func TestEngineAdvisesContainerForBuildStages(t *testing.T) {
 	const multi = "FROM local/busybox:latest AS deps\nRUN echo deps\n# FROM in a comment\nFROM local/busybox:latest\nCOPY --from=deps /etc/hostname /x\n"
 	const advice = "--builder container would cache them in the registry"
@@ -129,7 +129,7 @@ func TestEngineAdvisesContainerForBuildStages(t *testing.T) {
 		{name: "multi-stage", dockerfile: multi, want: true},
 		{name: "single stage", dockerfile: "FROM local/busybox:latest\nRUN echo one\n"},
 		{name: "multi-stage, no cache", dockerfile: multi, noCache: true},
-		{name: "multi-stage, containerd store", dockerfile: multi, driverType: "io.containerd.snapshotter.v1"},
+		{name: "multi-stage, containerd store", dockerfile: multi, driverType: "io.containerd.snapshotter.v1", want: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, awsfake.Config{})

@@ -221,7 +221,7 @@ func (p *Pusher) Push(ctx context.Context, o Options) ([]Pushed, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.adviseOnStages(ctx, o, bc)
+	p.adviseOnStages(o, bc)
 	req := buildRequest{builder: builder, registry: newRegistryGate(o.RoleARN, p.Debugf)}
 	deadline := time.Now().Add(o.Wait)
 	var (

@@ -1,7 +1,6 @@
 package push
 
 import (
-	"context"
 	"os"
 	"strings"
 
@@ -30,14 +29,12 @@ func buildStages(path string) int {
 }
 
 // adviseOnStages says, in one line, that a multi-stage Dockerfile's build
-// stages are not cached on an engine that cannot export a registry cache:
-// the engine's cache holds the final image's layers only, so a cold engine
-// runs every build stage again.
-func (p *Pusher) adviseOnStages(ctx context.Context, o Options, bc buildContext) {
+// stages are not cached on the engine path: it exports no registry cache
+// (even an engine with the containerd image store, which could, is given
+// only the inline cache), so the engine's cache holds the final image's
+// layers only, and a cold engine runs every build stage again.
+func (p *Pusher) adviseOnStages(o Options, bc buildContext) {
 	if o.NoCache || buildStages(bc.DockerfilePath) < 2 {
-		return
-	}
-	if store, err := p.imageStore(ctx); err != nil || store == containerdStore {
 		return
 	}
 	p.logf("cache: this engine caches only the final stage of a multi-stage Dockerfile, so a cold engine runs the build stages again; --builder container would cache them in the registry")
