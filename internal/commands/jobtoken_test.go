@@ -94,8 +94,17 @@ func TestSeamJobSaysWhatTheConfigLacks(t *testing.T) {
 			}
 		}
 	}
-	if job, err := seamJob(context.Background(), envOf(map[string]string{"CIRCLECI": "true"}), jobRequest{Auth: "oidc", Now: time.Now()}); job != nil || err != nil {
-		t.Errorf("a CircleCI job is not the seam's here: %+v %v", job, err)
+	// CircleCI goes through the seam too, and its jobs' tokens are ambient:
+	// without one, only --auth oidc is an error; otherwise push asks for the
+	// keys.
+	circle := map[string]string{"CIRCLECI": "true", "CIRCLE_PROJECT_REPONAME": "app", "CIRCLE_BUILD_NUM": "42"}
+	_, err := seamJob(context.Background(), envOf(circle), jobRequest{Auth: "oidc", Now: time.Now()})
+	if err == nil || clierror.Code(err) != 2 || !strings.Contains(err.Error(), "neither CIRCLE_OIDC_TOKEN_V2 nor CIRCLE_OIDC_TOKEN is set") {
+		t.Errorf("a CircleCI job without a token, --auth oidc: %v", err)
+	}
+	job, err := seamJob(context.Background(), envOf(circle), jobRequest{Now: time.Now()})
+	if err != nil || job.Provider.Name() != "circleci" || job.WebIdentity != nil || job.SessionName != "circleci-app-42" {
+		t.Errorf("a CircleCI job without a token: %+v %v", job, err)
 	}
 }
 

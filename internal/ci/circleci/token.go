@@ -7,6 +7,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/clierror"
 )
 
@@ -90,6 +91,22 @@ func ReadToken(variable, token string, now time.Time, trustedOrg string) (*WebId
 			variable, c.Expires.UTC().Format(time.RFC3339), now.Sub(c.Expires).Round(time.Second))
 	}
 	return &WebIdentity{Token: token, Variable: variable, Claims: c}, nil
+}
+
+// Identity is the token a CI provider got for the job, as push carries
+// it: CircleCI's with the claims it read, another CI's with that CI's name
+// and job.
+func Identity(p ci.Provider, t *ci.Token) *WebIdentity {
+	c := t.Claims
+	w := &WebIdentity{Token: t.Raw, Variable: t.Source, Claims: TokenClaims{
+		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, Expires: c.Expires,
+	}}
+	if p.Name() != Name {
+		w.CI, w.Job = p.Title(), c.Job
+		return w
+	}
+	w.Claims.OrgID, w.Claims.ProjectID, w.Claims.VCSRef = c.Extra["org-id"], c.Extra["project-id"], c.Extra["vcs-ref"]
+	return w
 }
 
 // Describe says which job the token stands for, for messages.
