@@ -16,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/registry"
 
 	"github.com/containerise/containerise/internal/awsx"
-	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/hint"
 )
 
@@ -30,13 +29,6 @@ type stsAPI interface {
 type ecrAPI interface {
 	GetAuthorizationToken(ctx context.Context, in *ecr.GetAuthorizationTokenInput, optFns ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
 	DescribeImages(ctx context.Context, in *ecr.DescribeImagesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeImagesOutput, error)
-}
-
-// SessionName returns the role session name that tells an auditor who
-// pushed: the CI job's run (CircleCI: "circleci-<repository>-<build
-// number>"), else "containerise-<unix time>".
-func SessionName(getenv func(string) string, now time.Time) string {
-	return circleci.SessionName(getenv, now)
 }
 
 // iamWaits maps the error codes that mean "IAM does not know this yet" to

@@ -43,7 +43,8 @@ type Options struct {
 	// WebIdentity, when set, is the job's OIDC token: the role is assumed
 	// with it (keyless) instead of the keys.
 	WebIdentity *circleci.WebIdentity
-	// SessionName is the role session name auditors see (see SessionName).
+	// SessionName is the role session name auditors see: the job's CI names
+	// it after the run (ci.Provider.SessionName).
 	SessionName string
 
 	// Region is the repository's region; with the role's account it names
