@@ -20,7 +20,6 @@ import (
 	"github.com/containerise/containerise/push/bkdaemon"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/names"
 )
 
@@ -42,7 +41,7 @@ type Options struct {
 	RoleARN         string
 	// WebIdentity, when set, is the job's OIDC token: the role is assumed
 	// with it (keyless) instead of the keys.
-	WebIdentity *circleci.WebIdentity
+	WebIdentity *WebIdentity
 	// SessionName is the role session name auditors see: the job's CI names
 	// it after the run (ci.Provider.SessionName).
 	SessionName string

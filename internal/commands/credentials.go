@@ -91,7 +91,7 @@ func (f *ciCredentials) credentials(getenv func(string) string) (push.Options, e
 // webIdentity picks the credential through the job's CI (see seamJob):
 // its OIDC token unless the keys win, checked before any call, naming
 // where it came from and never showing it.
-func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (*circleci.WebIdentity, error) {
+func (f *ciCredentials) webIdentity(getenv func(string) string, haveKeys bool) (*push.WebIdentity, error) {
 	switch f.Auth {
 	case "", "oidc", "keys":
 	default:

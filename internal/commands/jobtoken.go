@@ -14,6 +14,7 @@ import (
 	"github.com/containerise/containerise/internal/ci/gitlab"
 	"github.com/containerise/containerise/internal/clierror"
 	"github.com/containerise/containerise/internal/names"
+	"github.com/containerise/containerise/push"
 )
 
 // jobProviders are the CIs whose jobs push recognises from their own
@@ -29,7 +30,7 @@ var anyJob ci.AmbientToken = circleci.Provider{}
 // after the run, and which credential won when both were there.
 type jobIdentity struct {
 	Provider    ci.Provider
-	WebIdentity *circleci.WebIdentity
+	WebIdentity *push.WebIdentity
 	SessionName string
 	Note        string
 }
@@ -113,7 +114,7 @@ func seamJob(ctx context.Context, getenv func(string) string, r jobRequest) (*jo
 		}
 		return nil, clierror.AsUsage(err)
 	}
-	job.WebIdentity = circleci.Identity(p, tok)
+	job.WebIdentity = &push.WebIdentity{Token: *tok, CI: p}
 	if r.HaveKeys {
 		job.Note = fmt.Sprintf("both %s's OIDC token and the CI user's keys are there: using the token, as --auth oidc asks", p.Title())
 		if isAmbient {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/clierror"
 )
 
@@ -26,19 +25,14 @@ const circleCIIssuerPrefix = "https://oidc.circleci.com/org/"
 // judge: this machine's clock may run ahead of AWS's.
 const clockSkew = time.Minute
 
-// WebIdentity is CircleCI's OIDC token for the job, with the claims push
-// read from it to explain a refusal. The token is a credential: it is sent
-// to STS and never printed, not even with --verbose. Push carries another
-// CI's token in it too, with CI and Job set.
+// WebIdentity is CircleCI's OIDC token for the job, with the claims read
+// from it. The token is a credential: it is sent to STS and never
+// printed, not even with --verbose.
 type WebIdentity struct {
 	Token string
-	// Variable is the environment variable it came from (another CI:
-	// where it came from, "GitHub's token endpoint").
+	// Variable is the environment variable it came from.
 	Variable string
 	Claims   TokenClaims
-	// CI names another CI than CircleCI, for messages: "GitHub Actions";
-	// Job says which of its jobs the token stands for.
-	CI, Job string
 }
 
 // TokenClaims are what push reads from the token: none of it is secret.
@@ -93,30 +87,6 @@ func ReadToken(variable, token string, now time.Time, trustedOrg string) (*WebId
 	return &WebIdentity{Token: token, Variable: variable, Claims: c}, nil
 }
 
-// Identity is the token a CI provider got for the job, as push carries
-// it: CircleCI's with the claims it read, another CI's with that CI's name
-// and job.
-func Identity(p ci.Provider, t *ci.Token) *WebIdentity {
-	c := t.Claims
-	w := &WebIdentity{Token: t.Raw, Variable: t.Source, Claims: TokenClaims{
-		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, Expires: c.Expires,
-	}}
-	if p.Name() != Name {
-		w.CI, w.Job = p.Title(), c.Job
-		return w
-	}
-	w.Claims.OrgID, w.Claims.ProjectID, w.Claims.VCSRef = c.Extra["org-id"], c.Extra["project-id"], c.Extra["vcs-ref"]
-	return w
-}
-
-// Describe says which job the token stands for, for messages.
-func (w *WebIdentity) Describe() string {
-	if w.Job != "" {
-		return w.Job
-	}
-	return w.Claims.Describe()
-}
-
 // Describe says which job the token stands for, for messages.
 func (c TokenClaims) Describe() string {
 	var parts []string
@@ -133,8 +103,5 @@ func (c TokenClaims) Describe() string {
 }
 
 func (w *WebIdentity) String() string {
-	if w.CI != "" {
-		return fmt.Sprintf("the %s OIDC token from %s (%s)", w.CI, w.Variable, w.Describe())
-	}
 	return fmt.Sprintf("the OIDC token in %s (organization %s, %s)", w.Variable, w.Claims.OrgID, w.Claims.Describe())
 }
