@@ -10,7 +10,7 @@ var _ ci.Explainer = Provider{}
 
 // Describe names the token's variable, organization and job.
 func (Provider) Describe(t *ci.Token) string {
-	return fmt.Sprintf("the OIDC token in %s (organization %s, %s)", t.Source, t.Claims.Extra["org-id"], t.Claims.Job)
+	return fmt.Sprintf("the OIDC token in %s (organization %s, %s)", t.Source, t.Claims.Extra[ClaimOrgID], t.Claims.Job)
 }
 
 // Named names the token's variable.
@@ -19,7 +19,7 @@ func (Provider) Named(t *ci.Token) string { return "the OIDC token in " + t.Sour
 // Explain words STS's refusals of a CircleCI job's token: its organization
 // is both the issuer's last part and the audience.
 func (Provider) Explain(r ci.Refusal, t *ci.Token) (why, hint string) {
-	org := t.Claims.Extra["org-id"]
+	org := t.Claims.Extra[ClaimOrgID]
 	switch r {
 	case ci.RefusedNoProvider:
 		return fmt.Sprintf("the account has no IAM OIDC provider for the token's issuer, %s (CircleCI organization %s), or IAM has not caught up yet", t.Claims.Issuer, org),

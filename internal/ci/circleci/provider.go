@@ -61,15 +61,7 @@ func (Provider) Token(_ context.Context, job ci.Job) (*ci.Token, error) {
 	case raw == "":
 		return nil, nil
 	}
-	id, err := ReadToken(variable, raw, job.Now, strings.ToLower(job.Trusted))
-	if err != nil {
-		return nil, err
-	}
-	c := id.Claims
-	return &ci.Token{Raw: id.Token, Source: variable, Claims: ci.Claims{
-		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, Expires: c.Expires, Job: c.Describe(),
-		Extra: map[string]string{"org-id": c.OrgID, "project-id": c.ProjectID, "vcs-ref": c.VCSRef},
-	}}, nil
+	return ReadToken(variable, raw, job.Now, strings.ToLower(job.Trusted))
 }
 
 // Config writes .circleci/config.yml through the seam, as ci-config --ci
