@@ -16,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/registry"
 
 	"github.com/containerise/containerise/internal/awsx"
-	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/hint"
 )
 
@@ -30,13 +29,6 @@ type stsAPI interface {
 type ecrAPI interface {
 	GetAuthorizationToken(ctx context.Context, in *ecr.GetAuthorizationTokenInput, optFns ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
 	DescribeImages(ctx context.Context, in *ecr.DescribeImagesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeImagesOutput, error)
-}
-
-// SessionName returns the role session name that tells an auditor who
-// pushed: the CI job's run (CircleCI: "circleci-<repository>-<build
-// number>"), else "containerise-<unix time>".
-func SessionName(getenv func(string) string, now time.Time) string {
-	return circleci.SessionName(getenv, now)
 }
 
 // iamWaits maps the error codes that mean "IAM does not know this yet" to
@@ -70,14 +62,15 @@ const trustRetries = 4
 // webIdentityWaits: right after a keyless setup, STS may not know the new
 // OIDC provider yet (InvalidIdentityToken "No OpenIDConnect provider
 // found"), nor the role's new trust (AccessDenied, for a few retries). Any
-// other InvalidIdentityToken is the token's own fault and final.
-func webIdentityWaits() awsx.Pending {
+// other InvalidIdentityToken is the token's own fault and final. job names
+// the CI whose job it is.
+func webIdentityWaits(job string) awsx.Pending {
 	denied := 0
 	return func(err error) (string, bool) {
 		switch {
 		case awsx.ErrorCode(err) == "AccessDenied":
 			denied++
-			return "IAM to let the CircleCI job assume the role", denied <= trustRetries
+			return "IAM to let the " + job + " job assume the role", denied <= trustRetries
 		case awsx.ErrorCode(err) == "InvalidIdentityToken" && strings.Contains(awsx.Describe(err), "No OpenIDConnect provider found"):
 			return "IAM to know the new OIDC provider", true
 		}
@@ -152,12 +145,12 @@ func (p *Pusher) assumeRoleWithWebIdentity(ctx context.Context, o Options, deadl
 	p.debugf("oidc: token issued by %s for %s, expires %s", id.Claims.Issuer, id.Claims.Subject, id.Claims.Expires.UTC().Format(time.RFC3339))
 	start := time.Now()
 	var out *sts.AssumeRoleWithWebIdentityOutput
-	err := p.retryIAM(ctx, deadline, webIdentityWaits(), func() error {
+	err := p.retryIAM(ctx, deadline, webIdentityWaits(id.CI.Title()), func() error {
 		var err error
 		out, err = p.STS.AssumeRoleWithWebIdentity(ctx, &sts.AssumeRoleWithWebIdentityInput{
 			RoleArn:          aws.String(o.RoleARN),
 			RoleSessionName:  aws.String(o.SessionName),
-			WebIdentityToken: aws.String(id.Token),
+			WebIdentityToken: aws.String(id.Raw),
 		})
 		return err
 	})
@@ -165,73 +158,6 @@ func (p *Pusher) assumeRoleWithWebIdentity(ctx context.Context, o Options, deadl
 		return aws.Credentials{}, webIdentityError(err, o, time.Since(start))
 	}
 	return p.roleCredentials(o, out.Credentials, out.AssumedRoleUser, "sts.AssumeRoleWithWebIdentity")
-}
-
-func webIdentityError(err error, o Options, waited time.Duration) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	id := o.WebIdentity
-	if id.CI != "" {
-		return otherCIError(err, o, waited)
-	}
-	e := &Error{Err: err, Doing: fmt.Sprintf("assuming %s with the OIDC token in %s", o.RoleARN, id.Variable)}
-	msg := awsx.Describe(err)
-	switch code := awsx.ErrorCode(err); {
-	case code == "InvalidIdentityToken" && strings.Contains(msg, "No OpenIDConnect provider found"):
-		e.Why = fmt.Sprintf("the account has no IAM OIDC provider for the token's issuer, %s (CircleCI organization %s), or IAM has not caught up yet", id.Claims.Issuer, id.Claims.OrgID)
-		e.Hint, e.Next = "run setup keyless for organization "+id.Claims.OrgID+", in the account of the role", hint.WaitLonger
-	case code == "InvalidIdentityToken" && strings.Contains(msg, "audience"):
-		e.Why = fmt.Sprintf("the OIDC provider does not list organization %s as a client ID (audience)", id.Claims.OrgID)
-		e.Hint = "rerun setup keyless: it adds the client ID (after confirmation, to a provider containerise did not create)"
-	case code == "InvalidIdentityToken":
-		e.Why = "STS refused the token itself (its signature or its claims)"
-		e.Hint = "leave " + id.Variable + " to CircleCI rather than setting it yourself"
-	case code == "ExpiredTokenException" || code == "ExpiredToken":
-		e.Why = "the token has expired: CircleCI's job tokens live one hour from the job's start"
-		e.Hint = "rerun the job"
-	case code == "AccessDenied":
-		e.Why = fmt.Sprintf("the role's trust policy does not accept this job's token (%s): it trusts other projects or branches, or only the CI user's keys (a keys setup)", id.Claims.Describe())
-		e.Hint = "if the role was set up with keys, push with the user's keys and --auth keys; " +
-			"otherwise rerun setup keyless with this project and branch among those the role trusts"
-	default:
-		return e
-	}
-	if waited >= time.Second {
-		e.After = fmt.Sprintf("still refused after %s", waited.Round(time.Second))
-	}
-	return e
-}
-
-// otherCIError explains STS's refusal of another CI's token than
-// CircleCI's.
-func otherCIError(err error, o Options, waited time.Duration) error {
-	id := o.WebIdentity
-	e := &Error{Err: err, Doing: fmt.Sprintf("assuming %s with %s", o.RoleARN, id)}
-	msg := awsx.Describe(err)
-	switch code := awsx.ErrorCode(err); {
-	case code == "InvalidIdentityToken" && strings.Contains(msg, "No OpenIDConnect provider found"):
-		e.Why = fmt.Sprintf("the account has no IAM OIDC provider for the token's issuer, %s, or IAM has not caught up yet", id.Claims.Issuer)
-		e.Hint, e.Next = "run setup keyless for these "+id.CI+" jobs, in the account of the role", hint.WaitLonger
-	case code == "InvalidIdentityToken" && strings.Contains(msg, "audience"):
-		e.Why = fmt.Sprintf("the OIDC provider of %s does not list the token's audience (%s) as a client ID", id.Claims.Issuer, strings.Join(id.Claims.Audience, ", "))
-		e.Hint = "rerun setup keyless: it adds the client ID (after confirmation, to a provider containerise did not create)"
-	case code == "InvalidIdentityToken":
-		e.Why = "STS refused the token itself (its signature or its claims)"
-		e.Hint = "let " + id.CI + " issue the token rather than setting it yourself"
-	case code == "ExpiredTokenException" || code == "ExpiredToken":
-		e.Why = "the token has expired"
-		e.Hint = "rerun the job: push gets its token in the step that pushes"
-	case code == "AccessDenied":
-		e.Why = fmt.Sprintf("the role's trust policy does not accept this job's token (%s, subject %s): it trusts other repositories, branches or CIs, or only the CI user's keys (a keys setup)", id.Describe(), id.Claims.Subject)
-		e.Hint = "rerun setup keyless naming this job's repository (and branch) among those the role trusts"
-	default:
-		return e
-	}
-	if waited >= time.Second {
-		e.After = fmt.Sprintf("still refused after %s", waited.Round(time.Second))
-	}
-	return e
 }
 
 func assumeRoleError(err error, o Options, waited time.Duration) error {

@@ -20,7 +20,6 @@ import (
 	"github.com/containerise/containerise/push/bkdaemon"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/names"
 )
 
@@ -42,8 +41,9 @@ type Options struct {
 	RoleARN         string
 	// WebIdentity, when set, is the job's OIDC token: the role is assumed
 	// with it (keyless) instead of the keys.
-	WebIdentity *circleci.WebIdentity
-	// SessionName is the role session name auditors see (see SessionName).
+	WebIdentity *WebIdentity
+	// SessionName is the role session name auditors see: the job's CI names
+	// it after the run (ci.Provider.SessionName).
 	SessionName string
 
 	// Region is the repository's region; with the role's account it names

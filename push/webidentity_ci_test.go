@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
-	"github.com/containerise/containerise/internal/ci/circleci"
+	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/github"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/internal/testsupport/citoken"
@@ -36,8 +36,9 @@ func newGitHubWorld(t *testing.T, ref string) (*world, string) {
 	w.pusher.STS = w.acct.STS()
 	w.opts.AccessKeyID, w.opts.SecretAccessKey = "", ""
 	w.opts.SessionName = "github-acme-app-9876543210-1"
-	w.opts.WebIdentity = &circleci.WebIdentity{Token: token, Variable: "GitHub's token endpoint", CI: "GitHub Actions", Job: "repository acme/app, ref " + ref,
-		Claims: circleci.TokenClaims{Issuer: github.Issuer, Subject: "repo:acme/app:ref:" + ref, Audience: []string{github.Audience}, Expires: w.acct.Now().Add(5 * time.Minute)}}
+	w.opts.WebIdentity = &WebIdentity{CI: github.Provider{}, Token: ci.Token{Raw: token, Source: "GitHub's token endpoint",
+		Claims: ci.Claims{Issuer: github.Issuer, Subject: "repo:acme/app:ref:" + ref, Audience: []string{github.Audience}, Expires: w.acct.Now().Add(5 * time.Minute),
+			Job: "repository acme/app, ref " + ref}}}
 	return w, token
 }
 

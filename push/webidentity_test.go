@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
+	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/ci/circleci"
 	"github.com/containerise/containerise/internal/testsupport/awsfake"
 	"github.com/containerise/containerise/internal/testsupport/circletoken"
@@ -40,12 +41,13 @@ func newKeylessWorld(t *testing.T, cfg awsfake.Config, branch string) (*world, s
 	}
 	w.acct.ResetCalls()
 	token := circletoken.Job{OrgID: testOrg, ProjectID: testProject, Branch: branch, IssuedAt: w.acct.Now()}.Mint()
-	id, err := circleci.ReadToken(circleci.EnvOIDCTokenV2, token, w.acct.Now(), testOrg)
+	env := map[string]string{circleci.EnvOIDCTokenV2: token}
+	tok, err := circleci.Provider{}.Token(ctx, ci.Job{Getenv: func(k string) string { return env[k] }, Now: w.acct.Now(), Trusted: testOrg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.pusher.STS = w.acct.STS() // the call is unsigned: whose client does not matter
-	w.opts.AccessKeyID, w.opts.SecretAccessKey, w.opts.WebIdentity = "", "", id
+	w.opts.AccessKeyID, w.opts.SecretAccessKey, w.opts.WebIdentity = "", "", &WebIdentity{Token: *tok, CI: circleci.Provider{}}
 	return w, token
 }
 

@@ -143,6 +143,32 @@ type Job struct {
 	// Required: the token must be there (--auth oidc); otherwise a job
 	// without one is no error.
 	Required bool
+	// Elsewhere, when set, replaces what a provider's error for a missing
+	// required token suggests doing outside its jobs: the caller may know
+	// more ways than the provider does.
+	Elsewhere string
+}
+
+// AmbientToken is a Provider whose jobs all carry an OIDC token in a
+// variable, unasked (CircleCI). Its audience is the CI's, not the job's to
+// choose; a job that has no token was not set up for one; and a token is
+// there even in jobs set up for keys, so push says when the keys win.
+type AmbientToken interface {
+	Provider
+	// TokenVariables name the variables that carry the token, preferred
+	// first.
+	TokenVariables() []string
+}
+
+// AmbientVariable is the first of p's token variables that is set in the
+// job, "" when none is.
+func AmbientVariable(p AmbientToken, getenv func(string) string) string {
+	for _, v := range p.TokenVariables() {
+		if strings.TrimSpace(getenv(v)) != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // Token is a job's OIDC token with the claims push read from it, without

@@ -85,7 +85,7 @@ func (a *authFlags) options(requireOrg bool) (provision.Auth, circleci.Selector,
 			"(or, for other CIs, --github-repo, --gitlab-project, --bitbucket-workspace or --buildkite-org)", flagAuth, flagOrg)
 	}
 	if a.org != "" {
-		if err := validate.UUID(flagOrg, a.org, "CircleCI shows it under Organization Settings > Overview"); err != nil {
+		if err := circleci.ValidateOrgID(flagOrg, a.org); err != nil {
 			return "", c, err
 		}
 	}

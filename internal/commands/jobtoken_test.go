@@ -51,7 +51,7 @@ func TestSeamJobInAGitLabJob(t *testing.T) {
 	env := map[string]string{"GITLAB_CI": "true", "CI_PROJECT_PATH": "acme/app", "CI_JOB_ID": "7654321", "CI_SERVER_URL": "https://gitlab.com",
 		"GITLAB_OIDC_TOKEN": citoken.GitLab{ProjectPath: "acme/app", Ref: "main", Audience: "sts.amazonaws.com"}.Mint()}
 	job, err := seamJob(context.Background(), envOf(env), jobRequest{Now: time.Now()})
-	if err != nil || job.WebIdentity == nil || job.SessionName != "gitlab-acme-app-7654321" || job.WebIdentity.Variable != "GITLAB_OIDC_TOKEN" {
+	if err != nil || job.WebIdentity == nil || job.SessionName != "gitlab-acme-app-7654321" || job.WebIdentity.Source != "GITLAB_OIDC_TOKEN" {
 		t.Fatalf("job %+v %v", job, err)
 	}
 	_, err = seamJob(context.Background(), envOf(env), jobRequest{Audience: "https://gitlab.com", Now: time.Now()})
@@ -94,8 +94,17 @@ func TestSeamJobSaysWhatTheConfigLacks(t *testing.T) {
 			}
 		}
 	}
-	if job, err := seamJob(context.Background(), envOf(map[string]string{"CIRCLECI": "true"}), jobRequest{Auth: "oidc", Now: time.Now()}); job != nil || err != nil {
-		t.Errorf("a CircleCI job is not the seam's here: %+v %v", job, err)
+	// CircleCI goes through the seam too, and its jobs' tokens are ambient:
+	// without one, only --auth oidc is an error; otherwise push asks for the
+	// keys.
+	circle := map[string]string{"CIRCLECI": "true", "CIRCLE_PROJECT_REPONAME": "app", "CIRCLE_BUILD_NUM": "42"}
+	_, err := seamJob(context.Background(), envOf(circle), jobRequest{Auth: "oidc", Now: time.Now()})
+	if err == nil || clierror.Code(err) != 2 || !strings.Contains(err.Error(), "neither CIRCLE_OIDC_TOKEN_V2 nor CIRCLE_OIDC_TOKEN is set") {
+		t.Errorf("a CircleCI job without a token, --auth oidc: %v", err)
+	}
+	job, err := seamJob(context.Background(), envOf(circle), jobRequest{Now: time.Now()})
+	if err != nil || job.Provider.Name() != "circleci" || job.WebIdentity != nil || job.SessionName != "circleci-app-42" {
+		t.Errorf("a CircleCI job without a token: %+v %v", job, err)
 	}
 }
 
@@ -108,7 +117,7 @@ func TestPushTakesAGitLabJobsToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.WebIdentity == nil || o.WebIdentity.Token != token || o.AccessKeyID != "" || o.SessionName != "gitlab-acme-app-7654321" {
+	if o.WebIdentity == nil || o.WebIdentity.Raw != token || o.AccessKeyID != "" || o.SessionName != "gitlab-acme-app-7654321" {
 		t.Errorf("options: session %q, keys %q, token from %v", o.SessionName, o.AccessKeyID, o.WebIdentity)
 	}
 	if strings.Contains(stderr, token) {

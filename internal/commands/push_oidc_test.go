@@ -49,7 +49,7 @@ func TestPushTakesTheOIDCToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.WebIdentity == nil || o.WebIdentity.Token != v2 || o.WebIdentity.Variable != circleci.EnvOIDCTokenV2 || o.AccessKeyID != "" || o.RoleARN != testRole {
+	if o.WebIdentity == nil || o.WebIdentity.Raw != v2 || o.WebIdentity.Source != circleci.EnvOIDCTokenV2 || o.AccessKeyID != "" || o.RoleARN != testRole {
 		t.Fatalf("options %+v", o)
 	}
 	if stderr != "" {
@@ -57,7 +57,7 @@ func TestPushTakesTheOIDCToken(t *testing.T) {
 	}
 
 	o, _, err = pushWith(t, keylessEnv(map[string]string{circleci.EnvOIDCToken: v1}))
-	if err != nil || o.WebIdentity == nil || o.WebIdentity.Variable != circleci.EnvOIDCToken {
+	if err != nil || o.WebIdentity == nil || o.WebIdentity.Source != circleci.EnvOIDCToken {
 		t.Fatalf("v1 token alone: %+v, %v", o, err)
 	}
 

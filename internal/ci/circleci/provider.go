@@ -14,7 +14,7 @@ import (
 // Provider is CircleCI as its jobs see it: the ci.Provider of CircleCI.
 type Provider struct{}
 
-var _ ci.Provider = Provider{}
+var _ ci.AmbientToken = Provider{}
 
 // Name is the CI's short name.
 func (Provider) Name() string { return Name }
@@ -33,6 +33,14 @@ func (Provider) SessionName(getenv func(string) string, now time.Time) string {
 // Variables are the variables the job reads from the project or a context.
 func (Provider) Variables(keyless bool) []string { return jobconfig.Variables(keyless) }
 
+// TokenVariables are the variables CircleCI sets in every job, V2 first.
+func (Provider) TokenVariables() []string { return []string{EnvOIDCTokenV2, EnvOIDCToken} }
+
+// ValidateOrgID checks an organization ID given by flag, before any call.
+func ValidateOrgID(flag, id string) error {
+	return validate.UUID(flag, id, "CircleCI shows it under Organization Settings > Overview")
+}
+
 // Token reads the job's OIDC token from the variable CircleCI sets in
 // every job (V2 first, whose subject also names the branch) and checks it
 // with ReadToken: issued by CircleCI, for job.Trusted's organisation when
@@ -44,20 +52,16 @@ func (Provider) Token(_ context.Context, job ci.Job) (*ci.Token, error) {
 	}
 	switch {
 	case raw == "" && job.Required:
-		return nil, clierror.Usagef("--auth oidc: neither %s nor %s is set: CircleCI sets them in each job (if a job lacks them, give it a context); "+
-			"outside CircleCI use the CI user's keys", EnvOIDCTokenV2, EnvOIDCToken)
+		elsewhere := job.Elsewhere
+		if elsewhere == "" {
+			elsewhere = "outside CircleCI use the CI user's keys"
+		}
+		return nil, clierror.Usagef("--auth oidc: neither %s nor %s is set: CircleCI sets them in each job (if a job lacks them, give it a context); %s",
+			EnvOIDCTokenV2, EnvOIDCToken, elsewhere)
 	case raw == "":
 		return nil, nil
 	}
-	id, err := ReadToken(variable, raw, job.Now, strings.ToLower(job.Trusted))
-	if err != nil {
-		return nil, err
-	}
-	c := id.Claims
-	return &ci.Token{Raw: id.Token, Source: variable, Claims: ci.Claims{
-		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, Expires: c.Expires, Job: c.Describe(),
-		Extra: map[string]string{"org-id": c.OrgID, "project-id": c.ProjectID, "vcs-ref": c.VCSRef},
-	}}, nil
+	return ReadToken(variable, raw, job.Now, strings.ToLower(job.Trusted))
 }
 
 // Config writes .circleci/config.yml through the seam, as ci-config --ci
@@ -79,7 +83,7 @@ func (Provider) Config(o ci.ConfigOptions) (ci.Config, error) {
 		if !j.Keyless {
 			return ci.Config{}, clierror.Usagef("--circleci-org-id is for keyless setups: add --auth oidc")
 		}
-		if err := validate.UUID("--circleci-org-id", j.Trusted, "CircleCI shows it under Organization Settings > Overview"); err != nil {
+		if err := ValidateOrgID("--circleci-org-id", j.Trusted); err != nil {
 			return ci.Config{}, err
 		}
 		// CircleCI writes its IDs in lower case, and so do its tokens.

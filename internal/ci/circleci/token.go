@@ -1,12 +1,12 @@
 package circleci
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/containerise/containerise/internal/ci"
 	"github.com/containerise/containerise/internal/clierror"
 )
 
@@ -25,57 +25,37 @@ const circleCIIssuerPrefix = "https://oidc.circleci.com/org/"
 // judge: this machine's clock may run ahead of AWS's.
 const clockSkew = time.Minute
 
-// WebIdentity is CircleCI's OIDC token for the job, with the claims push
-// read from it to explain a refusal. The token is a credential: it is sent
-// to STS and never printed, not even with --verbose. Push carries another
-// CI's token in it too, with CI and Job set.
-type WebIdentity struct {
-	Token string
-	// Variable is the environment variable it came from (another CI:
-	// where it came from, "GitHub's token endpoint").
-	Variable string
-	Claims   TokenClaims
-	// CI names another CI than CircleCI, for messages: "GitHub Actions";
-	// Job says which of its jobs the token stands for.
-	CI, Job string
-}
-
-// TokenClaims are what push reads from the token: none of it is secret.
-type TokenClaims struct {
-	Issuer   string
-	OrgID    string // from the issuer
-	Subject  string
-	Audience []string
-	Expires  time.Time
-	// ProjectID and VCSRef are CircleCI's own claims (VCSRef is the
-	// branch's ref, refs/heads/<branch>, when the pipeline has one).
-	ProjectID, VCSRef string
-}
+// The keys of CircleCI's own claims in a token's Claims.Extra.
+const (
+	ClaimOrgID     = "org-id"     // from the issuer
+	ClaimProjectID = "project-id" // oidc.circleci.com/project-id
+	// ClaimVCSRef is the branch's ref, refs/heads/<branch>, when the
+	// pipeline has one (oidc.circleci.com/vcs-ref).
+	ClaimVCSRef = "vcs-ref"
+)
 
 // ReadToken reads the claims of the token found in variable, without
 // checking its signature (STS does that), and refuses, before any call, a
 // token that is not a JWT, was not issued by CircleCI, was issued for
 // another organisation than trustedOrg (when known), or has expired at now.
 // Errors name the variable and never contain the token.
-func ReadToken(variable, token string, now time.Time, trustedOrg string) (*WebIdentity, error) {
+func ReadToken(variable, token string, now time.Time, trustedOrg string) (*ci.Token, error) {
 	var claims jwt.MapClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(token, &claims); err != nil {
 		// The parser's own message may quote part of the token: not shown.
 		return nil, clierror.Usagef("%s is not a JWT (three base64url parts separated by dots, as CircleCI sets it in each job): "+
 			"leave it to CircleCI rather than setting it yourself", variable)
 	}
-	c := TokenClaims{}
+	c := ci.Claims{}
 	c.Issuer, _ = claims.GetIssuer()
 	c.Subject, _ = claims.GetSubject()
-	aud, _ := claims.GetAudience()
-	c.Audience = aud
-	c.ProjectID, _ = claims["oidc.circleci.com/project-id"].(string)
-	c.VCSRef, _ = claims["oidc.circleci.com/vcs-ref"].(string)
+	c.Audience, _ = claims.GetAudience()
+	project, _ := claims["oidc.circleci.com/project-id"].(string)
+	ref, _ := claims["oidc.circleci.com/vcs-ref"].(string)
 	org, ok := strings.CutPrefix(c.Issuer, circleCIIssuerPrefix)
 	if !ok || org == "" || strings.Contains(org, "/") {
 		return nil, clierror.Usagef("%s was not issued by CircleCI: its issuer is %q, not %s<organization ID>", variable, c.Issuer, circleCIIssuerPrefix)
 	}
-	c.OrgID = org
 	if trustedOrg != "" && !strings.EqualFold(org, trustedOrg) {
 		return nil, clierror.Usagef("%s was issued for CircleCI organization %s (its issuer is %s), but the role trusts organization %s: "+
 			"push from a project of %s, or set the role up for %s", variable, org, c.Issuer, trustedOrg, trustedOrg, org)
@@ -89,35 +69,23 @@ func ReadToken(variable, token string, now time.Time, trustedOrg string) (*WebId
 		return nil, clierror.Usagef("%s expired at %s, %s ago: CircleCI's job tokens live one hour from the job's start, so push must run within it; rerun the job",
 			variable, c.Expires.UTC().Format(time.RFC3339), now.Sub(c.Expires).Round(time.Second))
 	}
-	return &WebIdentity{Token: token, Variable: variable, Claims: c}, nil
+	c.Job = describeJob(project, ref, c.Subject)
+	c.Extra = map[string]string{ClaimOrgID: org, ClaimProjectID: project, ClaimVCSRef: ref}
+	return &ci.Token{Raw: token, Source: variable, Claims: c}, nil
 }
 
-// Describe says which job the token stands for, for messages.
-func (w *WebIdentity) Describe() string {
-	if w.Job != "" {
-		return w.Job
-	}
-	return w.Claims.Describe()
-}
-
-// Describe says which job the token stands for, for messages.
-func (c TokenClaims) Describe() string {
+// describeJob says which job a token stands for, for messages: its
+// project and ref, else its subject.
+func describeJob(project, ref, subject string) string {
 	var parts []string
-	if c.ProjectID != "" {
-		parts = append(parts, "project "+c.ProjectID)
+	if project != "" {
+		parts = append(parts, "project "+project)
 	}
-	if c.VCSRef != "" {
-		parts = append(parts, "ref "+c.VCSRef)
+	if ref != "" {
+		parts = append(parts, "ref "+ref)
 	}
 	if len(parts) == 0 {
-		return "subject " + c.Subject
+		return "subject " + subject
 	}
 	return strings.Join(parts, ", ")
-}
-
-func (w *WebIdentity) String() string {
-	if w.CI != "" {
-		return fmt.Sprintf("the %s OIDC token from %s (%s)", w.CI, w.Variable, w.Describe())
-	}
-	return fmt.Sprintf("the OIDC token in %s (organization %s, %s)", w.Variable, w.Claims.OrgID, w.Claims.Describe())
 }

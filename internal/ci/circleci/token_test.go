@@ -18,11 +18,11 @@ func TestReadTokenClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := id.Claims
-	if c.OrgID != testOrg || c.ProjectID != testProject || c.VCSRef != "refs/heads/main" || !c.Expires.Equal(now.Add(50*time.Minute)) ||
+	if c.Extra[ClaimOrgID] != testOrg || c.Extra[ClaimProjectID] != testProject || c.Extra[ClaimVCSRef] != "refs/heads/main" || !c.Expires.Equal(now.Add(50*time.Minute)) ||
 		strings.Join(c.Audience, ",") != testOrg || !strings.HasPrefix(c.Subject, "org/"+testOrg+"/project/"+testProject+"/user/") {
 		t.Errorf("claims %+v", c)
 	}
-	if s := id.String(); strings.Contains(s, token[:20]) || !strings.Contains(s, "CIRCLE_OIDC_TOKEN_V2") || !strings.Contains(s, "ref refs/heads/main") {
+	if s := (Provider{}).Describe(id); strings.Contains(s, token[:20]) || !strings.Contains(s, "CIRCLE_OIDC_TOKEN_V2") || !strings.Contains(s, "ref refs/heads/main") {
 		t.Errorf("String() = %q", s)
 	}
 	// Without a known organisation any CircleCI organisation's token is read.
