@@ -2,6 +2,7 @@ package policies
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -31,7 +32,7 @@ func TrustsProvider(text, providerARN string) (trusts, readable bool) {
 				return true, true
 			}
 		}
-		anyone := contains(s.Principal.Federated, "*") || contains(s.Principal.AWS, "*")
+		anyone := slices.Contains(s.Principal.Federated, "*") || slices.Contains(s.Principal.AWS, "*")
 		if anyone && host != "" && s.Condition.tests(host) {
 			return true, true
 		}
@@ -47,15 +48,6 @@ func (c Condition) tests(host string) bool {
 			if strings.HasPrefix(strings.ToLower(k), strings.ToLower(host)+":") {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
 		}
 	}
 	return false

@@ -3,6 +3,7 @@ package resource
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -68,20 +69,11 @@ func (o *OIDCProvider) fail(doing, call string, err error) error {
 func (o *OIDCProvider) audiences() []string {
 	var out []string
 	for _, s := range o.Selectors {
-		if a := s.Audience(); !contains(out, a) {
+		if a := s.Audience(); !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Observe reads the provider; a teardown also lists the roles, to find
@@ -150,7 +142,7 @@ func (o *OIDCProvider) Describe() string {
 func (o *OIDCProvider) missing() []string {
 	var out []string
 	for _, a := range o.audiences() {
-		if !contains(o.clientIDs, a) {
+		if !slices.Contains(o.clientIDs, a) {
 			out = append(out, a)
 		}
 	}

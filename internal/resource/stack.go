@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"slices"
 	"strings"
 
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
@@ -356,7 +357,7 @@ func (st *Stack) Documents(id awsx.Identity) Documents {
 func issuersOfRole(id awsx.Identity, tags map[string]string, trust policies.Document) []string {
 	var out []string
 	add := func(url string) {
-		if !contains(out, url) {
+		if !slices.Contains(out, url) {
 			out = append(out, url)
 		}
 	}

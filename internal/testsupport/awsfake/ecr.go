@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -315,7 +316,7 @@ func (f *ECR) DescribeImages(ctx context.Context, in *ecr.DescribeImagesInput, _
 				if id.ImageDigest != nil && *id.ImageDigest != img.digest {
 					continue
 				}
-				if id.ImageTag != nil && !contains(img.tags, *id.ImageTag) {
+				if id.ImageTag != nil && !slices.Contains(img.tags, *id.ImageTag) {
 					continue
 				}
 				found = img
@@ -332,15 +333,6 @@ func (f *ECR) DescribeImages(ctx context.Context, in *ecr.DescribeImagesInput, _
 		return nil
 	})
 	return out, err
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // DeleteRepository deletes a repository, refusing one with images unless Force.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -330,7 +331,7 @@ func trustsToken(trust, providerARN, providerURL string, claims map[string]any) 
 		return false
 	}
 	for _, s := range d.statements {
-		if s.effect != "Allow" || !contains(s.actions, "sts:AssumeRoleWithWebIdentity") || !contains(s.principals["Federated"], providerARN) {
+		if s.effect != "Allow" || !slices.Contains(s.actions, "sts:AssumeRoleWithWebIdentity") || !slices.Contains(s.principals["Federated"], providerARN) {
 			continue
 		}
 		if conditionsHold(s.conditions, providerURL, claims) {

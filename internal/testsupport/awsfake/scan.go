@@ -3,6 +3,7 @@ package awsfake
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -76,7 +77,7 @@ func (a *Account) image(r *repo, id *ecrtypes.ImageIdentifier) (*image, error) {
 			if id.ImageDigest != nil && *id.ImageDigest != img.digest {
 				continue
 			}
-			if id.ImageTag != nil && !contains(img.tags, *id.ImageTag) {
+			if id.ImageTag != nil && !slices.Contains(img.tags, *id.ImageTag) {
 				continue
 			}
 			if id.ImageDigest != nil || id.ImageTag != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,7 +118,7 @@ func trusts(trust, principal string) bool {
 		return false
 	}
 	for _, s := range d.statements {
-		if s.effect != "Allow" || !contains(s.actions, "sts:AssumeRole") {
+		if s.effect != "Allow" || !slices.Contains(s.actions, "sts:AssumeRole") {
 			continue
 		}
 		for _, p := range s.principals["AWS"] {
